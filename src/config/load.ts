@@ -1,0 +1,70 @@
+/**
+ * Finds, reads and validates the relay's YAML config. The file is `--config FILE`, else
+ * $RELAY_CONFIG, else ./relay.yaml, else ./relay.example.yaml; with none of them the schema's
+ * defaults apply (the embedded default). Paths in the file are relative to the file.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { configSchema, type RelayConfig } from './schema.js';
+
+export class ConfigError extends Error {}
+
+/** The packaged config/ folder (bounce rules and other data shipped with Relay). */
+export const PACKAGED_CONFIG_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../config');
+
+export function findConfigFile(explicit?: string, cwd = process.cwd()): string | undefined {
+  if (explicit) return path.resolve(cwd, explicit);
+  if (process.env.RELAY_CONFIG) return path.resolve(cwd, process.env.RELAY_CONFIG);
+  for (const name of ['relay.yaml', 'relay.example.yaml']) {
+    const candidate = path.resolve(cwd, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+export function loadConfig(explicit?: string, cwd = process.cwd()): RelayConfig {
+  const file = findConfigFile(explicit, cwd);
+  let raw: unknown = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    const doc = YAML.parseDocument(text);
+    if (doc.errors.length > 0) {
+      throw new ConfigError(`${file}: invalid YAML: ${doc.errors[0]!.message}`);
+    }
+    raw = doc.toJS() ?? {};
+  }
+  return parseConfig(raw, file);
+}
+
+export function parseConfig(raw: unknown, file?: string): RelayConfig {
+  const source = file ?? '(embedded default)';
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const key = issue.path.length ? issue.path.join('.') : '(top level)';
+      return `  ${key}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid config in ${source}:\n${lines.join('\n')}`);
+  }
+  const baseDir = file ? path.dirname(file) : process.cwd();
+  const config = result.data;
+  const resolve = (p: string) => path.resolve(baseDir, p);
+  return {
+    ...config,
+    database: config.database === ':memory:' ? config.database : resolve(config.database),
+    tls: { cert: resolve(config.tls.cert), key: resolve(config.tls.key) },
+    bounces: {
+      ...config.bounces,
+      rules: config.bounces.rules ? resolve(config.bounces.rules) : path.join(PACKAGED_CONFIG_DIR, 'bounce-rules.yaml'),
+    },
+    source,
+    baseDir,
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * The shape of relay.yaml, validated with zod. Durations are written as text ("5m") and
+ * come out as milliseconds; relative paths are resolved against the config file by load.ts.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+const duration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const hostPort = z.string().regex(/^[^\s]+$/, 'expected "host" or "host:port"');
+
+const listener = z.strictObject({
+  name: z.string().min(1),
+  host: z.string().default('0.0.0.0'),
+  port: z.number().int().min(0).max(65535),
+  tls: z.enum(['implicit', 'starttls']),
+});
+
+export const configSchema = z.strictObject({
+  hostname: z.string().min(1).default('localhost'),
+  database: z.string().min(1).default('./data/relay.db'),
+  tls: z
+    .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+    .default({ cert: 'certs/relay.crt', key: 'certs/relay.key' }),
+  listeners: z.array(listener).min(1).default([
+    { name: 'smtps', host: '0.0.0.0', port: 465, tls: 'implicit' },
+    { name: 'submission', host: '0.0.0.0', port: 587, tls: 'starttls' },
+  ]),
+  limits: z
+    .strictObject({
+      max_message_bytes: z.number().int().positive().default(26_214_400),
+      max_recipients: z.number().int().positive().default(100),
+    })
+    .default({ max_message_bytes: 26_214_400, max_recipients: 100 }),
+  delivery: z
+    .strictObject({
+      dns_servers: z.array(hostPort).optional(),
+      smtp_port: z.number().int().min(1).max(65535).default(25),
+      tls: z.enum(['opportunistic', 'required', 'none']).default('opportunistic'),
+      retry_schedule: z.array(duration).min(1).prefault(['5m', '10m', '30m', '1h', '2h', '4h']),
+      max_queue_age: duration.prefault('5d'),
+      concurrency: z.number().int().positive().default(64),
+      per_domain_concurrency: z.number().int().positive().default(8),
+      connect_timeout: duration.prefault('30s'),
+      dns_timeout: duration.prefault('5s'),
+      /** How often the delivery loop looks for due work when nothing wakes it. */
+      poll_interval: duration.prefault('1s'),
+      /** How long an idle outbound connection is kept for reuse. */
+      idle_timeout: duration.prefault('10s'),
+      /** A claimed recipient whose attempt has not finished by then is free to be claimed again (crash recovery). */
+      lease: duration.prefault('10m'),
+      paused: z.boolean().default(false),
+    })
+    .prefault({}),
+  bounces: z
+    .strictObject({
+      notify_sender: z.boolean().default(false),
+      /** Classification rules; the packaged config/bounce-rules.yaml when absent. */
+      rules: z.string().optional(),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8025) })
+    .prefault({}),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .prefault({}),
+});
+
+export type RelayConfig = z.output<typeof configSchema> & {
+  /** The file the config was read from, or "(embedded default)". */
+  source: string;
+  /** Directory relative paths were resolved against. */
+  baseDir: string;
+};

@@ -1,0 +1,71 @@
+/** The SQLite schema. Statements are idempotent so every process can apply them at open. */
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages (
+  queue_id    TEXT PRIMARY KEY,
+  message_id  TEXT NOT NULL,
+  credential  TEXT NOT NULL,
+  mail_from   TEXT NOT NULL,
+  size        INTEGER NOT NULL,
+  body        BLOB,              -- dropped once every recipient is final
+  received_at INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recipients (
+  id              INTEGER PRIMARY KEY,
+  queue_id        TEXT NOT NULL REFERENCES messages(queue_id) ON DELETE CASCADE,
+  address         TEXT NOT NULL,
+  domain          TEXT NOT NULL,
+  status          TEXT NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER,
+  lease_until     INTEGER,       -- set while a delivery attempt owns the row; expires after a crash
+  last_code       INTEGER,
+  last_response   TEXT,
+  category        TEXT,
+  updated_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recipients_due ON recipients (next_attempt_at) WHERE status IN ('queued', 'deferred');
+CREATE INDEX IF NOT EXISTS recipients_queue ON recipients (queue_id);
+CREATE TABLE IF NOT EXISTS events (
+  id         INTEGER PRIMARY KEY,
+  queue_id   TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  recipient  TEXT NOT NULL,
+  domain     TEXT NOT NULL,
+  status     TEXT NOT NULL,
+  smtp_code  INTEGER,
+  response   TEXT,
+  category   TEXT,
+  at         INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_recipient ON events (recipient COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS events_queue ON events (queue_id);
+CREATE TABLE IF NOT EXISTS suppressions (
+  address    TEXT PRIMARY KEY,   -- lower-cased
+  reason     TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS domains (
+  name               TEXT PRIMARY KEY,
+  selector           TEXT NOT NULL,
+  algorithm          TEXT NOT NULL,
+  private_key_pem    TEXT NOT NULL,
+  public_key         TEXT NOT NULL,
+  verification_token TEXT NOT NULL,
+  verified_at        INTEGER,
+  checks             TEXT,
+  created_at         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credentials (
+  name          TEXT PRIMARY KEY,
+  username      TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  revoked_at    INTEGER
+);
+CREATE TABLE IF NOT EXISTS credential_domains (
+  credential TEXT NOT NULL REFERENCES credentials(name) ON DELETE CASCADE,
+  domain     TEXT NOT NULL,
+  PRIMARY KEY (credential, domain)
+);
+`;

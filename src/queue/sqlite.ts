@@ -1,0 +1,478 @@
+/**
+ * The SQLite implementation of Store. WAL mode with synchronous=FULL, so a committed
+ * transaction is on disk; submissions are group-committed (every enqueue waiting in the same
+ * tick shares one transaction and one fsync) so durability does not cap throughput at the
+ * disk's fsync rate. The CLI and a running relay open the same file side by side.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { RelayConfig } from '../config/schema.js';
+import { SCHEMA } from './schema.js';
+import {
+  type CredentialRecord,
+  type DeliveryJob,
+  type DomainRecord,
+  type EventFilter,
+  type EventRow,
+  type NewMessage,
+  type QueueEntry,
+  type RecipientOutcome,
+  type RecipientStatus,
+  type Stats,
+  type Store,
+  type Suppression,
+} from './store.js';
+
+const PENDING = `status IN ('queued','deferred')`;
+const iso = (ms: number | null) => (ms == null ? null : new Date(ms).toISOString());
+export const domainOf = (address: string) => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+const normaliseAddress = (address: string) => address.trim().toLowerCase();
+
+interface PendingEnqueue {
+  message: NewMessage;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export function openStore(config: Pick<RelayConfig, 'database'>): Store {
+  return new SqliteStore(config.database);
+}
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private pending: PendingEnqueue[] = [];
+  private flushScheduled = false;
+  private readonly stmt;
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmt = {
+      insertMessage: db.prepare(
+        `INSERT INTO messages (queue_id, message_id, credential, mail_from, size, body, received_at, expires_at)
+         VALUES (@queueId, @messageId, @credential, @mailFrom, @size, @body, @receivedAt, @expiresAt)`,
+      ),
+      insertRecipient: db.prepare(
+        `INSERT INTO recipients (queue_id, address, domain, status, next_attempt_at, updated_at)
+         VALUES (?, ?, ?, 'queued', ?, ?)`,
+      ),
+      insertEvent: db.prepare(
+        `INSERT INTO events (queue_id, message_id, recipient, domain, status, smtp_code, response, category, at)
+         VALUES (@queue_id, @message_id, @recipient, @domain, @status, @smtp_code, @response, @category, @at)`,
+      ),
+      due: db.prepare(
+        `SELECT r.id, r.queue_id, r.address, r.domain, r.attempts, m.message_id, m.mail_from, m.received_at, m.expires_at
+         FROM recipients r JOIN messages m ON m.queue_id = r.queue_id
+         WHERE r.${PENDING} AND r.next_attempt_at <= ? AND (r.lease_until IS NULL OR r.lease_until <= ?)
+         ORDER BY r.next_attempt_at LIMIT ?`,
+      ),
+      lease: db.prepare(`UPDATE recipients SET lease_until = ? WHERE id = ?`),
+      outcome: db.prepare(
+        `UPDATE recipients SET status = @status, attempts = attempts + 1, next_attempt_at = @next,
+           lease_until = NULL, last_code = @code, last_response = @response, category = @category, updated_at = @now
+         WHERE id = @id`,
+      ),
+      pendingCount: db.prepare(`SELECT count(*) AS n FROM recipients WHERE queue_id = ? AND ${PENDING}`),
+      dropBody: db.prepare(`UPDATE messages SET body = NULL WHERE queue_id = ?`),
+      suppress: db.prepare(`INSERT OR IGNORE INTO suppressions (address, reason, created_at) VALUES (?, ?, ?)`),
+      isSuppressed: db.prepare(`SELECT 1 FROM suppressions WHERE address = ?`),
+      body: db.prepare(`SELECT body FROM messages WHERE queue_id = ?`),
+      nextDue: db.prepare(`SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) AS t FROM recipients WHERE ${PENDING}`),
+      credentialByUsername: db.prepare(`SELECT * FROM credentials WHERE username = ? AND revoked_at IS NULL`),
+      credentialDomains: db.prepare(`SELECT domain FROM credential_domains WHERE credential = ? ORDER BY domain`),
+      domain: db.prepare(`SELECT * FROM domains WHERE name = ?`),
+    };
+  }
+
+  // ---- Queue -------------------------------------------------------------------------------
+
+  enqueue(message: NewMessage): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ message, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commits every enqueue that arrived since the last flush in one transaction. */
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    this.flushScheduled = false;
+    try {
+      this.db.transaction(() => {
+        for (const { message } of batch) {
+          this.stmt.insertMessage.run({ ...message, size: message.body.length });
+          for (const rcpt of message.recipients) {
+            this.stmt.insertRecipient.run(message.queueId, rcpt, domainOf(rcpt), message.receivedAt, message.receivedAt);
+            this.insertEvent({
+              queue_id: message.queueId,
+              message_id: message.messageId,
+              recipient: rcpt,
+              status: 'queued',
+              smtp_code: null,
+              response: null,
+              category: null,
+              at: message.receivedAt,
+            });
+          }
+        }
+      })();
+    } catch (err) {
+      for (const p of batch) p.reject(err as Error);
+      return;
+    }
+    for (const p of batch) p.resolve();
+  }
+
+  private insertEvent(event: Omit<EventRow, 'at'> & { at?: number }): void {
+    this.stmt.insertEvent.run({ ...event, domain: domainOf(event.recipient), at: event.at ?? Date.now() });
+  }
+
+  async recordEvent(event: Omit<EventRow, 'at'> & { at?: number }): Promise<void> {
+    this.insertEvent(event);
+  }
+
+  claimDue(now: number, limit: number, leaseMs: number): DeliveryJob[] {
+    type Row = {
+      id: number;
+      queue_id: string;
+      address: string;
+      domain: string;
+      attempts: number;
+      message_id: string;
+      mail_from: string;
+      received_at: number;
+      expires_at: number;
+    };
+    return this.db.transaction(() => {
+      const rows = this.stmt.due.all(now, now, limit) as Row[];
+      const jobs = new Map<string, DeliveryJob>();
+      for (const row of rows) {
+        this.stmt.lease.run(now + leaseMs, row.id);
+        const key = `${row.queue_id}\0${row.domain}`;
+        let job = jobs.get(key);
+        if (!job) {
+          job = {
+            queueId: row.queue_id,
+            messageId: row.message_id,
+            mailFrom: row.mail_from,
+            domain: row.domain,
+            recipients: [],
+            receivedAt: row.received_at,
+            expiresAt: row.expires_at,
+          };
+          jobs.set(key, job);
+        }
+        job.recipients.push({ id: row.id, address: row.address, attempts: row.attempts });
+      }
+      return [...jobs.values()];
+    }).immediate();
+  }
+
+  body(queueId: string): Buffer | undefined {
+    const row = this.stmt.body.get(queueId) as { body: Buffer | null } | undefined;
+    return row?.body ?? undefined;
+  }
+
+  recordOutcomes(job: DeliveryJob, outcomes: RecipientOutcome[]): void {
+    const now = Date.now();
+    const byId = new Map(job.recipients.map((r) => [r.id, r.address]));
+    this.db.transaction(() => {
+      for (const o of outcomes) {
+        const address = byId.get(o.recipientId);
+        if (address === undefined) continue;
+        this.stmt.outcome.run({
+          id: o.recipientId,
+          status: o.status,
+          next: o.status === 'deferred' ? (o.nextAttemptAt ?? now) : null,
+          code: o.smtpCode ?? null,
+          response: o.response ?? null,
+          category: o.category ?? null,
+          now,
+        });
+        this.insertEvent({
+          queue_id: job.queueId,
+          message_id: job.messageId,
+          recipient: address,
+          status: o.status,
+          smtp_code: o.smtpCode ?? null,
+          response: o.response ?? null,
+          category: o.category ?? null,
+          at: now,
+        });
+        if (o.status === 'bounced') {
+          this.stmt.suppress.run(normaliseAddress(address), o.response ?? 'bounced', now);
+        }
+      }
+      if ((this.stmt.pendingCount.get(job.queueId) as { n: number }).n === 0) this.stmt.dropBody.run(job.queueId);
+    })();
+  }
+
+  nextDueAt(): number | null {
+    return (this.stmt.nextDue.get() as { t: number | null }).t;
+  }
+
+  listQueue(): QueueEntry[] {
+    const messages = this.db
+      .prepare(
+        `SELECT * FROM messages WHERE queue_id IN (SELECT DISTINCT queue_id FROM recipients WHERE ${PENDING})
+         ORDER BY received_at`,
+      )
+      .all() as {
+      queue_id: string;
+      message_id: string;
+      credential: string;
+      mail_from: string;
+      size: number;
+      received_at: number;
+    }[];
+    const recipients = this.db.prepare(`SELECT * FROM recipients WHERE queue_id = ? ORDER BY id`);
+    return messages.map((m) => ({
+      queueId: m.queue_id,
+      messageId: m.message_id,
+      credential: m.credential,
+      mailFrom: m.mail_from,
+      size: m.size,
+      receivedAt: m.received_at,
+      recipients: (recipients.all(m.queue_id) as Record<string, unknown>[]).map((r) => ({
+        address: r.address as string,
+        status: r.status as RecipientStatus,
+        attempts: r.attempts as number,
+        nextAttemptAt: r.next_attempt_at as number | null,
+        lastCode: r.last_code as number | null,
+        lastResponse: r.last_response as string | null,
+      })),
+    }));
+  }
+
+  retry(queueId: string): boolean {
+    if (!this.db.prepare(`SELECT 1 FROM messages WHERE queue_id = ?`).get(queueId)) return false;
+    this.db
+      .prepare(`UPDATE recipients SET next_attempt_at = ?, lease_until = NULL WHERE queue_id = ? AND ${PENDING}`)
+      .run(Date.now(), queueId);
+    return true;
+  }
+
+  delete(queueId: string): boolean {
+    return this.db.prepare(`DELETE FROM messages WHERE queue_id = ?`).run(queueId).changes > 0;
+  }
+
+  events(filter: EventFilter = {}): EventRow[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.recipient) {
+      where.push('recipient = ? COLLATE NOCASE');
+      args.push(filter.recipient);
+    }
+    if (filter.status) {
+      where.push('status = ?');
+      args.push(filter.status);
+    }
+    if (filter.queueId) {
+      where.push('queue_id = ?');
+      args.push(filter.queueId);
+    }
+    const sql = `SELECT queue_id, message_id, recipient, status, smtp_code, response, category, at FROM events
+      ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
+    args.push(filter.limit ?? -1);
+    return (this.db.prepare(sql).all(...args) as (Omit<EventRow, 'at'> & { at: number })[]).map((e) => ({
+      ...e,
+      at: iso(e.at)!,
+    }));
+  }
+
+  stats(): Stats {
+    const byStatus = Object.fromEntries(
+      (['queued', 'delivered', 'deferred', 'bounced', 'expired', 'suppressed'] as const).map((s) => [s, 0]),
+    ) as Record<RecipientStatus, number>;
+    const byDomain: Stats['byDomain'] = {};
+    const add = (domain: string, status: RecipientStatus, n: number) => {
+      byStatus[status] += n;
+      const counts = (byDomain[domain] ??= {});
+      counts[status] = (counts[status] ?? 0) + n;
+    };
+    const rows = this.db
+      .prepare(
+        `SELECT domain, status, count(*) AS n FROM recipients GROUP BY domain, status
+         UNION ALL
+         SELECT domain, status, count(*) AS n FROM events WHERE status = 'suppressed' GROUP BY domain`,
+      )
+      .all() as { domain: string; status: RecipientStatus; n: number }[];
+    for (const row of rows) add(row.domain, row.status, row.n);
+    const queue = this.db
+      .prepare(
+        `SELECT count(DISTINCT r.queue_id) AS messages, count(*) AS recipients, min(m.received_at) AS oldest
+         FROM recipients r JOIN messages m ON m.queue_id = r.queue_id WHERE r.${PENDING}`,
+      )
+      .get() as { messages: number; recipients: number; oldest: number | null };
+    return {
+      byStatus,
+      byDomain,
+      queue: { messages: queue.messages, recipientsPending: queue.recipients, oldestReceivedAt: iso(queue.oldest) },
+    };
+  }
+
+  // ---- Suppression list --------------------------------------------------------------------
+
+  isSuppressed(address: string): boolean {
+    return this.stmt.isSuppressed.get(normaliseAddress(address)) !== undefined;
+  }
+
+  listSuppressions(): Suppression[] {
+    return (
+      this.db.prepare(`SELECT address, reason, created_at FROM suppressions ORDER BY created_at, address`).all() as {
+        address: string;
+        reason: string;
+        created_at: number;
+      }[]
+    ).map((s) => ({ address: s.address, reason: s.reason, createdAt: iso(s.created_at)! }));
+  }
+
+  addSuppression(address: string, reason: string): boolean {
+    return this.stmt.suppress.run(normaliseAddress(address), reason, Date.now()).changes > 0;
+  }
+
+  removeSuppression(address: string): boolean {
+    return this.db.prepare(`DELETE FROM suppressions WHERE address = ?`).run(normaliseAddress(address)).changes > 0;
+  }
+
+  // ---- Sender domains ----------------------------------------------------------------------
+
+  addDomain(domain: Omit<DomainRecord, 'createdAt' | 'verifiedAt' | 'verified' | 'checks'>): void {
+    this.db
+      .prepare(
+        `INSERT INTO domains (name, selector, algorithm, private_key_pem, public_key, verification_token, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        domain.name.toLowerCase(),
+        domain.selector,
+        domain.algorithm,
+        domain.privateKeyPem,
+        domain.publicKey,
+        domain.verificationToken,
+        Date.now(),
+      );
+  }
+
+  getDomain(name: string): DomainRecord | undefined {
+    const row = this.stmt.domain.get(name.toLowerCase()) as DomainRow | undefined;
+    return row && toDomain(row);
+  }
+
+  listDomains(): DomainRecord[] {
+    return (this.db.prepare(`SELECT * FROM domains ORDER BY name`).all() as DomainRow[]).map(toDomain);
+  }
+
+  setDomainVerification(name: string, verified: boolean, checks: Record<string, unknown>): void {
+    this.db
+      .prepare(
+        `UPDATE domains SET verified_at = CASE WHEN ? THEN coalesce(verified_at, ?) ELSE NULL END, checks = ? WHERE name = ?`,
+      )
+      .run(verified ? 1 : 0, Date.now(), JSON.stringify(checks), name.toLowerCase());
+  }
+
+  removeDomain(name: string): boolean {
+    return this.db.transaction(() => {
+      this.db.prepare(`DELETE FROM credential_domains WHERE domain = ?`).run(name.toLowerCase());
+      return this.db.prepare(`DELETE FROM domains WHERE name = ?`).run(name.toLowerCase()).changes > 0;
+    })();
+  }
+
+  // ---- Credentials -------------------------------------------------------------------------
+
+  addCredential(cred: Omit<CredentialRecord, 'createdAt' | 'revokedAt'>): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare(`INSERT INTO credentials (name, username, password_hash, created_at) VALUES (?, ?, ?, ?)`)
+        .run(cred.name, cred.username, cred.passwordHash, Date.now());
+      const link = this.db.prepare(`INSERT INTO credential_domains (credential, domain) VALUES (?, ?)`);
+      for (const domain of new Set(cred.domains.map((d) => d.toLowerCase()))) link.run(cred.name, domain);
+    })();
+  }
+
+  credentialByUsername(username: string): CredentialRecord | undefined {
+    const row = this.stmt.credentialByUsername.get(username) as CredentialRow | undefined;
+    return row && this.toCredential(row);
+  }
+
+  getCredential(name: string): CredentialRecord | undefined {
+    const row = this.db.prepare(`SELECT * FROM credentials WHERE name = ?`).get(name) as CredentialRow | undefined;
+    return row && this.toCredential(row);
+  }
+
+  listCredentials(): CredentialRecord[] {
+    return (this.db.prepare(`SELECT * FROM credentials ORDER BY name`).all() as CredentialRow[]).map((r) =>
+      this.toCredential(r),
+    );
+  }
+
+  revokeCredential(name: string): boolean {
+    return (
+      this.db
+        .prepare(`UPDATE credentials SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL`)
+        .run(Date.now(), name).changes > 0
+    );
+  }
+
+  private toCredential(row: CredentialRow): CredentialRecord {
+    return {
+      name: row.name,
+      username: row.username,
+      passwordHash: row.password_hash,
+      domains: (this.stmt.credentialDomains.all(row.name) as { domain: string }[]).map((d) => d.domain),
+      createdAt: iso(row.created_at)!,
+      revokedAt: iso(row.revoked_at),
+    };
+  }
+
+  close(): void {
+    if (this.pending.length) this.flush();
+    this.db.close();
+  }
+}
+
+interface DomainRow {
+  name: string;
+  selector: string;
+  algorithm: 'rsa' | 'ed25519';
+  private_key_pem: string;
+  public_key: string;
+  verification_token: string;
+  verified_at: number | null;
+  checks: string | null;
+  created_at: number;
+}
+
+interface CredentialRow {
+  name: string;
+  username: string;
+  password_hash: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+function toDomain(row: DomainRow): DomainRecord {
+  return {
+    name: row.name,
+    selector: row.selector,
+    algorithm: row.algorithm,
+    privateKeyPem: row.private_key_pem,
+    publicKey: row.public_key,
+    verificationToken: row.verification_token,
+    verified: row.verified_at != null,
+    checks: row.checks ? (JSON.parse(row.checks) as Record<string, unknown>) : null,
+    createdAt: iso(row.created_at)!,
+    verifiedAt: iso(row.verified_at),
+  };
+}

@@ -17,6 +17,11 @@ export function isTemporaryDnsError(err: unknown): boolean {
   return TEMPORARY_CODES.has((err as NodeJS.ErrnoException)?.code ?? '');
 }
 
+/** NXDOMAIN: the name does not exist at all. */
+export function isNxDomainError(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'ENOTFOUND';
+}
+
 /** NXDOMAIN or "no records of that type". */
 export function isNoDataError(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException)?.code;

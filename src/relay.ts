@@ -1,0 +1,55 @@
+/**
+ * Assembles a running relay: the store, the submission listeners, the signer and the delivery
+ * loop. `relay serve` and the tests start it the same way.
+ */
+import type { RelayConfig } from './config/schema.js';
+import { loadBounceRules } from './bounces/classify.js';
+import { DeliveryLoop } from './delivery/loop.js';
+import { createLogger, type Logger } from './log.js';
+import { openStore } from './queue/sqlite.js';
+import type { Store } from './queue/store.js';
+import { DkimSigner } from './signing/dkim.js';
+import { SubmissionServer } from './submission/server.js';
+import { loadOrCreateCertificate } from './submission/tls.js';
+
+export interface RunningRelay {
+  config: RelayConfig;
+  store: Store;
+  /** Bound port of each listener by name (useful when the config asks for port 0). */
+  ports: Record<string, number>;
+  stop(): Promise<void>;
+}
+
+export async function startRelay(config: RelayConfig, options: { logger?: Logger } = {}): Promise<RunningRelay> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const rules = loadBounceRules(config.bounces.rules!);
+  const tls = await loadOrCreateCertificate(config.tls, config.hostname, logger);
+  const store = openStore(config);
+  const delivery = new DeliveryLoop({ store, config, logger, rules });
+  const signer = new DkimSigner();
+  const servers = config.listeners.map(
+    (listener) => new SubmissionServer(listener, { config, store, signer, logger, tls, onQueued: () => delivery.wake() }),
+  );
+  const ports: Record<string, number> = {};
+  try {
+    for (const server of servers) ports[server.listener.name] = await server.listen();
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.close()));
+    store.close();
+    throw err;
+  }
+  delivery.start();
+  logger.info({ config: config.source, listeners: ports, database: config.database }, 'relay started');
+
+  return {
+    config,
+    store,
+    ports,
+    async stop() {
+      await Promise.all(servers.map((s) => s.close()));
+      await delivery.stop();
+      store.close();
+      logger.info('relay stopped');
+    },
+  };
+}

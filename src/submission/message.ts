@@ -1,0 +1,122 @@
+/**
+ * The cleanup step (Postfix's "cleanup"): line endings normalised to CRLF, the header block
+ * read just enough for policy (From, Sender, Message-ID, Date; no MIME parse), and the trace
+ * and missing headers added. Signing comes after this, on exactly these bytes.
+ */
+import { randomUUID } from 'node:crypto';
+import addressparser from 'nodemailer/lib/addressparser';
+import { reply } from './replies.js';
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** Rewrites bare CR and bare LF as CRLF; returns the input itself when it has none. */
+export function normaliseLineEndings(input: Buffer): Buffer {
+  let bare = 0;
+  for (let i = 0; i < input.length; i++) {
+    const c = input[i];
+    if (c === CR) {
+      if (input[i + 1] === LF) i++;
+      else bare++;
+    } else if (c === LF) bare++;
+  }
+  if (bare === 0) return input;
+  const out = Buffer.allocUnsafe(input.length + bare);
+  let o = 0;
+  for (let i = 0; i < input.length; i++) {
+    const c = input[i]!;
+    if (c === CR || c === LF) {
+      out[o++] = CR;
+      out[o++] = LF;
+      if (c === CR && input[i + 1] === LF) i++;
+    } else out[o++] = c;
+  }
+  return out.subarray(0, o);
+}
+
+export interface HeaderField {
+  /** Lower-cased field name. */
+  name: string;
+  value: string;
+}
+
+/** The header fields (unfolded) and where the body starts. A message with no blank line is all header. */
+export function readHeader(message: Buffer): { fields: HeaderField[]; headerEnd: number } {
+  const blank = message.indexOf('\r\n\r\n');
+  const headerEnd = blank === -1 ? message.length : blank + 2;
+  const fields: HeaderField[] = [];
+  for (const line of message.toString('utf8', 0, headerEnd).split('\r\n')) {
+    if (line === '') continue;
+    if ((line[0] === ' ' || line[0] === '\t') && fields.length) {
+      fields[fields.length - 1]!.value += line;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    fields.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
+  }
+  return { fields, headerEnd };
+}
+
+export function addressesIn(value: string): string[] {
+  return addressparser(value, { flatten: true })
+    .map((a) => ('address' in a ? (a.address ?? '') : ''))
+    .filter((a) => a !== '');
+}
+
+export function rfc5322Date(at = new Date()): string {
+  return at.toUTCString().replace(/GMT$/, '+0000');
+}
+
+export interface PreparedMessage {
+  /** The message with Relay's headers added, ready to sign. */
+  bytes: Buffer;
+  messageId: string;
+  /** Header From addresses (at least one) and Sender, for the sender policy. */
+  from: string[];
+  sender: string | undefined;
+}
+
+export interface TraceInfo {
+  queueId: string;
+  hostname: string;
+  heloName: string;
+  clientAddress: string;
+  clientHostname: string;
+  tls: boolean;
+}
+
+/** Throws an SmtpReply when the message cannot be accepted as it is. */
+export function prepareMessage(raw: Buffer, trace: TraceInfo): PreparedMessage {
+  const message = normaliseLineEndings(raw);
+  const { fields } = readHeader(message);
+  const field = (name: string) => fields.filter((f) => f.name === name);
+
+  const fromFields = field('from');
+  if (fromFields.length !== 1) {
+    throw reply(550, '5.6.0', fromFields.length ? 'message has more than one From header' : 'message has no From header');
+  }
+  const from = addressesIn(fromFields[0]!.value);
+  if (from.length === 0) throw reply(550, '5.6.0', `From header has no address: ${fromFields[0]!.value.slice(0, 100)}`);
+  const senderField = field('sender')[0];
+  const sender = senderField ? addressesIn(senderField.value)[0] : undefined;
+
+  const added: string[] = [
+    `Received: from ${trace.heloName} (${trace.clientHostname} [${trace.clientAddress}])\r\n` +
+      `\tby ${trace.hostname} (Relay) with ${trace.tls ? 'ESMTPSA' : 'ESMTPA'} id ${trace.queueId};\r\n` +
+      `\t${rfc5322Date()}`,
+  ];
+  let messageId = field('message-id')[0]?.value;
+  if (!messageId) {
+    messageId = `<${randomUUID()}@${trace.hostname}>`;
+    added.push(`Message-ID: ${messageId}`);
+  }
+  if (field('date').length === 0) added.push(`Date: ${rfc5322Date()}`);
+
+  return {
+    bytes: Buffer.concat([Buffer.from(added.join('\r\n') + '\r\n'), message]),
+    messageId,
+    from,
+    sender,
+  };
+}

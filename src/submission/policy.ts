@@ -1,0 +1,25 @@
+/**
+ * Sender policy: the envelope sender and the header From/Sender must be in a domain that the
+ * credential may send for and that has passed `relay domain verify`.
+ */
+import type { CredentialRecord, Store } from '../queue/store.js';
+import { reply, type SmtpReply } from './replies.js';
+
+export function domainOfAddress(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
+/** Undefined when `address` may be used by `credential`, else the 550 5.7.1 refusal. */
+export function checkSender(
+  store: Store,
+  credential: CredentialRecord,
+  address: string,
+  field: string,
+): SmtpReply | undefined {
+  if (!address.includes('@')) return reply(550, '5.7.1', `${field} <${address}> has no domain`);
+  const domain = domainOfAddress(address);
+  if (!credential.domains.includes(domain) || !store.getDomain(domain)?.verified) {
+    return reply(550, '5.7.1', `sender domain ${domain} is not verified for credential ${credential.name} (${field})`);
+  }
+  return undefined;
+}

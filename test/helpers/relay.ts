@@ -1,0 +1,86 @@
+/**
+ * Starts a real relay in-process on loopback with a config file in a fresh temp directory,
+ * plus shortcuts to set up what an operator would with the CLI (a verified domain, a credential).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { loadConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+import { startRelay, type RunningRelay } from '../../src/relay.js';
+import { dnsRecords, newVerificationToken } from '../../src/domains/records.js';
+import { generateDkimKey, type DkimAlgorithm } from '../../src/signing/dkim.js';
+import { hashPassword } from '../../src/submission/password.js';
+import type { Store } from '../../src/queue/store.js';
+
+export type ConfigOverrides = Record<string, unknown>;
+
+function merge(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const current = out[key];
+    out[key] =
+      value && typeof value === 'object' && !Array.isArray(value) && current && typeof current === 'object' && !Array.isArray(current)
+        ? merge(current as Record<string, unknown>, value as Record<string, unknown>)
+        : value;
+  }
+  return out;
+}
+
+/** Writes relay.yaml into a new temp dir (loopback listeners on free ports) and returns its path. */
+export function writeTestConfig(overrides: ConfigOverrides = {}, dir = mkdtempSync(path.join(tmpdir(), 'relay-test-'))): string {
+  const base = {
+    hostname: 'relay.test',
+    database: './relay.db',
+    tls: { cert: 'certs/relay.crt', key: 'certs/relay.key' },
+    listeners: [
+      { name: 'smtps', host: '127.0.0.1', port: 0, tls: 'implicit' },
+      { name: 'submission', host: '127.0.0.1', port: 0, tls: 'starttls' },
+    ],
+    delivery: { paused: true, retry_schedule: ['1s'], poll_interval: '100ms', connect_timeout: '2s', dns_timeout: '1s' },
+    log: { level: 'silent' },
+  };
+  const file = path.join(dir, 'relay.yaml');
+  writeFileSync(file, YAML.stringify(merge(base, overrides)));
+  return file;
+}
+
+export interface TestRelay extends RunningRelay {
+  configFile: string;
+  dir: string;
+}
+
+export async function startTestRelay(overrides: ConfigOverrides = {}): Promise<TestRelay> {
+  const configFile = writeTestConfig(overrides);
+  const config = loadConfig(configFile);
+  const relay = await startRelay(config, { logger: createLogger(config.log.level) });
+  return { ...relay, configFile, dir: path.dirname(configFile) };
+}
+
+/** What `relay domain add` + a passing `relay domain verify` leave in the store. Returns the DNS records to publish. */
+export function addSenderDomain(
+  store: Store,
+  name: string,
+  options: { verified?: boolean; algorithm?: DkimAlgorithm; selector?: string; hostname?: string } = {},
+) {
+  const key = generateDkimKey(options.algorithm ?? 'rsa');
+  const domain = {
+    name,
+    selector: options.selector ?? 'relay',
+    algorithm: options.algorithm ?? 'rsa',
+    privateKeyPem: key.privateKeyPem,
+    publicKey: key.publicKey,
+    verificationToken: newVerificationToken(),
+  } as const;
+  store.addDomain(domain);
+  if (options.verified ?? true) store.setDomainVerification(name, true, {});
+  return dnsRecords(domain, options.hostname ?? 'relay.test');
+}
+
+/** What `relay credential add` does; returns the password it would print once. */
+export function addCredential(store: Store, name: string, domains: string[]): { username: string; password: string } {
+  const password = `pw-${name}-${Math.random().toString(36).slice(2)}`;
+  store.addCredential({ name, username: name, passwordHash: hashPassword(password), domains });
+  return { username: name, password };
+}

@@ -1,0 +1,47 @@
+/**
+ * The `relay` command line (bin/relay.js runs this). Exit status: 0 success, 1 an operational
+ * error (printed as one line `relay: <message>`), 2 a usage or config error.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/load.js';
+import { createCli } from './context.js';
+import { registerCredentialCommands } from './credential.js';
+import { registerDomainCommands } from './domain.js';
+import { registerEventsCommand } from './events.js';
+import { registerQueueCommands } from './queue.js';
+import { registerServeCommand } from './serve.js';
+import { registerStatsCommand } from './stats.js';
+import { registerSuppressionCommands } from './suppression.js';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('relay')
+  .description('Relay: self-hosted SMTP submission relay')
+  .version(version)
+  .option('--config <file>', 'config file (default: $RELAY_CONFIG, else ./relay.yaml, else ./relay.example.yaml)')
+  // Set before adding commands so every subcommand inherits them.
+  .exitOverride()
+  .showHelpAfterError('(add --help for usage)');
+
+const cli = createCli(program);
+registerServeCommand(program, cli);
+registerDomainCommands(program, cli);
+registerCredentialCommands(program, cli);
+registerQueueCommands(program, cli);
+registerEventsCommand(program, cli);
+registerSuppressionCommands(program, cli);
+registerStatsCommand(program, cli);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = exitStatus(err);
+}
+
+function exitStatus(err: unknown): number {
+  // Commander has already printed its own message (or the help/version text).
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+  process.stderr.write(`relay: ${err instanceof Error ? err.message : String(err)}\n`);
+  return err instanceof ConfigError ? 2 : 1;
+}

@@ -1,0 +1,136 @@
+/**
+ * One delivery attempt for one DeliveryJob (a message's recipients at one domain), as ordered
+ * steps with early exits: resolve the domain's mail hosts, get a session host by host, run one
+ * MAIL/RCPT.../DATA transaction, then turn each recipient's reply into an outcome.
+ */
+import { isAscii } from 'node:buffer';
+import { classify, type BounceRules } from '../bounces/classify.js';
+import type { RelayConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { DeliveryJob, RecipientOutcome } from '../queue/store.js';
+import { resolveDestinations, type Destination } from './mx.js';
+import { SessionError, type ConnectionPool, type Session } from './pool.js';
+import { isSuccess, parseReply, replyFromError, type Reply } from './reply.js';
+import type { Resolver } from './resolver.js';
+import { scheduleRetry } from './retry.js';
+
+export interface AttemptContext {
+  config: RelayConfig;
+  resolver: Resolver;
+  pool: ConnectionPool;
+  rules: BounceRules;
+  logger: Logger;
+}
+
+export async function attemptDelivery(job: DeliveryJob, body: Buffer, ctx: AttemptContext): Promise<RecipientOutcome[]> {
+  const mx = await resolveDestinations(ctx.resolver, job.domain);
+  if (!mx.ok) return outcomesFor(job, () => ({ code: mx.failure.code, text: mx.failure.response }), ctx);
+
+  const connected = await connect(mx.destinations, job, ctx);
+  if ('failure' in connected) return outcomesFor(job, () => connected.failure, ctx);
+
+  const replies = await transact(connected.session, job, body, ctx.pool);
+  return outcomesFor(job, (address) => replies.get(address)!, ctx);
+}
+
+/** A reused session to any of the hosts, else a new one, trying hosts and their addresses in order. */
+async function connect(
+  destinations: Destination[],
+  job: DeliveryJob,
+  ctx: AttemptContext,
+): Promise<{ session: Session } | { failure: Reply }> {
+  const reused = await ctx.pool.reuse(destinations.map((d) => d.host));
+  if (reused) return { session: reused };
+  let failure: Reply = { text: `4.4.1 no mail host for ${job.domain} could be reached` };
+  for (const { host, addresses } of destinations) {
+    for (const address of addresses) {
+      try {
+        return { session: await ctx.pool.open(host, address) };
+      } catch (err) {
+        if (!(err instanceof SessionError)) throw err;
+        failure = err.reply;
+        ctx.logger.info({ queueId: job.queueId, recipientDomain: job.domain, host, address, reply: failure.text }, 'mail host unusable, trying the next');
+      }
+    }
+  }
+  return { failure };
+}
+
+/** Runs the transaction and hands the session back, for reuse only when it ended cleanly. */
+async function transact(session: Session, job: DeliveryJob, body: Buffer, pool: ConnectionPool): Promise<Map<string, Reply>> {
+  let reusable = false;
+  try {
+    const replies = await exchange(session, job, body);
+    reusable = session.alive;
+    return replies;
+  } finally {
+    pool.release(session, reusable);
+  }
+}
+
+/**
+ * One transaction with every recipient of the job. Each recipient ends up with its own RCPT
+ * reply when the server refused it there, else with the reply that decided the message
+ * (the final reply after DATA, or the failure of MAIL, DATA or the connection).
+ */
+async function exchange(session: Session, job: DeliveryJob, body: Buffer): Promise<Map<string, Reply>> {
+  const to = job.recipients.map((r) => r.address);
+  const envelope = { from: job.mailFrom, to, size: body.length, use8BitMime: !isAscii(body) };
+  const replies = new Map<string, Reply>();
+  try {
+    const info = await send(session, envelope, body);
+    const final = parseReply(info.response);
+    for (const address of to) replies.set(address, final);
+    for (const err of info.rejectedErrors ?? []) replies.set(recipientOf(err), replyFromError(err, session.peer));
+  } catch (err) {
+    const whole = replyFromError(err, session.peer);
+    for (const address of to) replies.set(address, whole);
+    // After a refused MAIL FROM the RCPT replies only say "no transaction" (with PIPELINING).
+    if ((err as { command?: string }).command !== 'MAIL FROM') {
+      for (const rcptErr of rejectedAtRcpt(session)) replies.set(recipientOf(rcptErr), replyFromError(rcptErr, session.peer));
+    }
+  }
+  return replies;
+}
+
+type SendInfo = { response: string; rejectedErrors?: Error[] };
+
+function send(session: Session, envelope: { from: string; to: string[]; size: number; use8BitMime: boolean }, body: Buffer): Promise<SendInfo> {
+  return new Promise((resolve, reject) => session.connection.send(envelope, body, (err, info) => (err ? reject(err) : resolve(info!))));
+}
+
+/**
+ * The RCPT refusals of the last transaction. nodemailer attaches them to a successful result
+ * and to an all-refused error, but not to a failure at DATA, so they are read from its
+ * envelope state (a private field; empty if a nodemailer release renames it).
+ */
+function rejectedAtRcpt(session: Session): Error[] {
+  const envelope = (session.connection as unknown as { _envelope?: { rejectedErrors?: Error[] } })._envelope;
+  return envelope?.rejectedErrors ?? [];
+}
+
+const recipientOf = (err: Error) => (err as Error & { recipient: string }).recipient;
+
+/** Maps each recipient's reply to delivered, bounced, deferred or expired. */
+function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx: AttemptContext): RecipientOutcome[] {
+  const now = Date.now();
+  return job.recipients.map((recipient) => {
+    const reply = replyFor(recipient.address);
+    const base = { recipientId: recipient.id, smtpCode: reply.code, response: reply.text };
+    if (isSuccess(reply)) return { ...base, status: 'delivered' };
+    const { category, permanent } = classify(ctx.rules, reply.code, reply.text);
+    if (permanent) return { ...base, status: 'bounced', category };
+    const retry = scheduleRetry({
+      schedule: ctx.config.delivery.retry_schedule,
+      attempt: recipient.attempts + 1,
+      now,
+      expiresAt: job.expiresAt,
+    });
+    return { ...base, category, ...retry };
+  });
+}
+
+/** Every recipient with the same failure reply, for failures outside the delivery steps. */
+export function outcomesForReply(job: DeliveryJob, reply: Reply, ctx: AttemptContext): RecipientOutcome[] {
+  return outcomesFor(job, () => reply, ctx);
+}

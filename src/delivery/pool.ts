@@ -1,0 +1,212 @@
+/**
+ * Outbound SMTP sessions and the limits on them. A session to an MX host is kept open after a
+ * message for the next one to the same host (RSET before reuse, QUIT after
+ * delivery.idle_timeout idle); deliveries wait for a slot under delivery.concurrency in all and
+ * delivery.per_domain_concurrency per recipient domain, and each holds at most one session.
+ */
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { RelayConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { replyFromError, type Reply } from './reply.js';
+
+/** Inactivity allowed within a transaction; RFC 5321 section 4.5.3.2 suggests 5 to 10 minutes. */
+const SOCKET_TIMEOUT = 5 * 60_000;
+
+export class Session {
+  constructor(
+    readonly host: string,
+    readonly address: string,
+    readonly connection: SMTPConnection,
+  ) {}
+
+  get alive(): boolean {
+    return !this.connection.destroyed;
+  }
+
+  /** For replies the server never sent: "mx.example.test[192.0.2.1]:25". */
+  get peer(): string {
+    return `${this.host}[${this.address}]:${this.connection.port}`;
+  }
+}
+
+/** A host that could not be used for this delivery; the next host is tried. */
+export class SessionError extends Error {
+  constructor(readonly reply: Reply) {
+    super(reply.text);
+  }
+}
+
+export class PoolClosedError extends Error {
+  constructor() {
+    super('delivery is stopping');
+  }
+}
+
+interface Waiter {
+  domain: string;
+  grant: (release: () => void) => void;
+  refuse: (err: Error) => void;
+}
+
+export class ConnectionPool {
+  private readonly sessions = new Set<Session>();
+  private readonly idle = new Map<Session, NodeJS.Timeout>();
+  private readonly waiting: Waiter[] = [];
+  private readonly activeByDomain = new Map<string, number>();
+  private active = 0;
+  private closed = false;
+
+  constructor(
+    private readonly config: RelayConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Waits for a delivery slot for a recipient domain; call the returned function when done. */
+  slot(domain: string): Promise<() => void> {
+    if (this.closed) return Promise.reject(new PoolClosedError());
+    return new Promise((grant, refuse) => {
+      this.waiting.push({ domain, grant, refuse });
+      this.grantSlots();
+    });
+  }
+
+  /** An idle session to one of the hosts, first host first, that still answers RSET. */
+  async reuse(hosts: readonly string[]): Promise<Session | undefined> {
+    for (const host of hosts) {
+      for (const session of [...this.idle.keys()].filter((s) => s.host === host)) {
+        // Another delivery may have taken it while this one waited for an RSET reply.
+        if (!this.idle.has(session)) continue;
+        this.unidle(session);
+        if (await reset(session)) return session;
+        this.discard(session);
+      }
+    }
+    return undefined;
+  }
+
+  /** Opens a session to one address of a host; SessionError when the host cannot be used. */
+  async open(host: string, address: string): Promise<Session> {
+    if (this.closed) throw new PoolClosedError();
+    this.makeRoom();
+    const { delivery } = this.config;
+    const connection = new SMTPConnection({
+      host: address,
+      port: delivery.smtp_port,
+      name: this.config.hostname,
+      ignoreTLS: delivery.tls === 'none',
+      opportunisticTLS: delivery.tls === 'opportunistic',
+      // Encryption without authentication, as between MTAs without MTA-STS or DANE:
+      // MX certificates are commonly self-signed or for another name.
+      tls: { rejectUnauthorized: false, servername: host },
+      connectionTimeout: delivery.connect_timeout,
+      greetingTimeout: delivery.connect_timeout,
+      socketTimeout: SOCKET_TIMEOUT,
+      logger: false,
+    });
+    const session = new Session(host, address, connection);
+    // Errors also reach whoever waits on connect() or send(); this keeps them from being unhandled.
+    connection.on('error', (err) => this.logger.debug({ host: session.peer, err: err.message }, 'outbound session error'));
+    connection.once('end', () => this.forget(session));
+    this.sessions.add(session);
+
+    try {
+      await new Promise<void>((resolve, reject) => {
+        connection.once('error', reject);
+        connection.connect((err) => {
+          connection.off('error', reject);
+          if (err) reject(err);
+          else resolve();
+        });
+      });
+    } catch (err) {
+      this.discard(session);
+      throw new SessionError(replyFromError(err, session.peer));
+    }
+    if (delivery.tls === 'required' && !connection.secure) {
+      this.discard(session);
+      throw new SessionError({ text: `4.7.10 TLS required but ${host} does not offer STARTTLS` });
+    }
+    return session;
+  }
+
+  /** Returns a session after a transaction; kept for reuse when it is still in a usable state. */
+  release(session: Session, reusable: boolean): void {
+    if (!reusable || this.closed || !session.alive) {
+      this.discard(session);
+      return;
+    }
+    const timer = setTimeout(() => this.discard(session), this.config.delivery.idle_timeout);
+    timer.unref();
+    this.idle.set(session, timer);
+  }
+
+  /** Refuses waiting deliveries and closes idle sessions; `abort` also ends sessions in use. */
+  close(abort = false): void {
+    this.closed = true;
+    for (const waiter of this.waiting.splice(0)) waiter.refuse(new PoolClosedError());
+    for (const session of [...this.sessions]) {
+      if (this.idle.has(session)) this.discard(session);
+      else if (abort) this.discard(session, false);
+    }
+  }
+
+  private grantSlots(): void {
+    const perDomain = this.config.delivery.per_domain_concurrency;
+    for (let i = 0; i < this.waiting.length && this.active < this.config.delivery.concurrency; ) {
+      const waiter = this.waiting[i]!;
+      const used = this.activeByDomain.get(waiter.domain) ?? 0;
+      if (used >= perDomain) {
+        i++;
+        continue;
+      }
+      this.waiting.splice(i, 1);
+      this.active++;
+      this.activeByDomain.set(waiter.domain, used + 1);
+      let released = false;
+      waiter.grant(() => {
+        if (released) return;
+        released = true;
+        this.releaseSlot(waiter.domain);
+      });
+    }
+  }
+
+  private releaseSlot(domain: string): void {
+    this.active--;
+    const used = (this.activeByDomain.get(domain) ?? 1) - 1;
+    if (used === 0) this.activeByDomain.delete(domain);
+    else this.activeByDomain.set(domain, used);
+    this.grantSlots();
+  }
+
+  /** Keeps open sockets within delivery.concurrency by closing the longest idle session. */
+  private makeRoom(): void {
+    if (this.sessions.size < this.config.delivery.concurrency) return;
+    const oldestIdle = this.idle.keys().next();
+    if (!oldestIdle.done) this.discard(oldestIdle.value);
+  }
+
+  private unidle(session: Session): void {
+    clearTimeout(this.idle.get(session));
+    this.idle.delete(session);
+  }
+
+  /** Ends a session: QUIT when it is between transactions, otherwise the socket is dropped. */
+  private discard(session: Session, graceful = true): void {
+    const wasOpen = this.sessions.has(session);
+    this.forget(session);
+    if (!wasOpen || !session.alive) return;
+    if (graceful && session.connection.stage === 'connected') session.connection.quit();
+    else session.connection.close();
+  }
+
+  private forget(session: Session): void {
+    this.unidle(session);
+    this.sessions.delete(session);
+  }
+}
+
+function reset(session: Session): Promise<boolean> {
+  if (!session.alive) return Promise.resolve(false);
+  return new Promise((resolve) => session.connection.reset((err) => resolve(!err)));
+}

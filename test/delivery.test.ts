@@ -1,0 +1,408 @@
+/**
+ * DeliveryLoop against real loopback peers: an in-process DNS server and smtp-server sinks on
+ * 127.0.0.2-127.0.0.8 (one shared port, as MX hosts share smtp_port), with nothing listening on
+ * 127.0.0.9. Messages go in with Store.enqueue; outcomes are read back from the Store.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadBounceRules } from '../src/bounces/classify.js';
+import { buildDsn } from '../src/bounces/dsn.js';
+import { parseConfig } from '../src/config/load.js';
+import type { RelayConfig } from '../src/config/schema.js';
+import { DeliveryLoop } from '../src/delivery/loop.js';
+import { retryDelay, scheduleRetry } from '../src/delivery/retry.js';
+import { createLogger } from '../src/log.js';
+import { openStore } from '../src/queue/sqlite.js';
+import type { EventRow, Store } from '../src/queue/store.js';
+import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
+import { startSinks, type Sink } from './helpers/sink.js';
+import { waitFor } from './helpers/wait.js';
+
+const logger = createLogger(process.env.LOG_LEVEL ?? 'silent');
+const dir = mkdtempSync(path.join(tmpdir(), 'relay-delivery-'));
+
+const HOSTS = {
+  plain: '127.0.0.2',
+  reject: '127.0.0.3',
+  grey: '127.0.0.4',
+  tls: '127.0.0.5',
+  reuse: '127.0.0.6',
+  dataFail: '127.0.0.7',
+  stop: '127.0.0.8',
+  dead: '127.0.0.9',
+};
+
+const mx = (...hosts: [priority: number, exchange: string][]) => hosts.map(([priority, exchange]) => ({ priority, exchange }));
+
+const ZONE = {
+  'ok.test': { mx: mx([10, 'mx-dead.ok.test'], [20, 'mx.ok.test']) },
+  'mx-dead.ok.test': { a: [HOSTS.dead] },
+  'mx.ok.test': { a: [HOSTS.plain] },
+  'sender.test': { mx: mx([10, 'mx.ok.test']) },
+  'reject.test': { mx: mx([10, 'mx.reject.test']) },
+  'mx.reject.test': { a: [HOSTS.reject] },
+  'grey.test': { mx: mx([10, 'mx.grey.test']) },
+  'mx.grey.test': { a: [HOSTS.grey] },
+  'tls.test': { mx: mx([10, 'mx.tls.test']) },
+  'mx.tls.test': { a: [HOSTS.tls] },
+  'reuse.test': { mx: mx([10, 'mx.reuse.test']) },
+  'mx.reuse.test': { a: [HOSTS.reuse] },
+  'datafail.test': { mx: mx([10, 'mx.datafail.test']) },
+  'mx.datafail.test': { a: [HOSTS.dataFail] },
+  'stop.test': { mx: mx([10, 'mx.stop.test']) },
+  'mx.stop.test': { a: [HOSTS.stop] },
+  // No MX: the domain's own address is used.
+  'implicit.test': { a: [HOSTS.plain] },
+  // An IP literal and a name with no address are skipped.
+  'skip.test': { mx: mx([5, HOSTS.tls], [10, 'nowhere.skip.test'], [20, 'mx.ok.test']) },
+  'nullmx.test': { mx: mx([0, '']) },
+  'servfail.test': { rcode: 'SERVFAIL' as const },
+  'down.test': { rcode: 'SERVFAIL' as const },
+  'broken.test': { mx: mx([10, 'mx.ok.test']) },
+};
+
+let dns: TestDnsServer;
+let sinks: Record<keyof typeof HOSTS, Sink>;
+const running: { loop: DeliveryLoop; store: Store }[] = [];
+
+beforeAll(async () => {
+  dns = await startDnsServer(ZONE);
+  const [plain, reject, grey, tls, reuse, dataFail, stop] = await startSinks([
+    { host: HOSTS.plain },
+    { host: HOSTS.reject, rcpt: (address) => (address.startsWith('unknown') ? `550 5.1.1 <${address}>: user unknown` : undefined) },
+    { host: HOSTS.grey, rcpt: (_address, seen) => (seen === 0 ? '451 4.7.1 Greylisted, please come back later' : undefined) },
+    { host: HOSTS.tls, starttls: true },
+    { host: HOSTS.reuse },
+    {
+      host: HOSTS.dataFail,
+      rcpt: (address) => (address.startsWith('unknown') ? `550 5.1.1 <${address}>: user unknown` : undefined),
+      data: () => '554 5.6.0 message content rejected',
+    },
+    { host: HOSTS.stop },
+  ]);
+  sinks = { plain: plain!, reject: reject!, grey: grey!, tls: tls!, reuse: reuse!, dataFail: dataFail!, stop: stop!, dead: undefined! };
+});
+
+afterAll(async () => {
+  for (const { loop, store } of running) {
+    await loop.stop(2000);
+    store.close();
+  }
+  await Promise.all(Object.values(sinks ?? {}).filter(Boolean).map((s) => s.stop()));
+  await dns?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function relayConfig(name: string, delivery: Record<string, unknown> = {}, bounces: Record<string, unknown> = {}): RelayConfig {
+  return parseConfig(
+    {
+      hostname: 'relay.test',
+      database: path.join(dir, `${name}.db`),
+      delivery: {
+        dns_servers: [dns.address],
+        smtp_port: sinks.plain.port,
+        retry_schedule: ['1s'],
+        poll_interval: '100ms',
+        connect_timeout: '2s',
+        dns_timeout: '1s',
+        idle_timeout: '3s',
+        concurrency: 8,
+        per_domain_concurrency: 1,
+        ...delivery,
+      },
+      bounces: { notify_sender: true, ...bounces },
+      log: { level: 'silent' },
+    },
+    undefined,
+  );
+}
+
+function startLoop(name: string, delivery?: Record<string, unknown>, wrapStore?: (store: Store) => Store) {
+  const config = relayConfig(name, delivery);
+  const store = openStore(config);
+  const loop = new DeliveryLoop({ store: wrapStore ? wrapStore(store) : store, config, logger, rules: loadBounceRules(config.bounces.rules!) });
+  loop.start();
+  running.push({ loop, store });
+  return { loop, store, config };
+}
+
+interface Relay {
+  loop: DeliveryLoop;
+  store: Store;
+}
+
+async function submit(relay: Relay, to: string[], opts: { from?: string; expiresIn?: number; subject?: string } = {}): Promise<string> {
+  const queueId = randomUUID();
+  const body = Buffer.from(
+    [
+      `From: Alice <${opts.from ?? 'alice@sender.test'}>`,
+      `To: ${to.join(', ')}`,
+      `Subject: ${opts.subject ?? queueId}`,
+      `Message-ID: <${queueId}@sender.test>`,
+      '',
+      'Hello.',
+      '',
+    ].join('\r\n'),
+  );
+  const now = Date.now();
+  await relay.store.enqueue({
+    queueId,
+    messageId: `<${queueId}@sender.test>`,
+    credential: 'test',
+    mailFrom: opts.from ?? 'alice@sender.test',
+    recipients: to,
+    body,
+    receivedAt: now,
+    expiresAt: now + (opts.expiresIn ?? 3_600_000),
+  });
+  relay.loop.wake();
+  return queueId;
+}
+
+/** The latest event per recipient of a message. */
+function latest(store: Store, queueId: string): Map<string, EventRow> {
+  return new Map(store.events({ queueId }).map((e) => [e.recipient, e]));
+}
+
+/** Waits until every recipient of the message has one of the statuses. */
+function settled(store: Store, queueId: string, count: number, statuses = ['delivered', 'bounced', 'expired']) {
+  return waitFor(() => {
+    const events = latest(store, queueId);
+    return events.size === count && [...events.values()].every((e) => statuses.includes(e.status)) && events;
+  }, `${queueId} to be ${statuses.join(' or ')}`, 8000);
+}
+
+const received = (sink: Sink, queueId: string) => sink.messages.filter((m) => m.raw.includes(queueId));
+
+describe('DeliveryLoop', { timeout: 20_000 }, () => {
+  let relay: Relay;
+  beforeAll(() => {
+    relay = startLoop('main');
+  });
+
+  it('delivers to several recipients of a domain in one transaction, past a dead MX', async () => {
+    const queueId = await submit(relay, ['bob@ok.test', 'carol@ok.test']);
+    const events = await settled(relay.store, queueId, 2);
+    expect(events.get('bob@ok.test')).toMatchObject({ status: 'delivered', smtp_code: 250 });
+    const [message, ...more] = received(sinks.plain, queueId);
+    expect(more).toHaveLength(0);
+    expect(message!.rcptTo).toEqual(['bob@ok.test', 'carol@ok.test']);
+    expect(message!.mailFrom).toBe('alice@sender.test');
+    expect(message!.secure).toBe(false);
+  });
+
+  it('uses the A record when a domain has no MX', async () => {
+    const queueId = await submit(relay, ['dan@implicit.test']);
+    expect((await settled(relay.store, queueId, 1)).get('dan@implicit.test')!.status).toBe('delivered');
+    expect(received(sinks.plain, queueId)).toHaveLength(1);
+  });
+
+  it('skips MX hosts that are IP literals or have no address', async () => {
+    const queueId = await submit(relay, ['erin@skip.test']);
+    expect((await settled(relay.store, queueId, 1)).get('erin@skip.test')!.status).toBe('delivered');
+    expect(received(sinks.plain, queueId)).toHaveLength(1);
+    expect(received(sinks.tls, queueId)).toHaveLength(0);
+  });
+
+  it('bounces a refused recipient, delivers the other, suppresses and notifies the sender', async () => {
+    const queueId = await submit(relay, ['unknown@reject.test', 'frank@reject.test']);
+    const events = await settled(relay.store, queueId, 2);
+    expect(events.get('frank@reject.test')!.status).toBe('delivered');
+    expect(events.get('unknown@reject.test')).toMatchObject({
+      status: 'bounced',
+      smtp_code: 550,
+      response: '550 5.1.1 <unknown@reject.test>: user unknown',
+      category: 'bad_mailbox',
+    });
+    expect(received(sinks.reject, queueId)[0]!.rcptTo).toEqual(['frank@reject.test']);
+    expect(relay.store.isSuppressed('unknown@reject.test')).toBe(true);
+
+    const dsn = await waitFor(() => received(sinks.plain, queueId).find((m) => m.mailFrom === ''), 'the bounce notification');
+    expect(dsn.rcptTo).toEqual(['alice@sender.test']);
+    const text = dsn.raw.toString();
+    expect(text).toContain('From: Mail Delivery System <MAILER-DAEMON@relay.test>');
+    expect(text).toMatch(/Content-Type: multipart\/report; report-type=delivery-status/);
+    expect(text).toContain('Final-Recipient: rfc822; unknown@reject.test');
+    expect(text).toContain('Status: 5.1.1');
+    expect(text).toContain('Diagnostic-Code: smtp; 550 5.1.1 <unknown@reject.test>: user unknown');
+    expect(text).toContain(`Subject: ${queueId}`);
+    expect(text).not.toContain('Hello.');
+    expect(text).not.toContain('frank@reject.test>:');
+  });
+
+  it('defers on 451, then delivers on the retry', async () => {
+    const queueId = await submit(relay, ['gina@grey.test']);
+    const deferred = await settled(relay.store, queueId, 1, ['deferred']);
+    expect(deferred.get('gina@grey.test')).toMatchObject({ smtp_code: 451, category: 'rate_limited' });
+    const [entry] = relay.store.listQueue().filter((q) => q.queueId === queueId);
+    const next = entry!.recipients[0]!.nextAttemptAt! - Date.now();
+    expect(next).toBeGreaterThan(500);
+    expect(next).toBeLessThanOrEqual(1100);
+    const events = await settled(relay.store, queueId, 1);
+    expect(events.get('gina@grey.test')!.status).toBe('delivered');
+    expect(received(sinks.grey, queueId)).toHaveLength(1);
+  });
+
+  it('applies a failure at DATA to every recipient accepted at RCPT', async () => {
+    const queueId = await submit(relay, ['unknown@datafail.test', 'hal@datafail.test', 'ivy@datafail.test']);
+    const events = await settled(relay.store, queueId, 3);
+    expect(events.get('unknown@datafail.test')).toMatchObject({ status: 'bounced', response: '550 5.1.1 <unknown@datafail.test>: user unknown' });
+    for (const rcpt of ['hal@datafail.test', 'ivy@datafail.test']) {
+      expect(events.get(rcpt)).toMatchObject({ status: 'bounced', smtp_code: 554, response: '554 5.6.0 message content rejected', category: 'content' });
+    }
+  });
+
+  it('bounces at once for a null MX and for a domain that does not exist', async () => {
+    const queueId = await submit(relay, ['jo@nullmx.test', 'kim@nx.test']);
+    const events = await settled(relay.store, queueId, 2);
+    expect(events.get('jo@nullmx.test')).toMatchObject({
+      status: 'bounced',
+      smtp_code: 550,
+      response: '550 5.1.10 recipient domain nullmx.test accepts no mail (null MX)',
+      category: 'bad_domain',
+    });
+    expect(events.get('kim@nx.test')).toMatchObject({ status: 'bounced', smtp_code: 550, category: 'bad_domain' });
+    expect(events.get('kim@nx.test')!.response).toMatch(/^550 5\.1\.2 /);
+  });
+
+  it('defers on SERVFAIL and delivers once DNS answers', async () => {
+    const queueId = await submit(relay, ['lee@servfail.test']);
+    const deferred = await settled(relay.store, queueId, 1, ['deferred']);
+    expect(deferred.get('lee@servfail.test')!.response).toMatch(/^451 4\.4\.3 .*ESERVFAIL/);
+    dns.setZone('servfail.test', { mx: mx([10, 'mx.ok.test']) });
+    expect((await settled(relay.store, queueId, 1)).get('lee@servfail.test')!.status).toBe('delivered');
+  });
+
+  it('expires instead of deferring past max age, and tells the sender', async () => {
+    const queueId = await submit(relay, ['max@down.test'], { expiresIn: 500 });
+    const events = await settled(relay.store, queueId, 1);
+    expect(events.get('max@down.test')).toMatchObject({ status: 'expired' });
+    const dsn = await waitFor(() => received(sinks.plain, queueId).find((m) => m.mailFrom === ''), 'the bounce notification');
+    expect(dsn.raw.toString()).toContain('Final-Recipient: rfc822; max@down.test');
+    expect(dsn.raw.toString()).toContain('Status: 4.4.7');
+  });
+
+  it('never sends a notification about a notification', async () => {
+    const before = sinks.plain.messages.length;
+    const queueId = await submit(relay, ['unknown@reject.test'], { from: '' });
+    expect((await settled(relay.store, queueId, 1)).get('unknown@reject.test')!.status).toBe('bounced');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(sinks.plain.messages.slice(before).filter((m) => m.raw.includes(queueId))).toHaveLength(0);
+  });
+
+  it('reuses one connection for consecutive messages to a host', async () => {
+    const before = sinks.reuse.connections;
+    const ids = [await submit(relay, ['a@reuse.test']), await submit(relay, ['b@reuse.test']), await submit(relay, ['c@reuse.test'])];
+    for (const id of ids) await settled(relay.store, id, 1);
+    const connectionIds = new Set(ids.flatMap((id) => received(sinks.reuse, id).map((m) => m.connectionId)));
+    expect(connectionIds.size).toBe(1);
+    expect(sinks.reuse.connections - before).toBe(1);
+  });
+});
+
+describe('TLS modes', { timeout: 20_000 }, () => {
+  it('uses STARTTLS when offered (opportunistic)', async () => {
+    const relay = startLoop('tls-opportunistic');
+    const queueId = await submit(relay, ['nina@tls.test']);
+    expect((await settled(relay.store, queueId, 1)).get('nina@tls.test')!.status).toBe('delivered');
+    expect(received(sinks.tls, queueId)[0]!.secure).toBe(true);
+  });
+
+  it('refuses to deliver in clear when TLS is required', async () => {
+    const relay = startLoop('tls-required', { tls: 'required' });
+    const plainId = await submit(relay, ['otto@ok.test']);
+    const tlsId = await submit(relay, ['pia@tls.test']);
+    const deferred = await settled(relay.store, plainId, 1, ['deferred']);
+    expect(deferred.get('otto@ok.test')!.response).toBe('4.7.10 TLS required but mx.ok.test does not offer STARTTLS');
+    expect(received(sinks.plain, plainId)).toHaveLength(0);
+    expect((await settled(relay.store, tlsId, 1)).get('pia@tls.test')!.status).toBe('delivered');
+    expect(received(sinks.tls, tlsId)[0]!.secure).toBe(true);
+  });
+
+  it('never tries TLS with tls: none', async () => {
+    const relay = startLoop('tls-none', { tls: 'none' });
+    const queueId = await submit(relay, ['quinn@tls.test']);
+    expect((await settled(relay.store, queueId, 1)).get('quinn@tls.test')!.status).toBe('delivered');
+    expect(received(sinks.tls, queueId)[0]!.secure).toBe(false);
+  });
+});
+
+describe('resilience', { timeout: 20_000 }, () => {
+  it('holds mail while delivery is paused', async () => {
+    const relay = startLoop('paused', { paused: true });
+    const queueId = await submit(relay, ['rae@ok.test']);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(latest(relay.store, queueId).get('rae@ok.test')!.status).toBe('queued');
+    expect(received(sinks.plain, queueId)).toHaveLength(0);
+  });
+
+  it('defers with 451 4.3.0 when an attempt fails unexpectedly', async () => {
+    const brokenBody = (store: Store) =>
+      new Proxy(store, {
+        get: (target, key) => (key === 'body' ? () => ({}) : Reflect.get(target, key, target).bind(target)),
+      });
+    const relay = startLoop('internal-error', {}, brokenBody);
+    const queueId = await submit(relay, ['sam@broken.test']);
+    const deferred = await settled(relay.store, queueId, 1, ['deferred']);
+    expect(deferred.get('sam@broken.test')).toMatchObject({ smtp_code: 451, response: '451 4.3.0 internal error' });
+  });
+
+  it('stops promptly and closes its pooled connections', async () => {
+    const relay = startLoop('stop');
+    const queueId = await submit(relay, ['tom@stop.test']);
+    await settled(relay.store, queueId, 1);
+    expect(sinks.stop.open).toBe(1);
+    const started = Date.now();
+    await relay.loop.stop(2000);
+    expect(Date.now() - started).toBeLessThan(1000);
+    await waitFor(() => sinks.stop.open === 0, 'the pooled connection to close', 500);
+    const later = await submit(relay, ['uma@stop.test']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(latest(relay.store, later).get('uma@stop.test')!.status).toBe('queued');
+  });
+});
+
+describe('retry schedule', () => {
+  it('uses the schedule entry for the attempt, the last one repeating, with ±10% jitter', () => {
+    const schedule = [60_000, 600_000];
+    expect(retryDelay(schedule, 1, () => 0.5)).toBe(60_000);
+    expect(retryDelay(schedule, 2, () => 0.5)).toBe(600_000);
+    expect(retryDelay(schedule, 7, () => 0.5)).toBe(600_000);
+    expect(retryDelay(schedule, 1, () => 0)).toBe(54_000);
+    expect(retryDelay(schedule, 1, () => 1)).toBe(66_000);
+  });
+
+  it('expires when the next attempt would come after expiresAt', () => {
+    const base = { schedule: [60_000], attempt: 1, now: 0, random: () => 0.5 };
+    expect(scheduleRetry({ ...base, expiresAt: 120_000 })).toEqual({ status: 'deferred', nextAttemptAt: 60_000 });
+    expect(scheduleRetry({ ...base, expiresAt: 30_000 })).toEqual({ status: 'expired' });
+  });
+});
+
+describe('buildDsn', () => {
+  it('writes an RFC 3464 report with CRLF line endings and the original headers only', () => {
+    const message = Buffer.from('From: a@sender.test\r\nSubject: hi\r\n\r\nsecret body\r\n');
+    const { body, messageId } = buildDsn({
+      hostname: 'relay.test',
+      queueId: 'Q1',
+      mailFrom: 'a@sender.test',
+      receivedAt: Date.UTC(2026, 0, 1),
+      message,
+      recipients: [{ address: 'b@x.test', status: 'bounced', smtpCode: 550, response: `550 5.1.1 ${'long '.repeat(30)}end` }],
+      now: new Date(Date.UTC(2026, 0, 2)),
+    });
+    const text = body.toString();
+    expect(messageId).toMatch(/^<.+@relay\.test>$/);
+    expect(text.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
+    expect(text).toContain('To: <a@sender.test>\r\n');
+    expect(text).toContain('Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.test\r\n');
+    expect(text).toContain('Arrival-Date: Thu, 01 Jan 2026 00:00:00 +0000');
+    expect(text).toContain('Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 long');
+    expect(text).toContain('Content-Type: text/rfc822-headers\r\n\r\nFrom: a@sender.test\r\nSubject: hi\r\n');
+    expect(text).not.toContain('secret body');
+    expect(Math.max(...text.split('\r\n').filter((l) => l.startsWith('Diagnostic') || l.startsWith(' ')).map((l) => l.length))).toBeLessThanOrEqual(78);
+  });
+});

@@ -10,7 +10,7 @@ import type { BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { DeliveryJob, RecipientOutcome, Store } from '../queue/store.js';
-import { newQueueId } from '../submission/server.js';
+import { newQueueId } from '../queue/ids.js';
 import { attemptDelivery, outcomesForReply, type AttemptContext } from './attempt.js';
 import { ConnectionPool, PoolClosedError } from './pool.js';
 import { createResolver } from './resolver.js';
@@ -93,10 +93,8 @@ export class DeliveryLoop {
       let claimed = 0;
       if (capacity > 0) {
         const jobs = this.store.claimDue(Date.now(), capacity, lease);
-        for (const job of jobs) {
-          claimed += job.recipients.length;
-          this.run(job);
-        }
+        claimed = jobs.length;
+        for (const job of jobs) this.run(job);
       }
       // A full claim may have left more due work behind; otherwise sleep until the next due time.
       const more = capacity > 0 && claimed === capacity && this.running.size < concurrency;

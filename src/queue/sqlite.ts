@@ -67,11 +67,17 @@ export class SqliteStore implements Store {
         `INSERT INTO events (queue_id, message_id, recipient, domain, status, smtp_code, response, category, at)
          VALUES (@queue_id, @message_id, @recipient, @domain, @status, @smtp_code, @response, @category, @at)`,
       ),
-      due: db.prepare(
-        `SELECT r.id, r.queue_id, r.address, r.domain, r.attempts, m.message_id, m.mail_from, m.received_at, m.expires_at
-         FROM recipients r JOIN messages m ON m.queue_id = r.queue_id
+      dueJobs: db.prepare(
+        `SELECT r.queue_id, r.domain FROM recipients r
          WHERE r.${PENDING} AND r.next_attempt_at <= ? AND (r.lease_until IS NULL OR r.lease_until <= ?)
-         ORDER BY r.next_attempt_at LIMIT ?`,
+         ORDER BY r.next_attempt_at`,
+      ),
+      dueInJob: db.prepare(
+        `SELECT r.id, r.address, r.attempts, m.message_id, m.mail_from, m.received_at, m.expires_at
+         FROM recipients r JOIN messages m ON m.queue_id = r.queue_id
+         WHERE r.queue_id = ? AND r.domain = ? AND r.${PENDING} AND r.next_attempt_at <= ?
+           AND (r.lease_until IS NULL OR r.lease_until <= ?)
+         ORDER BY r.id`,
       ),
       lease: db.prepare(`UPDATE recipients SET lease_until = ? WHERE id = ?`),
       outcome: db.prepare(
@@ -145,9 +151,7 @@ export class SqliteStore implements Store {
   claimDue(now: number, limit: number, leaseMs: number): DeliveryJob[] {
     type Row = {
       id: number;
-      queue_id: string;
       address: string;
-      domain: string;
       attempts: number;
       message_id: string;
       mail_from: string;
@@ -155,27 +159,30 @@ export class SqliteStore implements Store {
       expires_at: number;
     };
     return this.db.transaction(() => {
-      const rows = this.stmt.due.all(now, now, limit) as Row[];
-      const jobs = new Map<string, DeliveryJob>();
-      for (const row of rows) {
-        this.stmt.lease.run(now + leaseMs, row.id);
-        const key = `${row.queue_id}\0${row.domain}`;
-        let job = jobs.get(key);
-        if (!job) {
-          job = {
-            queueId: row.queue_id,
-            messageId: row.message_id,
-            mailFrom: row.mail_from,
-            domain: row.domain,
-            recipients: [],
-            receivedAt: row.received_at,
-            expiresAt: row.expires_at,
-          };
-          jobs.set(key, job);
-        }
-        job.recipients.push({ id: row.id, address: row.address, attempts: row.attempts });
+      // Walk due recipients in due order (the partial index) just far enough to find `limit` jobs;
+      // then every due recipient of each job, so one message and domain is one transaction.
+      const keys = new Map<string, { queueId: string; domain: string }>();
+      for (const row of this.stmt.dueJobs.iterate(now, now) as IterableIterator<{ queue_id: string; domain: string }>) {
+        keys.set(`${row.queue_id}\0${row.domain}`, { queueId: row.queue_id, domain: row.domain });
+        if (keys.size >= limit) break;
       }
-      return [...jobs.values()];
+      const jobs: DeliveryJob[] = [];
+      for (const { queueId, domain } of keys.values()) {
+        const rows = this.stmt.dueInJob.all(queueId, domain, now, now) as Row[];
+        if (rows.length === 0) continue;
+        for (const row of rows) this.stmt.lease.run(now + leaseMs, row.id);
+        const first = rows[0]!;
+        jobs.push({
+          queueId,
+          messageId: first.message_id,
+          mailFrom: first.mail_from,
+          domain,
+          recipients: rows.map((r) => ({ id: r.id, address: r.address, attempts: r.attempts })),
+          receivedAt: first.received_at,
+          expiresAt: first.expires_at,
+        });
+      }
+      return jobs;
     }).immediate();
   }
 

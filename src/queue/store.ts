@@ -120,8 +120,8 @@ export interface Store {
   /** Records an event that is not tied to a queued recipient row (e.g. suppressed at RCPT). */
   recordEvent(event: Omit<EventRow, 'at'> & { at?: number }): Promise<void>;
   /**
-   * Claims due recipients (queued or deferred, next attempt reached, no live lease) grouped
-   * one job per message and recipient domain, and leases them until `now + leaseMs`.
+   * Claims up to `limit` jobs: the due recipients (queued or deferred, next attempt reached, no
+   * live lease) of one message at one recipient domain each, leased until `now + leaseMs`.
    */
   claimDue(now: number, limit: number, leaseMs: number): DeliveryJob[];
   /** The stored message bytes, or undefined if the message was deleted meanwhile. */

@@ -3,11 +3,11 @@
  * sender policy at MAIL FROM and on the header From, suppression and recipient limits at
  * RCPT TO, then cleanup, DKIM signing and a durable enqueue before the 250.
  */
-import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { newQueueId } from '../queue/ids.js';
 import type { CredentialRecord, Store } from '../queue/store.js';
 import type { DkimSigner } from '../signing/dkim.js';
 import { Authenticator } from './auth.js';
@@ -31,10 +31,6 @@ export interface SubmissionDeps {
 /** Per-transaction state, keyed by session id (smtp-server resets the envelope itself). */
 interface Transaction {
   queueId: string;
-}
-
-export function newQueueId(): string {
-  return Date.now().toString(36).toUpperCase() + randomBytes(5).toString('hex').toUpperCase();
 }
 
 export class SubmissionServer {

@@ -2,77 +2,34 @@
  * Runs the compiled CLI (`node bin/relay.js`, so run `npx tsc` first) as a real process against
  * a temporary SQLite database, with an in-process DNS server for `relay domain verify`.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createServer, Packet, type DnsServer } from 'dns2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, runCli, type CliResult } from './helpers/cli.js';
+import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = path.join(ROOT, 'bin/relay.js');
 const HOSTNAME = 'relay.example.net';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let dir: string;
 let configFile: string;
-let dns: DnsServer;
-/** TXT records the DNS server answers with, as their DNS strings; SERVFAIL for names in `failing`. */
-const zone = new Map<string, string[][]>();
-const failing = new Set<string>();
+let dns: TestDnsServer;
 
-function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const { RELAY_CONFIG: _ignored, ...parentEnv } = process.env;
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...parentEnv, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, { cwd: dir, env });
 const relay = (...args: string[]) => run(['--config', configFile, ...args]);
+/** Publishes TXT records at a name (the DNS server splits values over 255 bytes into several strings). */
+const publish = (name: string, ...values: string[]) => dns.setZone(name, { txt: values });
 
-function json<T = any>(result: Run): T {
+function json<T = any>(result: CliResult): T {
   expect(result.stderr).toBe('');
   expect(result.code).toBe(0);
   return JSON.parse(result.stdout) as T;
 }
 
-/** Splits a value into 255-byte DNS strings, as providers publish long records. */
-const strings = (value: string) => value.match(/.{1,255}/g)!;
-
 beforeAll(async () => {
-  if (!existsSync(path.join(ROOT, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.json` first');
+  assertBuilt();
   dir = mkdtempSync(path.join(tmpdir(), 'relay-cli-'));
-  dns = createServer({
-    udp: true,
-    handle: (request, send) => {
-      const response = Packet.createResponseFromRequest(request);
-      const [question] = request.questions;
-      const name = question!.name.toLowerCase();
-      if (failing.has(name)) {
-        response.header.rcode = Packet.RCODE.SERVFAIL;
-      } else if (!zone.has(name)) {
-        response.header.rcode = Packet.RCODE.NXDOMAIN;
-      } else if (question!.type === Packet.TYPE.TXT) {
-        for (const data of zone.get(name)!) {
-          response.answers.push({ name: question!.name, type: Packet.TYPE.TXT, class: Packet.CLASS.IN, ttl: 60, data });
-        }
-      }
-      send(response);
-    },
-  });
-  const { udp } = await dns.listen({ udp: { port: 0, address: '127.0.0.1' } });
+  dns = await startDnsServer();
   configFile = path.join(dir, 'relay.yaml');
   writeFileSync(
     configFile,
@@ -80,7 +37,7 @@ beforeAll(async () => {
       `hostname: ${HOSTNAME}`,
       'database: ./data/relay.db',
       'delivery:',
-      `  dns_servers: ["127.0.0.1:${udp!.port}"]`,
+      `  dns_servers: ["${dns.address}"]`,
       '  dns_timeout: 2s',
       '',
     ].join('\n'),
@@ -88,7 +45,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await dns?.close();
+  await dns?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -156,7 +113,7 @@ describe('relay domain verify', () => {
   }
 
   it('reports every record missing when nothing is published', async () => {
-    zone.clear();
+    dns.records.clear();
     const result = await verify();
     expect(result.code).toBe(1);
     expect(result.domain).toBe('acme.test');
@@ -166,10 +123,10 @@ describe('relay domain verify', () => {
   });
 
   it('passes once the records are published, joining split TXT strings', async () => {
-    zone.set(records.verification!.name, [[records.verification!.value]]);
-    zone.set(records.dkim!.name, [strings(records.dkim!.value)]);
-    zone.set('acme.test', [['google-site-verification=abc'], [records.spf!.value]]);
-    zone.set(records.dmarc!.name, [[records.dmarc!.value]]);
+    publish(records.verification!.name, records.verification!.value);
+    publish(records.dkim!.name, records.dkim!.value);
+    publish('acme.test', 'google-site-verification=abc', records.spf!.value);
+    publish(records.dmarc!.name, records.dmarc!.value);
     const result = await verify();
     expect(result.code).toBe(0);
     expect(result.verified).toBe(true);
@@ -180,9 +137,9 @@ describe('relay domain verify', () => {
   });
 
   it('explains mismatched records', async () => {
-    zone.set(records.verification!.name, [['relay-verification=0000']]);
-    zone.set(records.dkim!.name, [['v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAsomethingelse']]);
-    zone.set('acme.test', [['v=spf1 include:_spf.google.com ~all']]);
+    publish(records.verification!.name, 'relay-verification=0000');
+    publish(records.dkim!.name, 'v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAsomethingelse');
+    publish('acme.test', 'v=spf1 include:_spf.google.com ~all');
     const result = await verify();
     expect(result.code).toBe(1);
     expect(result.verified).toBe(false);
@@ -192,17 +149,17 @@ describe('relay domain verify', () => {
     expect(result.checks.spf.status).toBe('mismatched');
     expect(result.checks.spf.message).toContain(`a:${HOSTNAME}`);
 
-    zone.set('acme.test', [[`v=spf1 a:${HOSTNAME} ~all`], ['v=spf1 mx -all']]);
+    publish('acme.test', `v=spf1 a:${HOSTNAME} ~all`, 'v=spf1 mx -all');
     const twoSpf = await verify();
     expect(twoSpf.checks.spf.status).toBe('mismatched');
     expect(twoSpf.checks.spf.message).toContain('2 SPF records');
   });
 
   it('reports a DNS failure as a temporary error without revoking an earlier verification', async () => {
-    zone.set(records.verification!.name, [[records.verification!.value]]);
+    publish(records.verification!.name, records.verification!.value);
     expect((await verify()).code).toBe(0);
 
-    failing.add(records.verification!.name);
+    dns.setZone(records.verification!.name, { rcode: 'SERVFAIL' });
     try {
       const result = await verify();
       expect(result.code).toBe(1);
@@ -211,7 +168,7 @@ describe('relay domain verify', () => {
       const [listed] = json(await relay('domain', 'list', '--json'));
       expect(listed.verified).toBe(true);
     } finally {
-      failing.clear();
+      publish(records.verification!.name, records.verification!.value);
     }
   });
 

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from './log.js';
 import { openStore } from './queue/sqlite.js';
 import type { Store } from './queue/store.js';
 import { DkimSigner } from './signing/dkim.js';
+import { SubmissionPipeline } from './submission/pipeline.js';
 import { SubmissionServer } from './submission/server.js';
 import { loadOrCreateCertificate } from './submission/tls.js';
 
@@ -26,10 +27,8 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   const tls = await loadOrCreateCertificate(config.tls, config.hostname, logger);
   const store = openStore(config);
   const delivery = new DeliveryLoop({ store, config, logger, rules });
-  const signer = new DkimSigner();
-  const servers = config.listeners.map(
-    (listener) => new SubmissionServer(listener, { config, store, signer, logger, tls, onQueued: () => delivery.wake() }),
-  );
+  const pipeline = new SubmissionPipeline({ config, store, signer: new DkimSigner(), logger, onQueued: () => delivery.wake() });
+  const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, store, logger, tls, pipeline }));
   const ports: Record<string, number> = {};
   try {
     for (const server of servers) ports[server.listener.name] = await server.listen();

@@ -1,5 +1,6 @@
-/** `relay serve`: runs the relay until SIGINT or SIGTERM, then shuts it down cleanly. */
+/** `relay serve`: runs the relay until SIGINT or SIGTERM, then shuts it down cleanly; SIGHUP reloads. */
 import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
 import type { Cli } from './context.js';
 
@@ -11,7 +12,8 @@ export function registerServeCommand(program: Command, cli: Cli): void {
       const config = cli.config();
       // Imported here so the other commands do not load the whole server stack.
       const { startRelay } = await import('../relay.js');
-      const relay = await startRelay(config, { logger: createLogger(config.log.level) });
+      const logger = createLogger(config.log.level, { redactRecipients: config.log.redact_recipients });
+      const relay = await startRelay(config, { logger });
       let stopping = false;
       const onSignal = () => {
         // A second signal while stopping means "now".
@@ -27,5 +29,16 @@ export function registerServeCommand(program: Command, cli: Cli): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      // SIGHUP: re-read the config file and the certificate; a broken config keeps the running one.
+      process.on('SIGHUP', () => {
+        let next;
+        try {
+          next = loadConfig(config.source === '(embedded default)' ? undefined : config.source);
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, 'reload failed; keeping the running configuration');
+          return;
+        }
+        relay.reload(next).catch((err: Error) => logger.error({ err: err.message }, 'reload failed; keeping the running configuration'));
+      });
     });
 }

@@ -13,6 +13,7 @@ import { SessionError, type ConnectionPool, type Session } from './pool.js';
 import { isSuccess, parseReply, replyFromError, type Reply } from './reply.js';
 import type { Resolver } from './resolver.js';
 import { scheduleRetry } from './retry.js';
+import { smtpUtf8Refusals } from './smtputf8.js';
 
 export interface AttemptContext {
   config: RelayConfig;
@@ -29,8 +30,15 @@ export async function attemptDelivery(job: DeliveryJob, body: Buffer, ctx: Attem
   const connected = await connect(mx.destinations, job, ctx);
   if ('failure' in connected) return outcomesFor(job, () => connected.failure, ctx);
 
-  const replies = await transact(connected.session, job, body, ctx.pool);
-  return outcomesFor(job, (address) => replies.get(address)!, ctx);
+  // Recipients the host cannot take (RFC 6531) bounce; the others still go in this session.
+  const refused = smtpUtf8Refusals(job, connected.session);
+  const sendable = { ...job, recipients: job.recipients.filter((r) => !refused.has(r.address)) };
+  if (sendable.recipients.length === 0) {
+    ctx.pool.release(connected.session, true);
+    return outcomesFor(job, (address) => refused.get(address)!, ctx);
+  }
+  const replies = await transact(connected.session, sendable, body, ctx.pool);
+  return outcomesFor(job, (address) => refused.get(address) ?? replies.get(address)!, ctx);
 }
 
 /** A reused session to any of the hosts, else a new one, trying hosts and their addresses in order. */

@@ -9,10 +9,13 @@ import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { newQueueId } from '../queue/ids.js';
 import type { CredentialRecord, Store } from '../queue/store.js';
-import { Authenticator } from './auth.js';
+import type { ConnectionLimiter } from './connection-limiter.js';
 import type { SubmissionPipeline } from './pipeline.js';
-import { reply, type SmtpReply, useExactEnhancedCodes } from './replies.js';
+import { internalFailureReply } from './faults.js';
+import { reply, SmtpReply, useExactEnhancedCodes } from './replies.js';
 import type { TlsMaterial } from './tls.js';
+import { drainListener, shuttingDown } from './drain.js';
+import { StepDeadlines } from './step-deadline.js';
 
 type Listener = RelayConfig['listeners'][number];
 
@@ -22,6 +25,8 @@ export interface SubmissionDeps {
   logger: Logger;
   tls: TlsMaterial;
   pipeline: SubmissionPipeline;
+  /** Shared by all listeners: max_clients and max_clients_per_ip count every session. */
+  connections: ConnectionLimiter;
 }
 
 /** Per-transaction state, keyed by session id (smtp-server resets the envelope itself). */
@@ -32,15 +37,18 @@ interface Transaction {
 export class SubmissionServer {
   readonly server: SMTPServer;
   private readonly transactions = new Map<string, Transaction>();
-  private readonly auth: Authenticator;
   private readonly pipeline: SubmissionPipeline;
+  /** Failed AUTH attempts per session; at limits.auth_failures_per_connection the session is closed. */
+  private readonly authFailures = new Map<string, number>();
+  private readonly deadlines: StepDeadlines;
+  /** Set by close(): new sessions are refused with 421 4.3.2 while the transactions in progress finish. */
+  private draining = false;
 
   constructor(
     readonly listener: Listener,
     private readonly deps: SubmissionDeps,
   ) {
     useExactEnhancedCodes();
-    this.auth = new Authenticator(deps.store);
     this.pipeline = deps.pipeline;
     const { config, tls } = deps;
     this.server = new SMTPServer({
@@ -57,30 +65,41 @@ export class SubmissionServer {
       authMethods: ['PLAIN', 'LOGIN'],
       authRequiredMessage: '5.7.0 Authentication required',
       logger: false,
+      ...connectionOptions(config.limits),
+      onConnect: (session, callback) => callback(this.admit(session)),
       onAuth: (auth, session, callback) => {
-        const credential = this.auth.authenticate(auth.username ?? '', auth.password ?? '');
-        if (!credential) {
-          deps.logger.warn({ listener: listener.name, remote: session.remoteAddress }, 'authentication failed');
-          return callback(reply(535, '5.7.8', 'Authentication credentials invalid'));
+        this.deadlines.arm(session.id);
+        try {
+          callback(null, { user: this.pipeline.authenticate(auth.username ?? '', auth.password ?? '', session.remoteAddress) });
+        } catch (err) {
+          callback(this.authRefused(session, err));
         }
-        callback(null, { user: credential });
       },
-      onMailFrom: (address, session, callback) => callback(this.mailFrom(address.address, session)),
-      onRcptTo: (address, session, callback) => callback(this.rcptTo(address.address, session)),
+      onMailFrom: (address, session, callback) => callback(this.guard(() => this.mailFrom(address.address, session))),
+      onRcptTo: (address, session, callback) => callback(this.guard(() => this.rcptTo(address.address, session))),
       onData: (stream, session, callback) => {
+        this.deadlines.arm(session.id);
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
         stream.on('end', () => {
           // smtp-server answers 552 itself for an oversized message (rejectOversized).
           if (stream.sizeExceeded) return callback();
-          this.data(Buffer.concat(chunks), session).then(
-            (queueId) => callback(null, `2.0.0 Ok: queued as ${queueId}`),
-            (err: Error) => callback(err),
-          );
+          this.deadlines.clear(session.id);
+          const answer = (err: Error | null, text?: string) => {
+            this.deadlines.arm(session.id);
+            callback(err, text);
+          };
+          this.data(Buffer.concat(chunks), session).then((queueId) => answer(null, `2.0.0 Ok: queued as ${queueId}`), answer);
         });
       },
-      onClose: (session) => this.transactions.delete(session.id),
+      onClose: (session) => {
+        this.endTransaction(session.id);
+        this.authFailures.delete(session.id);
+        this.deadlines.clear(session.id);
+        deps.connections.release(session.id);
+      },
     });
+    this.deadlines = new StepDeadlines(this.server, () => config.limits.command_timeout);
   }
 
   listen(): Promise<number> {
@@ -96,11 +115,71 @@ export class SubmissionServer {
     });
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+  /** Stops taking sessions and waits up to timeoutMs for the transactions in progress (see drain.ts). */
+  close(timeoutMs = 30_000): Promise<void> {
+    this.draining = true;
+    return drainListener(this.server, timeoutMs);
+  }
+
+  /** SIGHUP: a renewed certificate for new sessions and a new size limit, without a restart. */
+  reload(tls: TlsMaterial, maxMessageBytes: number): void {
+    this.server.updateSecureContext({ key: tls.key, cert: tls.cert });
+    this.server.options.size = maxMessageBytes;
+    Object.assign(this.server.options, connectionOptions(this.deps.config.limits));
+  }
+
+  /** Runs a session step that reads the store; an exception (a database fault) becomes a 4xx reply instead of crashing the listener. */
+  private guard<T>(step: () => T): T | SmtpReply {
+    try {
+      return step();
+    } catch (err) {
+      this.deps.logger.error({ listener: this.listener.name, err }, 'session step failed');
+      return internalFailureReply(err);
+    }
+  }
+
+  /** onConnect: refused while draining or past the connection limits, else the command timeout starts. */
+  private admit(session: SMTPServerSession): SmtpReply | undefined {
+    if (this.draining) return shuttingDown();
+    const refusal = this.deps.connections.admit(session.id, session.remoteAddress);
+    if (refusal) {
+      this.deps.logger.warn({ listener: this.listener.name, remote: session.remoteAddress, refused: refusal.message }, 'connection refused');
+      return refusal;
+    }
+    this.deadlines.arm(session.id);
+    return undefined;
+  }
+
+  /**
+   * The reply to a failed AUTH: a storage fault is a temporary failure (RFC 4954), not a wrong
+   * password; the session's own failures past limits.auth_failures_per_connection close it.
+   */
+  private authRefused(session: SMTPServerSession, err: unknown): SmtpReply {
+    if (!(err instanceof SmtpReply)) {
+      this.deps.logger.error({ listener: this.listener.name, err }, 'session step failed');
+      return reply(454, '4.7.0', 'temporary authentication failure');
+    }
+    const failures = (this.authFailures.get(session.id) ?? 0) + 1;
+    this.authFailures.set(session.id, failures);
+    if (failures >= this.deps.config.limits.auth_failures_per_connection) {
+      return reply(421, '4.7.0', 'too many failed logins: closing connection');
+    }
+    return err;
+  }
+
+  /** Ends the session's open transaction, if any, giving back what it reserved. */
+  private endTransaction(sessionId: string): Transaction | undefined {
+    const transaction = this.transactions.get(sessionId);
+    if (!transaction) return undefined;
+    this.transactions.delete(sessionId);
+    this.pipeline.abandon(transaction.queueId);
+    return transaction;
   }
 
   private mailFrom(address: string, session: SMTPServerSession): SmtpReply | null {
+    this.deadlines.arm(session.id);
+    // After RSET or a refused DATA, smtp-server starts a new transaction without telling us.
+    this.endTransaction(session.id);
     const refusal = this.pipeline.checkEnvelopeSender(credentialOf(session), address);
     if (refusal) return refusal;
     this.transactions.set(session.id, { queueId: newQueueId() });
@@ -108,14 +187,15 @@ export class SubmissionServer {
   }
 
   private rcptTo(address: string, session: SMTPServerSession): SmtpReply | null {
+    this.deadlines.arm(session.id);
     const { queueId } = this.transactions.get(session.id)!;
-    return this.pipeline.checkRecipient(queueId, address, session.envelope.rcptTo.length) ?? null;
+    return this.pipeline.checkRecipient(credentialOf(session), queueId, address, session.envelope.rcptTo.length) ?? null;
   }
 
   private async data(raw: Buffer, session: SMTPServerSession): Promise<string> {
     const { queueId } = this.transactions.get(session.id)!;
     this.transactions.delete(session.id);
-    await this.pipeline.accept({
+    return this.pipeline.accept({
       queueId,
       credential: credentialOf(session),
       mailFrom: (session.envelope.mailFrom as { address: string }).address,
@@ -128,9 +208,19 @@ export class SubmissionServer {
         tls: session.secure,
       },
     });
-    return queueId;
   }
 }
+
+/**
+ * smtp-server's own connection limits (abuse protection). Its maxClients only bounds sockets
+ * still in the TLS handshake, which are not sessions yet: the ConnectionLimiter counts sessions.
+ */
+const connectionOptions = (limits: RelayConfig['limits']) => ({
+  socketTimeout: limits.idle_timeout,
+  maxCommandLength: limits.max_line_length,
+  maxAllowedUnauthenticatedCommands: limits.max_unauthenticated_commands,
+  maxClients: limits.max_clients * 2,
+});
 
 const credentialOf = (session: SMTPServerSession) => session.user as unknown as CredentialRecord;
 

@@ -2,7 +2,8 @@
  * A small authoritative DNS server for tests (dns2 over UDP on 127.0.0.1, random port), to give
  * the relay as `delivery.dns_servers: [server.address]`. A name missing from the zone answers
  * NXDOMAIN; a known name without records of the asked type answers NOERROR with no answers
- * (NODATA); `rcode` makes a name fail, e.g. SERVFAIL.
+ * (NODATA); `rcode` makes a name fail, e.g. SERVFAIL; `cname` answers with the alias and the
+ * target's records, as a recursive resolver would; `silent` never answers (a DNS timeout).
  */
 import { createServer, Packet } from 'dns2';
 
@@ -13,6 +14,8 @@ export interface ZoneEntry {
   /** One TXT record per item; longer than 255 bytes is split into character-strings. */
   txt?: string[];
   rcode?: 'SERVFAIL' | 'NXDOMAIN' | 'REFUSED';
+  cname?: string;
+  silent?: boolean;
 }
 
 export type Zone = Record<string, ZoneEntry>;
@@ -66,9 +69,15 @@ export async function startDnsServer(zone: Zone = {}): Promise<TestDnsServer> {
       if (!question) return void send(response);
       queries.push(`${normalise(question.name)} ${typeName(question.type)}`);
       const entry = records.get(normalise(question.name));
+      if (entry?.silent) return;
       if (!entry) response.header.rcode = Packet.RCODE.NXDOMAIN;
       else if (entry.rcode) response.header.rcode = Packet.RCODE[entry.rcode];
-      else response.answers.push(...(answersFor(question.name, question.type, entry) as never[]));
+      else if (entry.cname) {
+        const { name, type } = question;
+        response.answers.push({ name, type: Packet.TYPE.CNAME, class: Packet.CLASS.IN, ttl: 60, domain: entry.cname } as never);
+        const target = records.get(normalise(entry.cname));
+        if (target) response.answers.push(...(answersFor(entry.cname, type, target) as never[]));
+      } else response.answers.push(...(answersFor(question.name, question.type, entry) as never[]));
       void send(response);
     },
   });

@@ -54,7 +54,7 @@ export interface TestRelay extends RunningRelay {
 export async function startTestRelay(overrides: ConfigOverrides = {}): Promise<TestRelay> {
   const configFile = writeTestConfig(overrides);
   const config = loadConfig(configFile);
-  const relay = await startRelay(config, { logger: createLogger(config.log.level) });
+  const relay = await startRelay(config, { logger: createLogger(config.log.level, { redactRecipients: config.log.redact_recipients }) });
   return { ...relay, configFile, dir: path.dirname(configFile) };
 }
 

@@ -25,6 +25,8 @@ export interface SinkOptions {
   host?: string;
   port?: number;
   starttls?: boolean;
+  /** Offer SMTPUTF8 (RFC 6531); smtp-server does by default. */
+  smtputf8?: boolean;
   mail?: (address: string) => Decision;
   /** `seen` counts earlier RCPTs of this address on this sink, for "refuse once, then accept". */
   rcpt?: (address: string, seen: number) => Decision;
@@ -57,6 +59,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     name: `sink-${host}`,
     authOptional: true,
     disabledCommands: opts.starttls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+    hideSMTPUTF8: opts.smtputf8 === false,
     logger: false,
     // Connections a client left open are cut after this, so stop() stays quick.
     closeTimeout: 200,

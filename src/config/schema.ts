@@ -70,7 +70,11 @@ export const configSchema = z.strictObject({
     .strictObject({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8025) })
     .prefault({}),
   log: z
-    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** Mask the local part of addresses in log lines (`***@example.com`). */
+      redact_recipients: z.boolean().default(false),
+    })
     .prefault({}),
 });
 

@@ -4,10 +4,9 @@
  * tick shares one transaction and one fsync) so durability does not cap throughput at the
  * disk's fsync rate. The CLI and a running relay open the same file side by side.
  */
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { RelayConfig } from '../config/schema.js';
+import { createPrivateDatabaseFile } from './private-file.js';
 import { SCHEMA } from './schema.js';
 import {
   type CredentialRecord,
@@ -46,7 +45,7 @@ export class SqliteStore implements Store {
   private readonly stmt;
 
   constructor(file: string) {
-    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    if (file !== ':memory:') createPrivateDatabaseFile(file);
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');

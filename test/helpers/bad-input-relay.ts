@@ -1,0 +1,52 @@
+/**
+ * A relay that delivers to one loopback sink (every recipient domain's MX), with a sender
+ * domain and a credential, plus a raw-client session already past AUTH: the setting for tests
+ * that push odd bytes in and look at what comes out at the sink.
+ */
+import { startDnsServer, type TestDnsServer } from './dns.js';
+import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './relay.js';
+import { startSink, type Sink } from './sink.js';
+import { RawSmtpClient } from './smtp-client.js';
+
+export interface DeliveringRelay {
+  relay: TestRelay;
+  sink: Sink;
+  dns: TestDnsServer;
+  creds: { username: string; password: string };
+  /** The DKIM TXT records by name, for dkimVerify's resolver. */
+  dkim: Map<string, string>;
+  /** A fresh session over implicit TLS, EHLO and AUTH done. */
+  session(): Promise<RawSmtpClient>;
+  stop(): Promise<void>;
+}
+
+export async function startDeliveringRelay(overrides: Record<string, unknown> = {}): Promise<DeliveringRelay> {
+  const sink = await startSink({ host: '127.0.0.2' });
+  const dns = await startDnsServer({ 'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] }, 'mx.example.net': { a: ['127.0.0.2'] } });
+  const relay = await startTestRelay({
+    ...overrides,
+    delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port, ...(overrides.delivery as object) },
+  });
+  const dkim = new Map<string, string>();
+  for (const record of addSenderDomain(relay.store, 'acme.test')) if (record.purpose === 'dkim') dkim.set(record.name, record.value);
+  const creds = addCredential(relay.store, 'app', ['acme.test']);
+  return {
+    relay,
+    sink,
+    dns,
+    creds,
+    dkim,
+    async session() {
+      const { client } = await RawSmtpClient.connect(relay.ports.smtps, { implicitTls: true });
+      await client.command('EHLO client.test');
+      const auth = await client.authPlain(creds.username, creds.password);
+      if (auth.code !== 235) throw new Error(`AUTH failed: ${auth.code} ${auth.text}`);
+      return client;
+    },
+    async stop() {
+      await relay.stop();
+      await sink.stop();
+      await dns.stop();
+    },
+  };
+}

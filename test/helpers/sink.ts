@@ -32,6 +32,8 @@ export interface SinkOptions {
   rcpt?: (address: string, seen: number) => Decision;
   /** Reply at the end of DATA; the message is recorded only when accepted. */
   data?: (message: ReceivedMessage) => Decision;
+  /** Awaited at the end of DATA before replying: a slow or stalled MX. */
+  beforeReply?: (message: ReceivedMessage) => Promise<void>;
 }
 
 export interface Sink {
@@ -93,10 +95,14 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
           secure: session.secure,
           connectionId: session.id,
         };
-        const reply = opts.data?.(message);
-        if (reply) return callback(refusal(reply));
-        sink.messages.push(message);
-        callback();
+        const finish = () => {
+          const reply = opts.data?.(message);
+          if (reply) return callback(refusal(reply));
+          sink.messages.push(message);
+          callback();
+        };
+        if (opts.beforeReply) void opts.beforeReply(message).then(finish);
+        else finish();
       });
     },
   });

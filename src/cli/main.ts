@@ -13,6 +13,8 @@ import { registerQueueCommands } from './queue.js';
 import { registerServeCommand } from './serve.js';
 import { registerStatsCommand } from './stats.js';
 import { registerSuppressionCommands } from './suppression.js';
+import { registerTemplateCommands } from './template.js';
+import { registerWebhookCommands } from './webhook.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -32,6 +34,8 @@ registerQueueCommands(program, cli);
 registerEventsCommand(program, cli);
 registerSuppressionCommands(program, cli);
 registerStatsCommand(program, cli);
+registerTemplateCommands(program, cli);
+registerWebhookCommands(program, cli);
 
 try {
   await program.parseAsync(process.argv);

@@ -67,7 +67,21 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   http: z
-    .strictObject({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8025) })
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8025),
+      /** Bearer token for the admin endpoints and the dashboard; they answer 403 when unset. */
+      admin_token: z.string().min(16, 'admin_token must be at least 16 characters').optional(),
+    })
+    .prefault({}),
+  webhooks: z
+    .strictObject({
+      /** Delays between attempts to deliver one event to one endpoint; the last repeats until it succeeds. */
+      retry_schedule: z.array(duration).min(1).prefault(['10s', '1m', '5m', '30m', '2h']),
+      /** How long one POST may take before it counts as failed. */
+      timeout: duration.prefault('10s'),
+      poll_interval: duration.prefault('1s'),
+    })
     .prefault({}),
   log: z
     .strictObject({

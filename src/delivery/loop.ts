@@ -20,6 +20,8 @@ export interface DeliveryLoopOptions {
   config: RelayConfig;
   logger: Logger;
   rules: BounceRules;
+  /** Told each attempt's outcomes once they are recorded (metrics). */
+  onOutcomes?: (job: DeliveryJob, outcomes: RecipientOutcome[]) => void;
 }
 
 const INTERNAL_ERROR = { code: 451, text: '451 4.3.0 internal error' };
@@ -30,6 +32,7 @@ const ABORT_GRACE_MS = 1000;
 
 export class DeliveryLoop {
   private readonly store: Store;
+  private readonly onOutcomes: DeliveryLoopOptions['onOutcomes'];
   private readonly config: RelayConfig;
   private readonly logger: Logger;
   private readonly pool: ConnectionPool;
@@ -42,6 +45,7 @@ export class DeliveryLoop {
 
   constructor(opts: DeliveryLoopOptions) {
     this.store = opts.store;
+    this.onOutcomes = opts.onOutcomes;
     this.config = opts.config;
     this.logger = opts.logger;
     this.pool = new ConnectionPool(opts.config, opts.logger);
@@ -153,6 +157,7 @@ export class DeliveryLoop {
       this.logger.error({ err, queueId: job.queueId, recipientDomain: job.domain }, 'could not record outcomes; retried when the lease runs out');
       return false;
     }
+    this.onOutcomes?.(job, outcomes);
     for (const o of outcomes) {
       this.logger.info(
         { queueId: job.queueId, recipientDomain: job.domain, status: o.status, code: o.smtpCode, response: o.response, category: o.category },

@@ -68,4 +68,39 @@ CREATE TABLE IF NOT EXISTS credential_domains (
   domain     TEXT NOT NULL,
   PRIMARY KEY (credential, domain)
 );
+
+-- HTTP API, templates and webhooks (issue 5) -------------------------------------------------
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_hash   TEXT PRIMARY KEY,   -- SHA-256 of the key; the key itself is shown once and never stored
+  credential TEXT NOT NULL REFERENCES credentials(name) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS templates (
+  name       TEXT NOT NULL,
+  version    INTEGER NOT NULL,
+  subject    TEXT NOT NULL,
+  text       TEXT,
+  html       TEXT,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS webhooks (
+  id         INTEGER PRIMARY KEY,
+  url        TEXT NOT NULL,
+  secret     TEXT NOT NULL,      -- HMAC key; needed in clear to sign
+  events     TEXT NOT NULL,      -- comma-separated statuses
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+  id              INTEGER PRIMARY KEY,
+  webhook_id      INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+  event_id        INTEGER NOT NULL,
+  payload         TEXT NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_error      TEXT,
+  created_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (next_attempt_at);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
 `;

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import type { RelayConfig } from '../config/schema.js';
 import { createPrivateDatabaseFile } from './private-file.js';
 import { SCHEMA } from './schema.js';
+import { SurfaceTables } from './sqlite-surface.js';
 import {
   type CredentialRecord,
   type DeliveryJob,
@@ -20,6 +21,13 @@ import {
   type RecipientStatus,
   type Stats,
   type Store,
+  type ApiEvent,
+  type EventQuery,
+  type MessageRecord,
+  type OutboxEntry,
+  type StatsBucket,
+  type TemplateRecord,
+  type WebhookRecord,
   type Suppression,
 } from './store.js';
 
@@ -43,6 +51,7 @@ export class SqliteStore implements Store {
   private pending: PendingEnqueue[] = [];
   private flushScheduled = false;
   private readonly stmt;
+  private readonly surface: SurfaceTables;
 
   constructor(file: string) {
     if (file !== ':memory:') createPrivateDatabaseFile(file);
@@ -52,6 +61,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
+    this.surface = new SurfaceTables(this.db, (name) => this.getCredential(name));
     const db = this.db;
     this.stmt = {
       insertMessage: db.prepare(
@@ -140,7 +150,10 @@ export class SqliteStore implements Store {
   }
 
   private insertEvent(event: Omit<EventRow, 'at'> & { at?: number }): void {
-    this.stmt.insertEvent.run({ ...event, domain: domainOf(event.recipient), at: event.at ?? Date.now() });
+    const row = { ...event, domain: domainOf(event.recipient), at: event.at ?? Date.now() };
+    const { lastInsertRowid } = this.stmt.insertEvent.run(row);
+    // Same transaction as the event: a webhook announcement is never lost or invented.
+    this.surface.enqueueWebhookEvent(Number(lastInsertRowid), row);
   }
 
   async recordEvent(event: Omit<EventRow, 'at'> & { at?: number }): Promise<void> {
@@ -440,6 +453,60 @@ export class SqliteStore implements Store {
       createdAt: iso(row.created_at)!,
       revokedAt: iso(row.revoked_at),
     };
+  }
+
+  // ---- HTTP API, templates and webhooks (issue 5): see sqlite-surface.ts ----------------------
+
+  addApiKey(credential: string, keyHash: string): void {
+    this.surface.addApiKey(credential, keyHash);
+  }
+  credentialByApiKey(keyHash: string): CredentialRecord | undefined {
+    return this.surface.credentialByApiKey(keyHash);
+  }
+  addTemplate(template: Pick<TemplateRecord, 'name' | 'subject' | 'text' | 'html'>): number {
+    return this.surface.addTemplate(template);
+  }
+  getTemplate(name: string, version?: number): TemplateRecord | undefined {
+    return this.surface.getTemplate(name, version);
+  }
+  listTemplates(): TemplateRecord[] {
+    return this.surface.listTemplates();
+  }
+  addWebhook(url: string, secret: string, events: RecipientStatus[]): WebhookRecord {
+    return this.surface.addWebhook(url, secret, events);
+  }
+  listWebhooks(): WebhookRecord[] {
+    return this.surface.listWebhooks();
+  }
+  removeWebhook(id: number): boolean {
+    return this.surface.removeWebhook(id);
+  }
+  dueWebhookDeliveries(now: number, limit: number): OutboxEntry[] {
+    return this.surface.dueWebhookDeliveries(now, limit);
+  }
+  webhookDelivered(outboxId: number): void {
+    this.surface.webhookDelivered(outboxId);
+  }
+  webhookFailed(outboxId: number, error: string, nextAttemptAt: number): void {
+    this.surface.webhookFailed(outboxId, error, nextAttemptAt);
+  }
+  webhookBacklog(): { count: number; oldestAt: number | null } {
+    return this.surface.webhookBacklog();
+  }
+  queryEvents(query: EventQuery): ApiEvent[] {
+    return this.surface.queryEvents(query);
+  }
+  getMessage(queueId: string): MessageRecord | undefined {
+    return this.surface.getMessage(queueId);
+  }
+  eventBuckets(from: number, to: number, bucketMs: number, credential?: string): StatsBucket[] {
+    return this.surface.eventBuckets(from, to, bucketMs, credential);
+  }
+  lastFailures(from: number, to: number, credential?: string): ApiEvent[] {
+    return this.surface.lastFailures(from, to, credential);
+  }
+  checkWritable(): void {
+    this.surface.checkWritable();
   }
 
   close(): void {

@@ -113,6 +113,82 @@ export interface Stats {
   queue: { messages: number; recipientsPending: number; oldestReceivedAt: string | null };
 }
 
+// ---- HTTP API, templates and webhooks (issue 5) ------------------------------------------------
+
+export interface TemplateRecord {
+  name: string;
+  version: number;
+  subject: string;
+  text: string | null;
+  html: string | null;
+  createdAt: string;
+}
+
+export interface WebhookRecord {
+  id: number;
+  url: string;
+  /** HMAC-SHA256 key for the signature header. */
+  secret: string;
+  events: RecipientStatus[];
+  createdAt: string;
+}
+
+export interface OutboxEntry {
+  id: number;
+  webhookId: number;
+  url: string;
+  secret: string;
+  eventId: number;
+  /** The JSON body, fixed when the event was recorded. */
+  payload: string;
+  attempts: number;
+}
+
+/** An event with its id (the API's cursor) and recipient domain. */
+export interface ApiEvent extends EventRow {
+  id: number;
+  domain: string;
+}
+
+export interface EventQuery {
+  /** Cursor: only events with a greater id. */
+  afterId?: number;
+  /** Epoch ms. */
+  since?: number;
+  status?: RecipientStatus;
+  domain?: string;
+  recipient?: string;
+  queueId?: string;
+  /** Only events of messages submitted with this credential. */
+  credential?: string;
+  newestFirst?: boolean;
+  limit: number;
+}
+
+export interface MessageRecord {
+  queueId: string;
+  messageId: string;
+  credential: string;
+  mailFrom: string;
+  size: number;
+  receivedAt: string;
+  recipients: {
+    address: string;
+    status: RecipientStatus;
+    attempts: number;
+    nextAttemptAt: string | null;
+    lastCode: number | null;
+    lastResponse: string | null;
+  }[];
+}
+
+export interface StatsBucket {
+  start: string;
+  domain: string;
+  status: RecipientStatus;
+  count: number;
+}
+
 export interface Store {
   // Queue
   /** Resolves once the message and its recipients are durably committed (group-committed). */
@@ -159,6 +235,32 @@ export interface Store {
   getCredential(name: string): CredentialRecord | undefined;
   listCredentials(): CredentialRecord[];
   revokeCredential(name: string): boolean;
+
+  // HTTP API, templates and webhooks (issue 5); implemented in sqlite-surface.ts
+  /** Stores the SHA-256 of an API key for the credential. */
+  addApiKey(credential: string, keyHash: string): void;
+  /** The active credential that owns the key with this hash. */
+  credentialByApiKey(keyHash: string): CredentialRecord | undefined;
+  /** Adds the next version of the template (1 if new); returns the version. */
+  addTemplate(template: Pick<TemplateRecord, 'name' | 'subject' | 'text' | 'html'>): number;
+  /** The given version, or the latest. */
+  getTemplate(name: string, version?: number): TemplateRecord | undefined;
+  listTemplates(): TemplateRecord[];
+  addWebhook(url: string, secret: string, events: RecipientStatus[]): WebhookRecord;
+  listWebhooks(): WebhookRecord[];
+  removeWebhook(id: number): boolean;
+  /** Outbox rows due for (another) delivery attempt. Rows are written with their events. */
+  dueWebhookDeliveries(now: number, limit: number): OutboxEntry[];
+  webhookDelivered(outboxId: number): void;
+  webhookFailed(outboxId: number, error: string, nextAttemptAt: number): void;
+  webhookBacklog(): { count: number; oldestAt: number | null };
+  queryEvents(query: EventQuery): ApiEvent[];
+  getMessage(queueId: string): MessageRecord | undefined;
+  eventBuckets(from: number, to: number, bucketMs: number, credential?: string): StatsBucket[];
+  /** The latest failure per recipient domain in the window. */
+  lastFailures(from: number, to: number, credential?: string): ApiEvent[];
+  /** Throws unless a write transaction can be started (readiness probe). */
+  checkWritable(): void;
 
   close(): void;
 }

@@ -38,6 +38,7 @@ export function writeTestConfig(overrides: ConfigOverrides = {}, dir = mkdtempSy
       { name: 'smtps', host: '127.0.0.1', port: 0, tls: 'implicit' },
       { name: 'submission', host: '127.0.0.1', port: 0, tls: 'starttls' },
     ],
+    http: { host: '127.0.0.1', port: 0 },
     delivery: { paused: true, retry_schedule: ['1s'], poll_interval: '100ms', connect_timeout: '2s', dns_timeout: '1s' },
     log: { level: 'silent' },
   };

@@ -1,0 +1,148 @@
+// Relay dashboard: fetches the API with the admin token and draws it. The token comes from the
+// URL fragment (#token=...) or the form, and is kept in sessionStorage for this tab only.
+const SERIES = [
+  ['accepted', 'var(--accepted)', 'Accepted'],
+  ['delivered', 'var(--delivered)', 'Delivered'],
+  ['bounced', 'var(--bounced)', 'Bounced'],
+];
+const $ = (id) => document.getElementById(id);
+
+function token() {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (fromHash) {
+    sessionStorage.setItem('relay-token', fromHash);
+    history.replaceState(null, '', location.pathname);
+  }
+  return sessionStorage.getItem('relay-token');
+}
+
+async function api(path) {
+  const response = await fetch(path, { headers: { authorization: `Bearer ${token()}` } });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error?.message ?? `HTTP ${response.status}`);
+  return body;
+}
+
+function cell(text, className) {
+  const td = document.createElement('td');
+  td.textContent = text ?? '–';
+  if (className) td.className = className;
+  return td;
+}
+
+function fillTable(id, rows) {
+  const body = $(id).querySelector('tbody');
+  body.replaceChildren(...rows.map((cells) => {
+    const tr = document.createElement('tr');
+    tr.append(...cells);
+    return tr;
+  }));
+  if (rows.length === 0) {
+    const tr = document.createElement('tr');
+    const td = cell('nothing yet', 'muted');
+    td.colSpan = $(id).querySelectorAll('th').length;
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
+const svg = (name, attrs = {}) => {
+  const el = document.createElementNS('http://www.w3.org/2000/svg', name);
+  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, value);
+  return el;
+};
+
+/** A line per series over the hourly buckets, with a y axis from 0 to the maximum. */
+function drawChart(series) {
+  const width = 900, height = 220, left = 40, bottom = 24, top = 10;
+  const max = Math.max(1, ...series.flatMap((point) => SERIES.map(([key]) => point[key])));
+  const x = (i) => left + (i * (width - left - 10)) / Math.max(1, series.length - 1);
+  const y = (v) => top + (height - top - bottom) * (1 - v / max);
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'messages per hour' });
+  for (const v of [0, max / 2, max]) {
+    chart.append(svg('line', { x1: left, x2: width - 10, y1: y(v), y2: y(v), stroke: '#e3e6ec' }));
+    const label = svg('text', { x: left - 6, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#6b7385' });
+    label.textContent = Math.round(v);
+    chart.append(label);
+  }
+  series.forEach((point, i) => {
+    if (i % 4 !== 0) return;
+    const label = svg('text', { x: x(i), y: height - 6, 'text-anchor': 'middle', 'font-size': 11, fill: '#6b7385' });
+    label.textContent = point.start.slice(11, 16);
+    chart.append(label);
+  });
+  for (const [key, color] of SERIES) {
+    const points = series.map((point, i) => `${x(i)},${y(point[key])}`).join(' ');
+    chart.append(svg('polyline', { points, fill: 'none', stroke: color, 'stroke-width': 2, class: `series-${key}` }));
+  }
+  const legend = document.createElement('div');
+  legend.className = 'legend';
+  for (const [, color, label] of SERIES) {
+    const item = document.createElement('span');
+    const swatch = document.createElement('i');
+    swatch.style.background = color;
+    item.append(swatch, label);
+    legend.append(item);
+  }
+  $('chart').replaceChildren(chart, legend);
+}
+
+async function loadOverview() {
+  const [stats, domains] = await Promise.all([api('/v1/stats?granularity=hour'), api('/v1/domains')]);
+  const { totals, queue } = stats;
+  $('accepted').textContent = totals.accepted;
+  $('delivered').textContent = totals.delivered;
+  $('bounced').textContent = totals.bounced;
+  const finished = totals.delivered + totals.bounced + totals.expired;
+  $('bounce-rate').textContent = finished ? `${((100 * (totals.bounced + totals.expired)) / finished).toFixed(1)} %` : '–';
+  $('queue-depth').textContent = `${queue.recipients_pending} pending`;
+  $('queue-oldest').textContent = queue.oldest_received_at ? `oldest since ${queue.oldest_received_at.replace('T', ' ').slice(0, 19)}Z` : 'empty';
+  drawChart(stats.series);
+  fillTable('failing', stats.failing_domains.map((d) => [cell(d.domain), cell(d.bounced), cell(d.deferred), cell(d.last_response, 'reply')]));
+  const check = (d, name) => {
+    const status = d.checks?.[name]?.status;
+    return cell(status ?? 'not checked', status === 'found' ? 'ok' : status ? 'bad' : 'muted');
+  };
+  fillTable('domains', domains.domains.map((d) => [
+    cell(d.name), cell(d.verified ? 'yes' : 'no', d.verified ? 'ok' : 'bad'), check(d, 'dkim'), check(d, 'spf'), check(d, 'dmarc'),
+  ]));
+  $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+
+async function loadEvents() {
+  const recipient = $('recipient').value.trim();
+  const query = new URLSearchParams({ order: 'desc', limit: '50', ...(recipient && { recipient }) });
+  const { events } = await api(`/v1/events?${query}`);
+  fillTable('events', events.map((e) => [
+    cell(e.at.replace('T', ' ').slice(0, 19)), cell(e.recipient), cell(e.status, `status-${e.status}`), cell(e.response, 'reply'), cell(e.queue_id),
+  ]));
+}
+
+async function refresh() {
+  try {
+    await Promise.all([loadOverview(), loadEvents()]);
+    $('error').hidden = true;
+    $('main').hidden = false;
+  } catch (err) {
+    $('error').textContent = err.message;
+    $('error').hidden = false;
+  }
+}
+
+$('login').addEventListener('submit', (event) => {
+  event.preventDefault();
+  sessionStorage.setItem('relay-token', $('token').value);
+  $('login').hidden = true;
+  refresh();
+});
+$('search').addEventListener('submit', (event) => {
+  event.preventDefault();
+  loadEvents().catch((err) => ($('error').textContent = err.message));
+});
+
+if (token()) {
+  refresh();
+  setInterval(loadOverview, 30_000);
+} else {
+  $('login').hidden = false;
+}

@@ -1,0 +1,70 @@
+/** `relay template ...`: message templates (Mustache) for the HTTP API; each add makes a new version. */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import Mustache from 'mustache';
+import type { Command } from 'commander';
+import { CliError, type Cli } from './context.js';
+import { formatTime, print, printJson, printTable } from './output.js';
+
+const TEMPLATE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function readPart(file: string | undefined, what: string): string | null {
+  if (file === undefined) return null;
+  try {
+    return readFileSync(path.resolve(file), 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read the ${what} file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export function registerTemplateCommands(program: Command, cli: Cli): void {
+  const template = program.command('template').description('message templates for the HTTP API (Mustache: {{name}}, HTML escaped in the html part)');
+
+  template
+    .command('add <name>')
+    .description('add a template, or a new version of an existing one')
+    .requiredOption('--subject <text>', 'subject line (may use {{variables}})')
+    .option('--text-file <file>', 'plain text part')
+    .option('--html-file <file>', 'HTML part')
+    .option('--json', 'print JSON')
+    .action((name: string, opts: { subject: string; textFile?: string; htmlFile?: string; json?: boolean }) =>
+      cli.withStore((store) => {
+        if (!TEMPLATE_NAME.test(name)) throw new CliError(`"${name}" is not a valid template name (letters, digits and . _ -)`);
+        const text = readPart(opts.textFile, 'text');
+        const html = readPart(opts.htmlFile, 'HTML');
+        if (text === null && html === null) throw new CliError('give --text-file, --html-file or both');
+        for (const [part, source] of [['subject', opts.subject], ['text', text], ['HTML', html]] as const) {
+          try {
+            if (source !== null) Mustache.parse(source);
+          } catch (err) {
+            throw new CliError(`the ${part} is not a valid template: ${(err as Error).message}`);
+          }
+        }
+        const version = store.addTemplate({ name, subject: opts.subject, text, html });
+        if (opts.json) return printJson({ name, version });
+        print(`Added template ${name} version ${version}.`);
+      }),
+    );
+
+  template
+    .command('list')
+    .description('list templates (latest version of each)')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) =>
+      cli.withStore((store) => {
+        const templates = store.listTemplates().map((t) => ({
+          name: t.name,
+          version: t.version,
+          subject: t.subject,
+          parts: [t.text !== null && 'text', t.html !== null && 'html'].filter(Boolean) as string[],
+          created: t.createdAt,
+        }));
+        if (opts.json) return printJson(templates);
+        printTable(
+          ['NAME', 'VERSION', 'PARTS', 'CREATED', 'SUBJECT'],
+          templates.map((t) => [t.name, t.version, t.parts.join('+'), formatTime(t.created), t.subject]),
+          'No templates yet: add one with `relay template add NAME --subject S --text-file F`.',
+        );
+      }),
+    );
+}

@@ -1,0 +1,94 @@
+/** `relay webhook ...`: endpoints that receive signed JSON events (delivered, deferred, bounced, expired, suppressed). */
+import type { Command } from 'commander';
+import type { RecipientStatus, WebhookRecord } from '../queue/store.js';
+import { WEBHOOK_STATUSES } from '../queue/sqlite-surface.js';
+import { postWebhook } from '../webhooks/post.js';
+import { newWebhookSecret } from '../webhooks/sign.js';
+import { CliError, type Cli } from './context.js';
+import { formatTime, print, printJson, printTable } from './output.js';
+
+function webhookUrl(input: string): string {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new CliError(`"${input}" is not a URL (expected e.g. https://app.example.com/relay-events)`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new CliError(`"${input}": only http and https URLs are supported`);
+  return url.href;
+}
+
+function eventList(input: string): RecipientStatus[] {
+  const events = [...new Set(input.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean))];
+  const unknown = events.filter((e) => !WEBHOOK_STATUSES.includes(e as RecipientStatus));
+  if (unknown.length || events.length === 0) {
+    throw new CliError(`unknown event ${unknown.join(', ') || '(none given)'}: choose from ${WEBHOOK_STATUSES.join(', ')}`);
+  }
+  return events as RecipientStatus[];
+}
+
+function webhookById(webhooks: WebhookRecord[], id: string): WebhookRecord {
+  const found = webhooks.find((w) => String(w.id) === id);
+  if (!found) throw new CliError(`unknown webhook ${id}: see \`relay webhook list\``);
+  return found;
+}
+
+export function registerWebhookCommands(program: Command, cli: Cli): void {
+  const webhook = program.command('webhook').description('webhook endpoints for delivery events, signed with HMAC-SHA256');
+
+  webhook
+    .command('add <url>')
+    .description('send events to URL; prints the signing secret once')
+    .option('--events <list>', `comma-separated: ${WEBHOOK_STATUSES.join(',')}`, WEBHOOK_STATUSES.join(','))
+    .option('--json', 'print JSON')
+    .action((input: string, opts: { events: string; json?: boolean }) =>
+      cli.withStore((store) => {
+        const added = store.addWebhook(webhookUrl(input), newWebhookSecret(), eventList(opts.events));
+        if (opts.json) return printJson({ id: added.id, url: added.url, events: added.events, secret: added.secret });
+        print(`Added webhook ${added.id}: ${added.url} (${added.events.join(', ')}).`);
+        print(`  Signing secret: ${added.secret}`);
+        print('Verify the Relay-Signature header (t=TIMESTAMP,v1=HMAC-SHA256 of "TIMESTAMP.BODY") with it; it will not be shown again.');
+      }),
+    );
+
+  webhook
+    .command('list')
+    .description('list webhooks (secrets are not shown)')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) =>
+      cli.withStore((store) => {
+        const webhooks = store.listWebhooks().map((w) => ({ id: w.id, url: w.url, events: w.events, created: w.createdAt }));
+        if (opts.json) return printJson(webhooks);
+        printTable(
+          ['ID', 'URL', 'EVENTS', 'CREATED'],
+          webhooks.map((w) => [w.id, w.url, w.events.join(','), formatTime(w.created)]),
+          'No webhooks yet: add one with `relay webhook add URL --events bounced,delivered`.',
+        );
+        const backlog = store.webhookBacklog();
+        if (backlog.count) print(`\n${backlog.count} event deliveries waiting, oldest from ${formatTime(backlog.oldestAt)}.`);
+      }),
+    );
+
+  webhook
+    .command('test <id>')
+    .description('send a signed test event to the webhook now; exit 0 when it answers 2xx')
+    .action((id: string) =>
+      cli.withStore(async (store, config) => {
+        const target = webhookById(store.listWebhooks(), id);
+        const body = JSON.stringify({ id: 0, type: 'test', at: new Date().toISOString(), message: 'test event from relay webhook test' });
+        const result = await postWebhook(target.url, target.secret, body, config.webhooks.timeout);
+        if (!result.ok) throw new CliError(`webhook ${id} (${target.url}) failed: ${result.error}`);
+        print(`Webhook ${id} answered HTTP ${result.status}.`);
+      }),
+    );
+
+  webhook
+    .command('remove <id>')
+    .description('stop sending events to the webhook (its undelivered events are dropped)')
+    .action((id: string) =>
+      cli.withStore((store) => {
+        store.removeWebhook(webhookById(store.listWebhooks(), id).id);
+        print(`Removed webhook ${id}.`);
+      }),
+    );
+}

@@ -1,0 +1,120 @@
+/**
+ * The dashboard in headless Chromium (Debian's chromium, driven by playwright-core) against a
+ * running relay with real traffic: the page loads with the admin token, the chart and tables
+ * show the test run's data, and a search finds a recipient. RELAY_UPDATE_SCREENSHOT=1 saves the
+ * page as docs/dashboard.png (the README's screenshot).
+ */
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashApiKey, newApiKey } from '../src/http/api-keys.js';
+import { ROOT } from './helpers/cli.js';
+import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
+import { apiClient } from './helpers/http.js';
+import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { startSinks, type Sink } from './helpers/sink.js';
+import { waitFor } from './helpers/wait.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ADMIN_TOKEN = 'dashboard-admin-token-0123456789';
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`dashboard test skipped: ${CHROMIUM} is missing (apt-get install -y chromium; .ci/run installs it)`);
+
+let dns: TestDnsServer;
+let sinks: Sink[];
+let relay: TestRelay;
+let browser: BrowserContext;
+
+beforeAll(async () => {
+  if (!hasChromium) return;
+  sinks = await startSinks([
+    { host: '127.0.0.2' },
+    { host: '127.0.0.3', rcpt: (address) => (address.startsWith('nobody') ? `550 5.1.1 <${address}>: mailbox unavailable` : undefined) },
+  ]);
+  dns = await startDnsServer({
+    'example.test': { mx: [{ priority: 10, exchange: 'mx.example.test' }] },
+    'mx.example.test': { a: ['127.0.0.2'] },
+    'bouncy.test': { mx: [{ priority: 10, exchange: 'mx.bouncy.test' }] },
+    'mx.bouncy.test': { a: ['127.0.0.3'] },
+  });
+  relay = await startTestRelay({
+    http: { admin_token: ADMIN_TOKEN },
+    delivery: { paused: false, dns_servers: [dns.address], smtp_port: sinks[0]!.port },
+  });
+  addSenderDomain(relay.store, 'acme.test');
+  relay.store.setDomainVerification('acme.test', true, {
+    verification: { status: 'found' }, dkim: { status: 'found' }, spf: { status: 'found' }, dmarc: { status: 'missing' },
+  });
+  addCredential(relay.store, 'shop', ['acme.test']);
+  const key = newApiKey();
+  relay.store.addApiKey('shop', hashApiKey(key));
+  const app = apiClient(relay.ports.http!, key);
+  const to = [...Array.from({ length: 8 }, (_, i) => `customer${i}@example.test`), 'nobody1@bouncy.test', 'nobody2@bouncy.test'];
+  for (const address of to) await app('POST', '/v1/messages', { from: 'shop@acme.test', to: address, subject: 'Your order', text: 'Thanks!' });
+  await waitFor(() => relay.store.stats().byStatus.bounced === 2 && relay.store.stats().byStatus.delivered === 8, 'deliveries and bounces');
+
+  // A persistent context is how Playwright takes a fresh --user-data-dir.
+  browser = await chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'relay-chromium-')), {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync',
+    ],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await relay?.stop();
+  await Promise.all(sinks?.map((s) => s.stop()) ?? []);
+  await dns?.stop();
+});
+
+describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {
+  it('asks for the admin token and shows the API error for a wrong one', async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${relay.ports.http}/dashboard`);
+    await page.fill('#token', 'wrong-token');
+    await page.click('#login button');
+    await expect.poll(() => page.textContent('#error')).toMatch(/invalid or revoked API key/);
+    await page.close();
+  });
+
+  it('loads real data: counts, a chart, failing domains, DNS status, and finds a recipient', async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${relay.ports.http}/dashboard#token=${ADMIN_TOKEN}`);
+    await page.waitForSelector('#main:not([hidden])');
+    expect(await page.textContent('#accepted')).toBe('10');
+    expect(await page.textContent('#delivered')).toBe('8');
+    expect(await page.textContent('#bounced')).toBe('2');
+    expect(await page.textContent('#bounce-rate')).toBe('20.0 %');
+    expect(await page.textContent('#queue-depth')).toBe('0 pending');
+    // The chart: one line per series, the accepted one rising to 10 in the current hour.
+    expect(await page.locator('#chart svg polyline').count()).toBe(3);
+    const accepted = await page.getAttribute('#chart polyline.series-accepted', 'points');
+    expect(accepted!.split(' ').length).toBeGreaterThanOrEqual(24);
+    expect(await page.textContent('#failing tbody')).toMatch(/bouncy\.test.*550 5\.1\.1/s);
+    expect(await page.textContent('#domains tbody')).toMatch(/acme\.test\s*yes\s*found\s*found\s*missing/);
+    // The token left the address bar once read.
+    expect(page.url()).not.toContain(ADMIN_TOKEN);
+
+    await page.fill('#recipient', 'nobody2@bouncy.test');
+    await page.click('#search button');
+    await expect.poll(async () => page.locator('#events tbody tr').count()).toBe(2);
+    const rows = await page.locator('#events tbody tr').allTextContents();
+    expect(rows.every((row) => row.includes('nobody2@bouncy.test'))).toBe(true);
+    expect(rows[0]).toMatch(/bounced.*mailbox unavailable/);
+
+    await page.fill('#recipient', '');
+    await page.click('#search button');
+    await expect.poll(async () => page.locator('#events tbody tr').count()).toBe(20);
+    const screenshot = await page.screenshot();
+    expect(screenshot.length).toBeGreaterThan(10_000);
+    if (process.env.RELAY_UPDATE_SCREENSHOT) writeFileSync(path.join(ROOT, 'docs/dashboard.png'), screenshot);
+    await page.close();
+  });
+});

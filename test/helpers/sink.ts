@@ -110,6 +110,8 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => {
       server.off('error', reject);
+      // A client that dies mid-session (a killed relay) resets its connection; that is not a sink failure.
+      server.on('error', () => {});
       resolve();
     });
   });

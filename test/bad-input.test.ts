@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normaliseLineEndings } from '../src/submission/message.js';
-import { startDeliveringRelay, type DeliveringRelay } from './helpers/bad-input-relay.js';
+import { startDeliveringRelay, type DeliveringRelay } from './helpers/delivering-relay.js';
 import type { RawSmtpClient } from './helpers/smtp-client.js';
 import { waitFor } from './helpers/wait.js';
 

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
+import type { DestinationStream } from 'pino';
 import { createLogger } from '../../src/log.js';
 import { startRelay, type RunningRelay } from '../../src/relay.js';
 import { dnsRecords, newVerificationToken } from '../../src/domains/records.js';
@@ -52,10 +53,12 @@ export interface TestRelay extends RunningRelay {
   dir: string;
 }
 
-export async function startTestRelay(overrides: ConfigOverrides = {}): Promise<TestRelay> {
+/** `destination` captures the log lines (at config.log.level) instead of printing them. */
+export async function startTestRelay(overrides: ConfigOverrides = {}, options: { destination?: DestinationStream } = {}): Promise<TestRelay> {
   const configFile = writeTestConfig(overrides);
   const config = loadConfig(configFile);
-  const relay = await startRelay(config, { logger: createLogger(config.log.level, { redactRecipients: config.log.redact_recipients }) });
+  const logger = createLogger(config.log.level, { redactRecipients: config.log.redact_recipients, destination: options.destination });
+  const relay = await startRelay(config, { logger });
   return { ...relay, configFile, dir: path.dirname(configFile) };
 }
 

@@ -1,11 +1,12 @@
 /**
- * A relay that delivers to one loopback sink (every recipient domain's MX), with a sender
+ * A relay that delivers to one loopback sink (example.net's MX), with a sender
  * domain and a credential, plus a raw-client session already past AUTH: the setting for tests
  * that push odd bytes in and look at what comes out at the sink.
  */
 import { startDnsServer, type TestDnsServer } from './dns.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './relay.js';
-import { startSink, type Sink } from './sink.js';
+import type { DestinationStream } from 'pino';
+import { startSink, type Sink, type SinkOptions } from './sink.js';
 import { RawSmtpClient } from './smtp-client.js';
 
 export interface DeliveringRelay {
@@ -20,13 +21,13 @@ export interface DeliveringRelay {
   stop(): Promise<void>;
 }
 
-export async function startDeliveringRelay(overrides: Record<string, unknown> = {}): Promise<DeliveringRelay> {
-  const sink = await startSink({ host: '127.0.0.2' });
+export async function startDeliveringRelay(
+  overrides: Record<string, unknown> = {},
+  options: { destination?: DestinationStream; sink?: Omit<SinkOptions, 'host'> } = {},
+): Promise<DeliveringRelay> {
+  const sink = await startSink({ ...options.sink, host: '127.0.0.2' });
   const dns = await startDnsServer({ 'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] }, 'mx.example.net': { a: ['127.0.0.2'] } });
-  const relay = await startTestRelay({
-    ...overrides,
-    delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port, ...(overrides.delivery as object) },
-  });
+  const relay = await startTestRelay({ ...overrides, delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port, ...(overrides.delivery as object) } }, options);
   const dkim = new Map<string, string>();
   for (const record of addSenderDomain(relay.store, 'acme.test')) if (record.purpose === 'dkim') dkim.set(record.name, record.value);
   const creds = addCredential(relay.store, 'app', ['acme.test']);

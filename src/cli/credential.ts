@@ -1,8 +1,9 @@
-/** `relay credential ...`: SMTP AUTH logins and the sender domains each may use. */
+/** `relay credential ...`: SMTP AUTH logins, the sender domains each may use, and their rate limits and quotas. */
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { hashPassword } from '../submission/password.js';
 import { CliError, type Cli } from './context.js';
+import { addLimitOptions, type LimitOptions, limitsFrom, limitsView, usedOf } from './credential-limits.js';
 import { formatTime, print, printJson, printTable } from './output.js';
 import { credentialName, domainName } from './validate.js';
 
@@ -14,12 +15,14 @@ const collect = (value: string, previous: string[] | undefined) => [...(previous
 export function registerCredentialCommands(program: Command, cli: Cli): void {
   const credential = program.command('credential').description('SMTP AUTH credentials');
 
-  credential
-    .command('add <name>')
-    .description('create a credential (username = name) with a random password, shown once')
-    .requiredOption('--domain <domain>', 'sender domain it may use (repeat for several; add domains first with `relay domain add`)', collect)
+  addLimitOptions(
+    credential
+      .command('add <name>')
+      .description('create a credential (username = name) with a random password, shown once')
+      .requiredOption('--domain <domain>', 'sender domain it may use (repeat for several; add domains first with `relay domain add`)', collect),
+  )
     .option('--json', 'print JSON')
-    .action((input: string, opts: { domain: string[]; json?: boolean }) =>
+    .action((input: string, opts: LimitOptions & { domain: string[]; json?: boolean }) =>
       cli.withStore((store) => {
         const name = credentialName(input);
         if (store.getCredential(name)) throw new CliError(`credential ${name} already exists (names of revoked credentials stay taken)`);
@@ -29,11 +32,27 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
         }
         const password = newPassword();
         store.addCredential({ name, username: name, passwordHash: hashPassword(password), domains });
-        if (opts.json) return printJson({ name, username: name, password, domains });
+        const limits = limitsFrom(opts);
+        if (Object.keys(limits).length) store.setCredentialLimits(name, limits);
+        if (opts.json) return printJson({ name, username: name, password, domains, limits: limitsView(store, name).limits });
         print(`Created credential ${name} for ${domains.join(', ')}.`);
         print(`  Username: ${name}`);
         print(`  Password: ${password}`);
         print('Store the password now: it will not be shown again.');
+      }),
+    );
+
+  addLimitOptions(credential.command('update <name>').description('change a credential\'s rate limit and quotas (counted in recipients)'))
+    .option('--json', 'print JSON')
+    .action((name: string, opts: LimitOptions & { json?: boolean }) =>
+      cli.withStore((store) => {
+        if (!store.getCredential(name)) throw new CliError(`unknown credential ${name}`);
+        const limits = limitsFrom(opts);
+        if (Object.keys(limits).length === 0) throw new CliError('nothing to update: give --rate, --daily or --monthly');
+        store.setCredentialLimits(name, limits);
+        const view = limitsView(store, name).limits;
+        if (opts.json) return printJson({ name, limits: view });
+        print(`Updated credential ${name}: rate ${view.rate ?? 'unlimited'}, daily ${view.daily ?? 'unlimited'}, monthly ${view.monthly ?? 'unlimited'}.`);
       }),
     );
 
@@ -49,11 +68,21 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
           domains: c.domains,
           created: c.createdAt,
           revoked: c.revokedAt,
+          ...limitsView(store, c.name),
         }));
         if (opts.json) return printJson(credentials);
         printTable(
-          ['NAME', 'USERNAME', 'DOMAINS', 'CREATED', 'REVOKED'],
-          credentials.map((c) => [c.name, c.username, c.domains.join(','), formatTime(c.created), formatTime(c.revoked)]),
+          ['NAME', 'USERNAME', 'DOMAINS', 'RATE', 'TODAY', 'THIS MONTH', 'CREATED', 'REVOKED'],
+          credentials.map((c) => [
+            c.name,
+            c.username,
+            c.domains.join(','),
+            c.limits.rate,
+            usedOf(c.usage.today, c.limits.daily),
+            usedOf(c.usage.this_month, c.limits.monthly),
+            formatTime(c.created),
+            formatTime(c.revoked),
+          ]),
           'No credentials yet: create one with `relay credential add NAME --domain DOMAIN`.',
         );
       }),

@@ -1,7 +1,8 @@
-/** `relay stats`: recipient counts by status and by recipient domain, and the queue depth. */
+/** `relay stats`: recipient counts by status and by recipient domain, the queue depth, and each credential's usage against its quotas. */
 import type { Command } from 'commander';
 import type { RecipientStatus } from '../queue/store.js';
 import type { Cli } from './context.js';
+import { limitsView, usedOf } from './credential-limits.js';
 import { formatTime, print, printJson, printTable } from './output.js';
 
 const STATUSES: RecipientStatus[] = ['queued', 'deferred', 'delivered', 'bounced', 'expired', 'suppressed'];
@@ -16,11 +17,13 @@ export function registerStatsCommand(program: Command, cli: Cli): void {
     .action((opts: { json?: boolean }) =>
       cli.withStore((store) => {
         const { byStatus, byDomain, queue } = store.stats();
+        const credentials = Object.fromEntries(store.listCredentials().map((c) => [c.name, limitsView(store, c.name)]));
         if (opts.json) {
           return printJson({
             by_status: byStatus,
             by_domain: byDomain,
             queue: { messages: queue.messages, recipients_pending: queue.recipientsPending, oldest_received_at: queue.oldestReceivedAt },
+            credentials,
           });
         }
         const oldest = queue.oldestReceivedAt ? `, oldest received ${formatTime(queue.oldestReceivedAt)}` : '';
@@ -34,6 +37,17 @@ export function registerStatsCommand(program: Command, cli: Cli): void {
             .sort(([a], [b]) => a.localeCompare(b))
             .map(([domain, counts]) => [domain, ...STATUSES.map((status) => counts[status] ?? 0)]),
           'No recipient domains yet.',
+        );
+        print();
+        printTable(
+          ['CREDENTIAL', 'RATE', 'TODAY', 'THIS MONTH'],
+          Object.entries(credentials).map(([name, { limits, usage }]) => [
+            name,
+            limits.rate,
+            usedOf(usage.today, limits.daily),
+            usedOf(usage.this_month, limits.monthly),
+          ]),
+          'No credentials yet.',
         );
       }),
     );

@@ -37,8 +37,29 @@ export const configSchema = z.strictObject({
     .strictObject({
       max_message_bytes: z.number().int().positive().default(26_214_400),
       max_recipients: z.number().int().positive().default(100),
+      // Abuse protection (issue 3)
+      /** Connections at once over all listeners, and from one IP; past either, 421 4.7.0 at connect. */
+      max_clients: z.number().int().positive().default(1000),
+      max_clients_per_ip: z.number().int().positive().default(50),
+      /** No byte from the client for this long closes the session (421 4.4.2). */
+      idle_timeout: duration.prefault('1m'),
+      /** Each step (a command, or a whole message after DATA) must complete within this, so a client trickling bytes cannot hold a slot. */
+      command_timeout: duration.prefault('5m'),
+      /** Longest command line accepted; a longer one closes the session. */
+      max_line_length: z.number().int().min(512).default(4096),
+      /** Commands allowed before a successful AUTH. */
+      max_unauthenticated_commands: z.number().int().positive().default(10),
+      /** Failed AUTH attempts in one connection before it is closed (421 4.7.0). */
+      auth_failures_per_connection: z.number().int().positive().default(3),
+      /** Failed AUTH attempts from one IP, or against one username, within auth_failure_window before AUTH is refused (454 4.7.0) for auth_lockout. */
+      auth_failures_per_ip: z.number().int().positive().default(10),
+      auth_failures_per_user: z.number().int().positive().default(10),
+      auth_failure_window: duration.prefault('10m'),
+      auth_lockout: duration.prefault('10m'),
+      /** A repeated Message-ID (same envelope) or Idempotency-Key from one credential within this window is not queued again. */
+      idempotency_window: duration.prefault('24h'),
     })
-    .default({ max_message_bytes: 26_214_400, max_recipients: 100 }),
+    .prefault({}),
   delivery: z
     .strictObject({
       dns_servers: z.array(hostPort).optional(),

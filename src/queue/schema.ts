@@ -69,6 +69,29 @@ CREATE TABLE IF NOT EXISTS credential_domains (
   PRIMARY KEY (credential, domain)
 );
 
+-- Abuse protection (issue 3): per-credential quotas, their durable usage, idempotent submission
+CREATE TABLE IF NOT EXISTS credential_limits (
+  credential       TEXT PRIMARY KEY REFERENCES credentials(name) ON DELETE CASCADE,
+  rate_count       INTEGER,       -- recipients per rate_per_seconds; NULL = no rate limit
+  rate_per_seconds INTEGER,
+  daily            INTEGER,       -- recipients per UTC day; NULL = unlimited
+  monthly          INTEGER        -- recipients per UTC month; NULL = unlimited
+);
+CREATE TABLE IF NOT EXISTS credential_usage (
+  credential TEXT NOT NULL,
+  period     TEXT NOT NULL,       -- 'YYYY-MM-DD' (UTC day) or 'YYYY-MM' (UTC month)
+  recipients INTEGER NOT NULL,
+  PRIMARY KEY (credential, period)
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  credential TEXT NOT NULL,
+  key        TEXT NOT NULL,       -- 'key:' + Idempotency-Key header, or 'mid:' + Message-ID and envelope digest
+  queue_id   TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (credential, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
+
 -- HTTP API, templates and webhooks (issue 5) -------------------------------------------------
 CREATE TABLE IF NOT EXISTS api_keys (
   key_hash   TEXT PRIMARY KEY,   -- SHA-256 of the key; the key itself is shown once and never stored

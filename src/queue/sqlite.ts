@@ -8,9 +8,12 @@ import Database from 'better-sqlite3';
 import type { RelayConfig } from '../config/schema.js';
 import { createPrivateDatabaseFile } from './private-file.js';
 import { SCHEMA } from './schema.js';
+import { SqliteLimits } from './sqlite-limits.js';
 import { SurfaceTables } from './sqlite-surface.js';
 import {
+  type CredentialLimits,
   type CredentialRecord,
+  type CredentialUsage,
   type DeliveryJob,
   type DomainRecord,
   type EventFilter,
@@ -51,6 +54,7 @@ export class SqliteStore implements Store {
   private pending: PendingEnqueue[] = [];
   private flushScheduled = false;
   private readonly stmt;
+  private readonly limits: SqliteLimits;
   private readonly surface: SurfaceTables;
 
   constructor(file: string) {
@@ -61,6 +65,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
+    this.limits = new SqliteLimits(this.db);
     this.surface = new SurfaceTables(this.db, (name) => this.getCredential(name));
     const db = this.db;
     this.stmt = {
@@ -127,6 +132,7 @@ export class SqliteStore implements Store {
       this.db.transaction(() => {
         for (const { message } of batch) {
           this.stmt.insertMessage.run({ ...message, size: message.body.length });
+          this.limits.recordEnqueued(message);
           for (const rcpt of message.recipients) {
             this.stmt.insertRecipient.run(message.queueId, rcpt, domainOf(rcpt), message.receivedAt, message.receivedAt);
             this.insertEvent({
@@ -507,6 +513,28 @@ export class SqliteStore implements Store {
   }
   checkWritable(): void {
     this.surface.checkWritable();
+  }
+
+  // ---- Abuse protection: credential limits, usage, idempotency (sqlite-limits.ts) ----------
+
+  getCredentialLimits(name: string): CredentialLimits {
+    return this.limits.get(name);
+  }
+
+  setCredentialLimits(name: string, limits: Partial<CredentialLimits>): void {
+    this.limits.set(name, limits);
+  }
+
+  credentialUsage(name: string, at: number): CredentialUsage {
+    return this.limits.usage(name, at);
+  }
+
+  findIdempotentSubmission(credential: string, key: string, since: number): string | undefined {
+    return this.limits.findIdempotent(credential, key, since);
+  }
+
+  pruneIdempotencyKeys(before: number): void {
+    this.limits.pruneIdempotencyKeys(before);
   }
 
   close(): void {

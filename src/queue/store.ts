@@ -19,6 +19,8 @@ export interface NewMessage {
   body: Buffer;
   receivedAt: number;
   expiresAt: number;
+  /** Idempotency keys recorded with the message (see findIdempotentSubmission). */
+  idempotencyKeys?: string[];
 }
 
 /** One message's recipients at one domain, claimed for one delivery attempt. */
@@ -107,6 +109,19 @@ export interface CredentialRecord {
   revokedAt: string | null;
 }
 
+/** Per-credential quotas, counted in recipients; null = unlimited. */
+export interface CredentialLimits {
+  /** Token bucket: `count` recipients per `perSeconds` seconds. */
+  rate: { count: number; perSeconds: number } | null;
+  daily: number | null;
+  monthly: number | null;
+}
+
+export interface CredentialUsage {
+  day: number;
+  month: number;
+}
+
 export interface Stats {
   byStatus: Record<RecipientStatus, number>;
   byDomain: Record<string, Partial<Record<RecipientStatus, number>>>;
@@ -191,7 +206,11 @@ export interface StatsBucket {
 
 export interface Store {
   // Queue
-  /** Resolves once the message and its recipients are durably committed (group-committed). */
+  /**
+   * Resolves once the message and its recipients are durably committed (group-committed). The
+   * same transaction counts the recipients in the credential's daily and monthly usage and
+   * records the message's idempotency keys.
+   */
   enqueue(message: NewMessage): Promise<void>;
   /** Records an event that is not tied to a queued recipient row (e.g. suppressed at RCPT). */
   recordEvent(event: Omit<EventRow, 'at'> & { at?: number }): Promise<void>;
@@ -235,6 +254,44 @@ export interface Store {
   getCredential(name: string): CredentialRecord | undefined;
   listCredentials(): CredentialRecord[];
   revokeCredential(name: string): boolean;
+
+  // HTTP API, templates and webhooks (issue 5); implemented in sqlite-surface.ts
+  /** Stores the SHA-256 of an API key for the credential. */
+  addApiKey(credential: string, keyHash: string): void;
+  /** The active credential that owns the key with this hash. */
+  credentialByApiKey(keyHash: string): CredentialRecord | undefined;
+  /** Adds the next version of the template (1 if new); returns the version. */
+  addTemplate(template: Pick<TemplateRecord, 'name' | 'subject' | 'text' | 'html'>): number;
+  /** The given version, or the latest. */
+  getTemplate(name: string, version?: number): TemplateRecord | undefined;
+  listTemplates(): TemplateRecord[];
+  addWebhook(url: string, secret: string, events: RecipientStatus[]): WebhookRecord;
+  listWebhooks(): WebhookRecord[];
+  removeWebhook(id: number): boolean;
+  /** Outbox rows due for (another) delivery attempt. Rows are written with their events. */
+  dueWebhookDeliveries(now: number, limit: number): OutboxEntry[];
+  webhookDelivered(outboxId: number): void;
+  webhookFailed(outboxId: number, error: string, nextAttemptAt: number): void;
+  webhookBacklog(): { count: number; oldestAt: number | null };
+  queryEvents(query: EventQuery): ApiEvent[];
+  getMessage(queueId: string): MessageRecord | undefined;
+  eventBuckets(from: number, to: number, bucketMs: number, credential?: string): StatsBucket[];
+  /** The latest failure per recipient domain in the window. */
+  lastFailures(from: number, to: number, credential?: string): ApiEvent[];
+  /** Throws unless a write transaction can be started (readiness probe). */
+  checkWritable(): void;
+
+  // Abuse protection (issue 3): credential quotas, their usage, idempotent submission
+  /** All null when the credential has no limits. */
+  getCredentialLimits(name: string): CredentialLimits;
+  /** Changes only the fields given (null clears one). */
+  setCredentialLimits(name: string, limits: Partial<CredentialLimits>): void;
+  /** Recipients committed in the UTC day and month that contain `at`. */
+  credentialUsage(name: string, at: number): CredentialUsage;
+  /** The queue id of a submission recorded under `key` by the credential since `since`, if any. */
+  findIdempotentSubmission(credential: string, key: string, since: number): string | undefined;
+  /** Forgets idempotency keys recorded before `before`. */
+  pruneIdempotencyKeys(before: number): void;
 
   // HTTP API, templates and webhooks (issue 5); implemented in sqlite-surface.ts
   /** Stores the SHA-256 of an API key for the credential. */

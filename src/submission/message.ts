@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import addressparser from 'nodemailer/lib/addressparser';
 import { reply } from './replies.js';
+import { traceToken } from './trace-text.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -102,7 +103,7 @@ export function prepareMessage(raw: Buffer, trace: TraceInfo): PreparedMessage {
   const sender = senderField ? addressesIn(senderField.value)[0] : undefined;
 
   const added: string[] = [
-    `Received: from ${trace.heloName} (${trace.clientHostname} [${trace.clientAddress}])\r\n` +
+    `Received: from ${traceToken(trace.heloName)} (${traceToken(trace.clientHostname)} [${traceToken(trace.clientAddress)}])\r\n` +
       `\tby ${trace.hostname} (Relay) with ${trace.tls ? 'ESMTPSA' : 'ESMTPA'} id ${trace.queueId};\r\n` +
       `\t${rfc5322Date()}`,
   ];

@@ -16,16 +16,23 @@ export class RawSmtpClient {
   private waiters: ((reply: Reply) => void)[] = [];
   private replies: Reply[] = [];
   private lines: string[] = [];
+  /** True once the connection has closed. */
+  closed = false;
 
   private constructor(private socket: net.Socket) {
     this.attach(socket);
   }
 
-  static async connect(port: number, options: { implicitTls?: boolean; host?: string } = {}): Promise<{ client: RawSmtpClient; greeting: Reply }> {
+  /** `localAddress` (e.g. 127.0.0.2) makes the connection come from another loopback address. */
+  static async connect(
+    port: number,
+    options: { implicitTls?: boolean; host?: string; localAddress?: string } = {},
+  ): Promise<{ client: RawSmtpClient; greeting: Reply }> {
     const host = options.host ?? '127.0.0.1';
+    const { localAddress } = options;
     const socket = options.implicitTls
-      ? tls.connect({ port, host, rejectUnauthorized: false })
-      : net.connect({ port, host });
+      ? tls.connect({ port, host, localAddress, rejectUnauthorized: false })
+      : net.connect({ port, host, localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once(options.implicitTls ? 'secureConnect' : 'connect', () => resolve());
       socket.once('error', reject);
@@ -53,6 +60,7 @@ export class RawSmtpClient {
       }
     });
     socket.on('error', () => {});
+    socket.on('close', () => (this.closed = true));
   }
 
   read(): Promise<Reply> {

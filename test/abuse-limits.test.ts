@@ -1,0 +1,142 @@
+/**
+ * AUTH brute force and connection limits, against the real listeners: per-connection, per-IP
+ * and per-username AUTH failure limits with a cooling-off period; max clients overall and per
+ * IP; the idle and command timeouts (a slow client cannot hold a slot); over-long lines; too
+ * many commands without AUTH. Other client IPs come from other 127.0.0.x source addresses.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawSmtpClient } from './helpers/smtp-client.js';
+import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { waitFor } from './helpers/wait.js';
+
+let relay: TestRelay;
+let creds: { username: string; password: string };
+let other: { username: string; password: string };
+
+const LOCKOUT_MS = 1500;
+
+beforeAll(async () => {
+  relay = await startTestRelay({
+    limits: {
+      auth_failures_per_connection: 3,
+      auth_failures_per_ip: 4,
+      auth_failures_per_user: 4,
+      auth_failure_window: '1m',
+      auth_lockout: `${LOCKOUT_MS}ms`,
+      max_clients: 5,
+      max_clients_per_ip: 2,
+      idle_timeout: '2s',
+      command_timeout: '1200ms',
+      max_line_length: 1000,
+      max_unauthenticated_commands: 5,
+    },
+  });
+  addSenderDomain(relay.store, 'acme.test');
+  creds = addCredential(relay.store, 'billing-app', ['acme.test']);
+  other = addCredential(relay.store, 'other-app', ['acme.test']);
+});
+
+afterAll(async () => {
+  await relay?.stop();
+});
+
+async function session(localAddress: string) {
+  const { client, greeting } = await RawSmtpClient.connect(relay.ports.smtps!, { implicitTls: true, localAddress });
+  return { client, greeting };
+}
+
+async function greeted(localAddress: string) {
+  const { client, greeting } = await session(localAddress);
+  expect(greeting.code).toBe(220);
+  await client.command('EHLO client.test');
+  return client;
+}
+
+async function login(localAddress: string, user: string, password: string) {
+  const client = await greeted(localAddress);
+  const reply = await client.authPlain(user, password);
+  client.close();
+  return `${reply.code} ${reply.text.split(' ')[0]}`;
+}
+
+describe('AUTH brute force', () => {
+  it('closes the connection with 421 4.7.0 after a few failures in it; a right password before that is not slowed', async () => {
+    const client = await greeted('127.0.0.2');
+    expect((await client.authPlain(creds.username, 'wrong-1')).code).toBe(535);
+    const started = Date.now();
+    expect((await client.authPlain(creds.username, creds.password)).code).toBe(235);
+    expect(Date.now() - started).toBeLessThan(500);
+    client.close();
+
+    const attacker = await greeted('127.0.0.3');
+    expect((await attacker.authPlain('nobody', 'a')).code).toBe(535);
+    expect((await attacker.authPlain('nobody', 'b')).code).toBe(535);
+    const third = await attacker.authPlain('nobody', 'c');
+    expect(`${third.code} ${third.text}`).toMatch(/^421 4\.7\.0 /);
+    await waitFor(() => attacker.closed, 'the server to close the connection');
+  });
+
+  it('cools off a username after repeated failures from many IPs: 454 4.7.0 even with the right password', async () => {
+    for (let i = 10; i < 14; i++) expect(await login(`127.0.0.${i}`, other.username, 'guess')).toBe('535 5.7.8');
+    expect(await login('127.0.0.14', other.username, other.password)).toBe('454 4.7.0');
+    expect(await login('127.0.0.14', creds.username, creds.password)).toBe('235 2.7.0');
+    await new Promise((resolve) => setTimeout(resolve, LOCKOUT_MS + 100));
+    expect(await login('127.0.0.15', other.username, other.password)).toBe('235 2.7.0');
+  });
+
+  it('cools off an IP after repeated failures against many usernames: 454 4.7.0 even with the right password', async () => {
+    for (let i = 0; i < 4; i++) expect(await login('127.0.0.20', `user-${i}`, 'guess')).toBe('535 5.7.8');
+    expect(await login('127.0.0.20', creds.username, creds.password)).toBe('454 4.7.0');
+    expect(await login('127.0.0.21', creds.username, creds.password)).toBe('235 2.7.0');
+  });
+});
+
+describe('connection limits', () => {
+  it('refuses past max_clients_per_ip and max_clients with 421 4.7.0 at connect, and admits again once one leaves', async () => {
+    const held = [(await session('127.0.0.30')).client, (await session('127.0.0.30')).client];
+    const third = await session('127.0.0.30');
+    expect(`${third.greeting.code} ${third.greeting.text}`).toMatch(/^421 4\.7\.0 too many connections from 127\.0\.0\.30/);
+    held.push((await session('127.0.0.31')).client, (await session('127.0.0.31')).client, (await session('127.0.0.32')).client);
+    const sixth = await session('127.0.0.33');
+    expect(`${sixth.greeting.code} ${sixth.greeting.text}`).toMatch(/^421 4\.7\.0 too many connections/);
+    held.shift()!.close();
+    await waitFor(async () => {
+      const { client, greeting } = await session('127.0.0.30');
+      client.close();
+      return greeting.code === 220;
+    }, 'a slot to free up');
+    for (const client of held) client.close();
+  });
+
+  it('closes an idle session (421 4.4.2) and one that trickles bytes without finishing a command', async () => {
+    const idle = await greeted('127.0.0.40');
+    const timeout = await idle.read();
+    expect(`${timeout.code} ${timeout.text}`).toMatch(/^421 4\.4\.2 /);
+
+    const slow = await greeted('127.0.0.41');
+    const started = Date.now();
+    const trickle = setInterval(() => slow.write('N'), 200);
+    const reply = await slow.read();
+    clearInterval(trickle);
+    expect(`${reply.code} ${reply.text}`).toMatch(/^421 4\.4\.2 command timeout/);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await waitFor(() => slow.closed, 'the slow session to be closed');
+  });
+
+  it('closes the session on an over-long command line and after too many commands without AUTH', async () => {
+    const long = await greeted('127.0.0.50');
+    const reply = await long.command(`NOOP ${'x'.repeat(1200)}`);
+    expect(`${reply.code} ${reply.text}`).toMatch(/^421 .*line too long/i);
+    await waitFor(() => long.closed, 'the session to be closed');
+
+    const chatty = await greeted('127.0.0.51');
+    const replies: string[] = [];
+    while (!replies.some((r) => r.startsWith('421')) && replies.length < 5) {
+      const reply = await chatty.command('NOOP');
+      replies.push(`${reply.code} ${reply.text}`);
+    }
+    // EHLO and three NOOPs are allowed with max_unauthenticated_commands: 5.
+    expect(replies).toEqual(['250 2.0.0 OK', '250 2.0.0 OK', '250 2.0.0 OK', expect.stringMatching(/^421 .*too many unauthenticated commands/)]);
+    await waitFor(() => chatty.closed, 'the session to be closed');
+  });
+});

@@ -38,12 +38,18 @@ export class RelayMetrics {
   constructor(store: Store) {
     collectDefaultMetrics({ register: this.registry, prefix: 'relay_' });
     const registers = [this.registry];
+    // Both queue gauges come from one store.stats() per scrape.
+    let queue: { at: number; value: ReturnType<Store['stats']>['queue'] } | undefined;
+    const queueNow = () => {
+      if (!queue || Date.now() - queue.at > 1000) queue = { at: Date.now(), value: store.stats().queue };
+      return queue.value;
+    };
     new Gauge({
       name: 'relay_queue_depth',
       help: 'Recipients not yet final (queued or deferred)',
       registers,
       collect() {
-        this.set(store.stats().queue.recipientsPending);
+        this.set(queueNow().recipientsPending);
       },
     });
     new Gauge({
@@ -51,7 +57,7 @@ export class RelayMetrics {
       help: 'Age of the oldest message with recipients not yet final (0 when the queue is empty)',
       registers,
       collect() {
-        const oldest = store.stats().queue.oldestReceivedAt;
+        const oldest = queueNow().oldestReceivedAt;
         this.set(oldest ? (Date.now() - Date.parse(oldest)) / 1000 : 0);
       },
     });

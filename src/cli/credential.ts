@@ -1,6 +1,8 @@
 /** `relay credential ...`: SMTP AUTH logins, the sender domains each may use, and their rate limits and quotas. */
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
+import { hashApiKey, newApiKey } from '../http/api-keys.js';
+import type { Store } from '../queue/store.js';
 import { hashPassword } from '../submission/password.js';
 import { CliError, type Cli } from './context.js';
 import { addLimitOptions, type LimitOptions, limitsFrom, limitsView, usedOf } from './credential-limits.js';
@@ -18,14 +20,18 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
   addLimitOptions(
     credential
       .command('add <name>')
-      .description('create a credential (username = name) with a random password, shown once')
-      .requiredOption('--domain <domain>', 'sender domain it may use (repeat for several; add domains first with `relay domain add`)', collect),
+      .description('create a credential (username = name) with a random password, shown once; with --api-key also an HTTP API key')
+      .option('--domain <domain>', 'sender domain it may use (repeat for several; add domains first with `relay domain add`); required for a new credential', collect),
   )
+    .option('--api-key', 'also issue an HTTP API key, shown once; for an existing credential, issue another key')
     .option('--json', 'print JSON')
-    .action((input: string, opts: LimitOptions & { domain: string[]; json?: boolean }) =>
+    .action((input: string, opts: LimitOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
       cli.withStore((store) => {
         const name = credentialName(input);
-        if (store.getCredential(name)) throw new CliError(`credential ${name} already exists (names of revoked credentials stay taken)`);
+        const existing = store.getCredential(name);
+        if (existing && opts.apiKey && !opts.domain) return issueApiKey(store, name, existing.revokedAt, opts.json);
+        if (existing) throw new CliError(`credential ${name} already exists (names of revoked credentials stay taken); add --api-key alone to issue it an API key`);
+        if (!opts.domain) throw new CliError("required option '--domain <domain>' not specified");
         const domains = [...new Set(opts.domain.map(domainName))];
         for (const domain of domains) {
           if (!store.getDomain(domain)) throw new CliError(`unknown domain ${domain}: add it first with \`relay domain add ${domain}\``);
@@ -34,11 +40,13 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
         store.addCredential({ name, username: name, passwordHash: hashPassword(password), domains });
         const limits = limitsFrom(opts);
         if (Object.keys(limits).length) store.setCredentialLimits(name, limits);
-        if (opts.json) return printJson({ name, username: name, password, domains, limits: limitsView(store, name).limits });
+        const apiKey = opts.apiKey ? addApiKey(store, name) : undefined;
+        if (opts.json) return printJson({ name, username: name, password, ...(apiKey && { api_key: apiKey }), domains, limits: limitsView(store, name).limits });
         print(`Created credential ${name} for ${domains.join(', ')}.`);
         print(`  Username: ${name}`);
         print(`  Password: ${password}`);
-        print('Store the password now: it will not be shown again.');
+        if (apiKey) print(`  API key:  ${apiKey}`);
+        print(`Store the ${apiKey ? 'password and API key' : 'password'} now: ${apiKey ? 'they' : 'it'} will not be shown again.`);
       }),
     );
 
@@ -99,4 +107,19 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
         print(`Revoked credential ${name}.`);
       }),
     );
+}
+
+/** A new API key for the credential; only its hash is stored. */
+function addApiKey(store: Store, name: string): string {
+  const key = newApiKey();
+  store.addApiKey(name, hashApiKey(key));
+  return key;
+}
+
+function issueApiKey(store: Store, name: string, revokedAt: string | null, json?: boolean): void {
+  if (revokedAt) throw new CliError(`credential ${name} was revoked at ${formatTime(revokedAt)}`);
+  const apiKey = addApiKey(store, name);
+  if (json) return printJson({ name, api_key: apiKey });
+  print(`New API key for ${name}: ${apiKey}`);
+  print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');
 }

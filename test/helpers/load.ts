@@ -84,9 +84,12 @@ export interface SinkTally {
   deliveries: Map<string, string[]>;
 }
 
-/** Reads Message-ID and Relay's queue id (from its Received header) of every message at the sink. */
-export function tallySink(sink: Sink): SinkTally {
-  const deliveries = new Map<string, string[]>();
+/**
+ * Reads Message-ID and Relay's queue id (from its Received header) of every message at the
+ * sink, added to `into` when given; `clear` then empties the sink's list (long runs).
+ */
+export function tallySink(sink: Sink, options: { into?: SinkTally; clear?: boolean } = {}): SinkTally {
+  const deliveries = options.into?.deliveries ?? new Map<string, string[]>();
   for (const message of sink.messages) {
     const head = message.raw.toString('latin1', 0, Math.min(message.raw.length, 4000));
     const messageId = /^Message-ID: (\S+)/im.exec(head)?.[1];
@@ -96,6 +99,7 @@ export function tallySink(sink: Sink): SinkTally {
     list.push(queueId);
     deliveries.set(messageId, list);
   }
+  if (options.clear) sink.messages.length = 0;
   return { deliveries };
 }
 

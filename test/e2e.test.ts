@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, runCli, spawnCli, type CliResult } from './helpers/cli.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
 import { writeTestConfig } from './helpers/relay.js';
+import { freePort } from './helpers/serve.js';
 import { startSinks, type Sink } from './helpers/sink.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -32,14 +33,6 @@ let credential: { username: string; password: string };
 let serve: ReturnType<typeof spawnCli> | undefined;
 /** Recipients the "flaky" sink defers until this is false. */
 let deferring = true;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const cli = (...args: string[]) => runCli(['--config', configFile, ...args], { cwd: dir });
 

@@ -147,12 +147,12 @@ export class DeliveryLoop {
     } finally {
       release?.();
     }
-    if (this.record(job, outcomes)) await this.notifySender(job, outcomes, body);
+    if (await this.record(job, outcomes)) await this.notifySender(job, outcomes, body);
   }
 
-  private record(job: DeliveryJob, outcomes: RecipientOutcome[]): boolean {
+  private async record(job: DeliveryJob, outcomes: RecipientOutcome[]): Promise<boolean> {
     try {
-      this.store.recordOutcomes(job, outcomes);
+      await this.store.queueOutcomes(job, outcomes);
     } catch (err) {
       this.logger.error({ err, queueId: job.queueId, recipientDomain: job.domain }, 'could not record outcomes; retried when the lease runs out');
       return false;

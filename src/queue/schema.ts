@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS recipients (
 );
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients (next_attempt_at) WHERE status IN ('queued', 'deferred');
 CREATE INDEX IF NOT EXISTS recipients_queue ON recipients (queue_id);
+-- Performance (issue 4): the few recipients an attempt holds, so the scheduler's next due time is a short walk.
+CREATE INDEX IF NOT EXISTS recipients_leased ON recipients (lease_until) WHERE lease_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
   id         INTEGER PRIMARY KEY,
   queue_id   TEXT NOT NULL,

@@ -223,6 +223,12 @@ export interface Store {
   body(queueId: string): Buffer | undefined;
   /** Applies outcomes in one transaction: recipient state, events, suppressions for bounces. */
   recordOutcomes(job: DeliveryJob, outcomes: RecipientOutcome[]): void;
+  /**
+   * Performance (issue 4): what recordOutcomes does, in one transaction with the outcomes of
+   * other attempts that finish in the same tick, and not fsync'd (a lost outcome means one more
+   * delivery, never a lost message); resolves once committed.
+   */
+  queueOutcomes(job: DeliveryJob, outcomes: RecipientOutcome[]): Promise<void>;
   /** The earliest next attempt among pending recipients, for the scheduler's sleep. */
   nextDueAt(): number | null;
   listQueue(): QueueEntry[];

@@ -26,6 +26,25 @@ export class DkimSigner {
    * header added if the message has none). `message` must use CRLF line endings.
    */
   sign(message: Buffer, key: DkimKey): Buffer {
+    const pending = this.prepare(message, key);
+    return pending.finish(crypto.sign(pending.hashAlgorithm, pending.signedData, pending.privateKey));
+  }
+
+  /**
+   * The same as sign(), with the private-key operation (most of the cost: about 0.9 ms for
+   * RSA-2048) run on libuv's thread pool, so it uses the other cores and leaves the event loop free.
+   */
+  signAsync(message: Buffer, key: DkimKey): Promise<Buffer> {
+    const pending = this.prepare(message, key);
+    return new Promise((resolve, reject) =>
+      crypto.sign(pending.hashAlgorithm, pending.signedData, pending.privateKey, (err, signature) =>
+        err ? reject(err) : resolve(pending.finish(signature)),
+      ),
+    );
+  }
+
+  /** Body hash and canonicalized header; what remains is the signature over `signedData`. */
+  private prepare(message: Buffer, key: DkimKey) {
     const privateKey = this.privateKey(key);
     const { message: complete, headers, body } = splitMessage(message);
 
@@ -45,14 +64,17 @@ export class DkimSigner {
       signTime: new Date(),
     });
 
-    const signature =
-      key.algorithm === 'rsa'
-        ? crypto.sign(algorithm, canonicalizedHeader, privateKey)
-        : // RFC 8463: ed25519 signs the SHA-256 digest of the canonicalized header.
-          crypto.sign(null, crypto.createHash('sha256').update(canonicalizedHeader).digest(), privateKey);
-
-    const headerLine = tools.formatSignatureHeaderLine('DKIM', { ...dkimHeaderOpts, b: signature.toString('base64') }, true);
-    return Buffer.concat([Buffer.from(`${headerLine}\r\n`), complete]);
+    const rsa = key.algorithm === 'rsa';
+    return {
+      privateKey,
+      hashAlgorithm: rsa ? algorithm : null,
+      // RFC 8463: ed25519 signs the SHA-256 digest of the canonicalized header.
+      signedData: rsa ? canonicalizedHeader : crypto.createHash('sha256').update(canonicalizedHeader).digest(),
+      finish(signature: Buffer): Buffer {
+        const headerLine = tools.formatSignatureHeaderLine('DKIM', { ...dkimHeaderOpts, b: signature.toString('base64') }, true);
+        return Buffer.concat([Buffer.from(`${headerLine}\r\n`), complete]);
+      },
+    };
   }
 
   private privateKey(key: DkimKey): KeyObject {

@@ -142,7 +142,7 @@ export class SubmissionPipeline {
       if (refusal) throw refusal;
     }
     const signingDomain = store.getDomain(domainOfAddress(prepared.from[0]!))!;
-    const signed = signer.sign(prepared.bytes, {
+    const signed = await signer.signAsync(prepared.bytes, {
       domain: signingDomain.name,
       selector: signingDomain.selector,
       algorithm: signingDomain.algorithm,

@@ -1,0 +1,82 @@
+/**
+ * The benchmark's surroundings: the in-process DNS server (the recipients' domains point at
+ * the sink), the sink, one shared listener certificate, and a fresh relay directory per
+ * scenario with its config, a verified sender domain (RSA-2048 DKIM) and a credential,
+ * set up in the database the way `relay domain add/verify` and `relay credential add` do.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { createLogger } from '../../src/log.js';
+import { openStore } from '../../src/queue/sqlite.js';
+import { loadOrCreateCertificate } from '../../src/submission/tls.js';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns.js';
+import { addCredential, addSenderDomain } from '../helpers/relay.js';
+import { RECIPIENT_DOMAINS, SENDER_DOMAIN } from './messages.js';
+import { startBenchSink, type BenchSink } from './sink.js';
+
+export interface BenchEnv {
+  root: string;
+  dns: TestDnsServer;
+  sink: BenchSink;
+  cert: { cert: string; key: string };
+  stop(): Promise<void>;
+}
+
+export interface RelayDir {
+  configFile: string;
+  user: string;
+  pass: string;
+  /** Rewrites the config with delivery paused or running (the database stays). */
+  setPaused(paused: boolean): void;
+}
+
+export async function startBenchEnv(): Promise<BenchEnv> {
+  const root = mkdtempSync(path.join(tmpdir(), 'relay-bench-'));
+  const sink = await startBenchSink();
+  const zone = Object.fromEntries([
+    ...RECIPIENT_DOMAINS.map((d) => [d, { mx: [{ exchange: 'mx.sink.test', priority: 10 }] }]),
+    ['mx.sink.test', { a: ['127.0.0.1'] }],
+  ]);
+  const dns = await startDnsServer(zone);
+  const cert = { cert: path.join(root, 'certs/relay.crt'), key: path.join(root, 'certs/relay.key') };
+  await loadOrCreateCertificate(cert, 'relay.bench', createLogger('silent'));
+  return {
+    root,
+    dns,
+    sink,
+    cert,
+    async stop() {
+      await Promise.all([sink.stop(), dns.stop()]);
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A new relay directory: config (production-like: info logs, fsync'd queue), domain, credential. */
+export function newRelayDir(env: BenchEnv, name: string, paused: boolean): RelayDir {
+  const dir = mkdtempSync(path.join(env.root, `${name}-`));
+  const configFile = path.join(dir, 'relay.yaml');
+  const write = (paused: boolean) =>
+    writeFileSync(
+      configFile,
+      YAML.stringify({
+        hostname: 'relay.bench',
+        database: './relay.db',
+        tls: env.cert,
+        listeners: [
+          { name: 'smtps', host: '127.0.0.1', port: 0, tls: 'implicit' },
+          { name: 'submission', host: '127.0.0.1', port: 0, tls: 'starttls' },
+        ],
+        delivery: { dns_servers: [env.dns.address], smtp_port: env.sink.port, paused },
+        log: { level: 'info' },
+      }),
+    );
+  write(paused);
+  const store = openStore({ database: path.join(dir, 'relay.db') });
+  addSenderDomain(store, SENDER_DOMAIN, { algorithm: 'rsa' });
+  const { username, password } = addCredential(store, 'bench-app', [SENDER_DOMAIN]);
+  store.close();
+  return { configFile, user: username, pass: password, setPaused: write };
+}

@@ -1,0 +1,242 @@
+/**
+ * `npm run bench [-- --quick] [-- --only NAME,NAME] [-- --profile DIR]`: the relay's
+ * throughput, latency, CPU and memory under load, one scenario at a time, each on a fresh relay
+ * process (see README "Benchmark"). Prints a table at the end and a `BENCH {json}` line per
+ * scenario as it finishes. Not a test: nothing here passes or fails on speed.
+ */
+import { percentile, runConnectionPerMessage, runPooled, type LoadResult, type MessageSource, type Target } from './load.js';
+import { messageSource } from './messages.js';
+import { newRelayDir, startBenchEnv, type BenchEnv, type RelayDir } from './env.js';
+import { startRelayProcess, type RelayProcess } from './relay-process.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = args.indexOf(name);
+  return i < 0 ? undefined : (args[i + 1] ?? '');
+};
+const quick = args.includes('--quick');
+const only = flag('--only')?.split(',');
+const profileDir = flag('--profile');
+
+/** Run lengths: --quick takes about two minutes in all; the full run about ten. */
+const SIZES = quick
+  ? { durationMs: 5_000, rateDurationMs: 6_000, backlog: 10_000, probe: 3_000 }
+  : { durationMs: 20_000, rateDurationMs: 20_000, backlog: 100_000, probe: 10_000 };
+/** Waiting for delivery gives up when the sink has received nothing for this long. */
+const STALL_MS = 30_000;
+const LONG_MS = 30 * 60_000;
+const WARMUP_MESSAGES = 200;
+
+interface Row {
+  scenario: string;
+  messages: number;
+  failed: number;
+  accepted_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  e2e_per_s: number | null;
+  cpu_ms_per_msg: number;
+  peak_rss_mb: number;
+  /** CPU of the bench process itself (load generator, sink, DNS): the relay's competition for the cores. */
+  bench_cpu_ms_per_msg?: number;
+  note?: string;
+}
+
+const rows: Row[] = [];
+
+function report(row: Row): void {
+  rows.push(row);
+  console.log(`BENCH ${JSON.stringify(row)}`);
+}
+
+const round = (n: number, digits = 1) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : NaN);
+
+/** The figures of one measured load on one relay. */
+async function measure(
+  env: BenchEnv,
+  relay: RelayProcess,
+  scenario: string,
+  load: () => Promise<LoadResult>,
+  options: { delivered: boolean; note?: string },
+): Promise<Row> {
+  env.sink.reset();
+  relay.resetPeak();
+  const cpuBefore = relay.cpuMs();
+  const benchCpuBefore = process.cpuUsage();
+  const result = await load();
+  if (options.delivered) await env.sink.waitFor(result.accepted, STALL_MS);
+  const cpu = relay.cpuMs() - cpuBefore;
+  const benchCpu = process.cpuUsage(benchCpuBefore);
+  if (result.firstError) console.error(`${scenario}: ${result.failed} failed, first: ${result.firstError}`);
+  const seconds = (to: number) => (to - result.firstAt) / 1000;
+  return {
+    scenario,
+    messages: result.accepted,
+    failed: result.failed,
+    accepted_per_s: round(result.accepted / seconds(result.lastAt), 0),
+    p50_ms: round(percentile(result.latenciesMs, 50)),
+    p99_ms: round(percentile(result.latenciesMs, 99)),
+    e2e_per_s: options.delivered ? round(result.accepted / seconds(env.sink.lastAt), 0) : null,
+    cpu_ms_per_msg: round(cpu / result.accepted, 2),
+    peak_rss_mb: round(relay.peakRssMb(), 0),
+    bench_cpu_ms_per_msg: round((benchCpu.user + benchCpu.system) / 1000 / result.accepted, 2),
+    ...(options.note ? { note: options.note } : {}),
+  };
+}
+
+function target(dir: RelayDir, relay: RelayProcess, implicitTls = false): Target {
+  return { port: relay.ports[implicitTls ? 'smtps' : 'submission']!, implicitTls, user: dir.user, pass: dir.pass };
+}
+
+async function startRelay(dir: RelayDir): Promise<RelayProcess> {
+  return startRelayProcess({ configFile: dir.configFile, cpuProfileDir: profileDir || undefined });
+}
+
+/** A fresh relay, warmed up (JIT, key cache, outbound sessions) before the measured load. */
+async function withRelay<T>(env: BenchEnv, name: string, paused: boolean, fn: (dir: RelayDir, relay: RelayProcess) => Promise<T>): Promise<T> {
+  const dir = newRelayDir(env, name, paused);
+  const relay = await startRelay(dir);
+  try {
+    env.sink.reset();
+    const warm = await runPooled({ target: target(dir, relay), source: messageSource(4096), connections: 4, messages: WARMUP_MESSAGES, durationMs: 30_000 });
+    if (!paused) await env.sink.waitFor(warm.accepted, STALL_MS);
+    return await fn(dir, relay);
+  } finally {
+    await relay.stop();
+  }
+}
+
+function pooledScenario(name: string, connections: number, size: number, implicitTls: boolean, ratePerSecond?: number) {
+  return async (env: BenchEnv) =>
+    withRelay(env, name, false, async (dir, relay) =>
+      report(
+        await measure(env, relay, name, () =>
+          runPooled({
+            target: target(dir, relay, implicitTls),
+            source: messageSource(size),
+            connections,
+            messages: Infinity,
+            durationMs: ratePerSecond ? SIZES.rateDurationMs : SIZES.durationMs,
+            ratePerSecond,
+          }), { delivered: true, note: ratePerSecond ? `${ratePerSecond} msg/s offered` : undefined }),
+      ),
+    );
+}
+
+async function connectionPerMessage(env: BenchEnv): Promise<void> {
+  const name = 'conn-per-msg-8x4k';
+  await withRelay(env, name, false, async (dir, relay) =>
+    report(
+      await measure(env, relay, name, () =>
+        runConnectionPerMessage({ target: target(dir, relay), source: messageSource(4096), concurrency: 8, messages: Infinity, durationMs: SIZES.durationMs }),
+      { delivered: true, note: 'STARTTLS + AUTH per message' }),
+    ),
+  );
+}
+
+/**
+ * Accept rate with an empty queue and with a backlog (delivery paused), then the dequeue rate
+ * of a relay restarted with delivery on, for a small queue and for the backlog.
+ */
+async function backlog(env: BenchEnv): Promise<void> {
+  const probe = (dir: RelayDir, relay: RelayProcess, source: MessageSource) => () =>
+    runPooled({ target: target(dir, relay), source, connections: 8, messages: SIZES.probe, durationMs: 10 * 60_000 });
+  const source = messageSource(4096);
+
+  for (const queued of [0, SIZES.backlog]) {
+    const label = queued === 0 ? 'empty queue' : `${queued} queued`;
+    const dir = newRelayDir(env, `backlog-${queued}`, true);
+    let relay = await startRelay(dir);
+    let pending = 0;
+    try {
+      await runPooled({ target: target(dir, relay), source, connections: 4, messages: WARMUP_MESSAGES, durationMs: 60_000 });
+      pending += WARMUP_MESSAGES;
+      if (queued > 0) {
+        const started = performance.now();
+        const fill = await runPooled({ target: target(dir, relay), source, connections: 32, messages: queued, durationMs: LONG_MS });
+        pending += fill.accepted;
+        console.error(`backlog: queued ${fill.accepted} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      }
+      const accept = await measure(env, relay, `accept, ${label}`, probe(dir, relay, source), { delivered: false, note: 'delivery paused' });
+      pending += accept.messages;
+      report({ ...accept, scenario: `backlog-accept-${queued}` });
+    } finally {
+      await relay.stop();
+    }
+
+    // Dequeue: delivery on; rate over the first `probe` messages and over the whole queue.
+    dir.setPaused(false);
+    env.sink.reset();
+    const cpuStart = { ms: 0 };
+    relay = await startRelay(dir);
+    try {
+      cpuStart.ms = relay.cpuMs();
+      const started = performance.now();
+      await env.sink.waitFor(SIZES.probe, STALL_MS);
+      const firstProbe = (SIZES.probe / (env.sink.lastAt - started)) * 1000;
+      await env.sink.waitFor(pending, STALL_MS);
+      const all = (pending / (env.sink.lastAt - started)) * 1000;
+      report({
+        scenario: `backlog-dequeue-${queued}`,
+        messages: pending,
+        failed: 0,
+        accepted_per_s: NaN,
+        p50_ms: NaN,
+        p99_ms: NaN,
+        e2e_per_s: round(firstProbe, 0),
+        cpu_ms_per_msg: round((relay.cpuMs() - cpuStart.ms) / pending, 2),
+        peak_rss_mb: round(relay.peakRssMb(), 0),
+        note: `dequeue msg/s: first ${SIZES.probe} ${round(firstProbe, 0)}, all ${round(all, 0)}`,
+      });
+    } finally {
+      await relay.stop();
+    }
+  }
+}
+
+/** One 25 MB message through a warmed relay: its peak RSS above the idle RSS before it. */
+async function bigMessage(env: BenchEnv): Promise<void> {
+  const size = 25_000_000;
+  await withRelay(env, 'big-25mb', false, async (dir, relay) => {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const idle = relay.rssMb();
+    const source = messageSource(size);
+    const row = await measure(env, relay, 'big-25mb', () =>
+      runPooled({ target: target(dir, relay), source, connections: 1, messages: 1, durationMs: 120_000 }), { delivered: true });
+    const costMb = row.peak_rss_mb - idle;
+    report({ ...row, note: `idle RSS ${round(idle, 0)} MB, peak +${round(costMb, 0)} MB = ${round((costMb * 1024 * 1024) / size, 2)}x the message size` });
+  });
+}
+
+const SCENARIOS: [string, (env: BenchEnv) => Promise<void>][] = [
+  ['pooled-8x4k', pooledScenario('pooled-8x4k', 8, 4096, false)],
+  ['pooled-32x4k', pooledScenario('pooled-32x4k', 32, 4096, false)],
+  ['pooled-8x50k', pooledScenario('pooled-8x50k', 8, 50 * 1024, false)],
+  ['pooled-8x4k-465', pooledScenario('pooled-8x4k-465', 8, 4096, true)],
+  ['conn-per-msg-8x4k', connectionPerMessage],
+  ['rate-500', pooledScenario('rate-500', 8, 4096, false, 500)],
+  ['backlog', backlog],
+  ['big-25mb', bigMessage],
+];
+
+function printTable(): void {
+  const columns: (keyof Row)[] = ['scenario', 'messages', 'failed', 'accepted_per_s', 'p50_ms', 'p99_ms', 'e2e_per_s', 'cpu_ms_per_msg', 'peak_rss_mb', 'bench_cpu_ms_per_msg', 'note'];
+  const cell = (v: unknown) => (v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v)) ? '-' : String(v));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  console.log('');
+  console.log(line(columns));
+  for (const r of rows) console.log(line(columns.map((c) => cell(r[c]))));
+}
+
+const env = await startBenchEnv();
+try {
+  for (const [name, scenario] of SCENARIOS) {
+    if (only && !only.includes(name)) continue;
+    console.error(`-- ${name}`);
+    await scenario(env);
+  }
+} finally {
+  await env.stop();
+}
+printTable();

@@ -8,23 +8,24 @@ import { classify, type BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { DeliveryJob, RecipientOutcome } from '../queue/store.js';
-import { resolveDestinations, type Destination } from './mx.js';
+import type { DestinationCache } from './destination-cache.js';
+import type { Destination } from './mx.js';
 import { SessionError, type ConnectionPool, type Session } from './pool.js';
 import { isSuccess, parseReply, replyFromError, type Reply } from './reply.js';
-import type { Resolver } from './resolver.js';
 import { scheduleRetry } from './retry.js';
 import { smtpUtf8Refusals } from './smtputf8.js';
 
 export interface AttemptContext {
   config: RelayConfig;
-  resolver: Resolver;
+  /** The recipient domains' mail hosts, from DNS. */
+  destinations: DestinationCache;
   pool: ConnectionPool;
   rules: BounceRules;
   logger: Logger;
 }
 
 export async function attemptDelivery(job: DeliveryJob, body: Buffer, ctx: AttemptContext): Promise<RecipientOutcome[]> {
-  const mx = await resolveDestinations(ctx.resolver, job.domain);
+  const mx = await ctx.destinations.lookup(job.domain);
   if (!mx.ok) return outcomesFor(job, () => ({ code: mx.failure.code, text: mx.failure.response }), ctx);
 
   const connected = await connect(mx.destinations, job, ctx);

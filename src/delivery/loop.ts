@@ -13,6 +13,7 @@ import type { DeliveryJob, RecipientOutcome, Store } from '../queue/store.js';
 import { newQueueId } from '../queue/ids.js';
 import { attemptDelivery, outcomesForReply, type AttemptContext } from './attempt.js';
 import { ConnectionPool, PoolClosedError } from './pool.js';
+import { DestinationCache } from './destination-cache.js';
 import { createResolver } from './resolver.js';
 
 export interface DeliveryLoopOptions {
@@ -51,7 +52,7 @@ export class DeliveryLoop {
     this.pool = new ConnectionPool(opts.config, opts.logger);
     this.context = {
       config: opts.config,
-      resolver: createResolver(opts.config),
+      destinations: new DestinationCache(createResolver(opts.config)),
       pool: this.pool,
       rules: opts.rules,
       logger: opts.logger,

@@ -126,6 +126,9 @@ export class SqliteStore implements Store {
       credentialByUsername: db.prepare(`SELECT * FROM credentials WHERE username = ? AND revoked_at IS NULL`),
       credentialDomains: db.prepare(`SELECT domain FROM credential_domains WHERE credential = ? ORDER BY domain`),
       domain: db.prepare(`SELECT * FROM domains WHERE name = ?`),
+      // Prepared once: withoutFsync() switches around every batched write.
+      syncNormal: db.prepare(`PRAGMA synchronous = NORMAL`),
+      syncFull: db.prepare(`PRAGMA synchronous = FULL`),
     };
   }
 
@@ -278,11 +281,11 @@ export class SqliteStore implements Store {
 
   /** Runs write transactions with synchronous=NORMAL: committed to the WAL, not fsync'd. */
   private withoutFsync<T>(write: () => T): T {
-    this.db.pragma('synchronous = NORMAL');
+    this.stmt.syncNormal.run();
     try {
       return write();
     } finally {
-      this.db.pragma('synchronous = FULL');
+      this.stmt.syncFull.run();
     }
   }
 

@@ -18,7 +18,7 @@ const quick = args.includes('--quick');
 const only = flag('--only')?.split(',');
 const profileDir = flag('--profile');
 
-/** Run lengths: --quick takes about two minutes in all; the full run about ten. */
+/** Run lengths: --quick takes two to three minutes in all; the full run about fifteen. */
 const SIZES = quick
   ? { durationMs: 5_000, rateDurationMs: 6_000, backlog: 10_000, probe: 3_000 }
   : { durationMs: 20_000, rateDurationMs: 20_000, backlog: 100_000, probe: 10_000 };

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { CredentialRecord, Store } from '../queue/store.js';
 import type { DkimSigner } from '../signing/dkim.js';
 import { CredentialQuota } from './quota.js';
+import { VerifiedDomainCache } from './domain-cache.js';
 import { IdempotentSubmissions, idempotencyKeys, takeIdempotencyKey } from './idempotency.js';
 import { LoginGuard } from './login-guard.js';
 import { normaliseLineEndings, prepareMessage, readHeader, type TraceInfo } from './message.js';
@@ -39,11 +40,13 @@ export class SubmissionPipeline {
   private readonly logins: LoginGuard;
   private readonly quota: CredentialQuota;
   private readonly idempotent: IdempotentSubmissions;
+  private readonly domains: VerifiedDomainCache;
 
   constructor(private readonly deps: PipelineDeps) {
     this.logins = new LoginGuard(deps.store, deps.config, deps.logger);
     this.quota = new CredentialQuota(deps.store);
     this.idempotent = new IdempotentSubmissions(deps.store, deps.config);
+    this.domains = new VerifiedDomainCache(deps.store);
   }
 
   /** The credential for a login, or throws 535 5.7.8 (wrong) or 454 4.7.0 (brute-force cooling off; login-guard.ts). */
@@ -54,7 +57,7 @@ export class SubmissionPipeline {
   /** The envelope sender check (MAIL FROM). */
   checkEnvelopeSender(credential: CredentialRecord, address: string): SmtpReply | undefined {
     if (address === '') return reply(550, '5.7.1', 'null reverse-path is not accepted for submission');
-    return checkSender(this.deps.store, credential, address, 'envelope sender');
+    return checkSender(this.domains, credential, address, 'envelope sender');
   }
 
   /**
@@ -134,14 +137,14 @@ export class SubmissionPipeline {
     if (overLimit) throw overLimit;
     const prepared = prepareMessage(message, { ...submission.trace, queueId, hostname: config.hostname });
     for (const address of prepared.from) {
-      const refusal = checkSender(store, credential, address, 'header From');
+      const refusal = checkSender(this.domains, credential, address, 'header From');
       if (refusal) throw refusal;
     }
     if (prepared.sender) {
-      const refusal = checkSender(store, credential, prepared.sender, 'header Sender');
+      const refusal = checkSender(this.domains, credential, prepared.sender, 'header Sender');
       if (refusal) throw refusal;
     }
-    const signingDomain = store.getDomain(domainOfAddress(prepared.from[0]!))!;
+    const signingDomain = this.domains.getDomain(domainOfAddress(prepared.from[0]!))!;
     const signed = await signer.signAsync(prepared.bytes, {
       domain: signingDomain.name,
       selector: signingDomain.selector,

@@ -2,7 +2,8 @@
  * Sender policy: the envelope sender and the header From/Sender must be in a domain that the
  * credential may send for and that has passed `relay domain verify`.
  */
-import type { CredentialRecord, Store } from '../queue/store.js';
+import type { CredentialRecord } from '../queue/store.js';
+import type { DomainLookup } from './domain-cache.js';
 import { reply, type SmtpReply } from './replies.js';
 
 export function domainOfAddress(address: string): string {
@@ -11,14 +12,14 @@ export function domainOfAddress(address: string): string {
 
 /** Undefined when `address` may be used by `credential`, else the 550 5.7.1 refusal. */
 export function checkSender(
-  store: Store,
+  domains: DomainLookup,
   credential: CredentialRecord,
   address: string,
   field: string,
 ): SmtpReply | undefined {
   if (!address.includes('@')) return reply(550, '5.7.1', `${field} <${address}> has no domain`);
   const domain = domainOfAddress(address);
-  if (!credential.domains.includes(domain) || !store.getDomain(domain)?.verified) {
+  if (!credential.domains.includes(domain) || !domains.getDomain(domain)?.verified) {
     return reply(550, '5.7.1', `sender domain ${domain} is not verified for credential ${credential.name} (${field})`);
   }
   return undefined;

@@ -1,5 +1,5 @@
 /**
- * The acceptance pipeline every door into Relay goes through (SMTP today, the HTTP API later):
+ * The acceptance pipeline every door into Relay goes through (the SMTP listeners and the HTTP API):
  * sender policy, recipient checks, then cleanup, header policy, DKIM signing and the durable
  * enqueue. Refusals are SmtpReply errors with exact codes; anything unexpected becomes a
  * temporary 451 4.3.0 (452 4.3.1 for a full disk), never a 5xx.

@@ -257,7 +257,8 @@ interface WebhookRow {
   created_at: number;
 }
 
-interface MessageRow {
+/** A messages row without its body. */
+export interface MessageRow {
   queue_id: string;
   message_id: string;
   credential: string;

@@ -10,7 +10,7 @@ import type { RelayConfig } from '../config/schema.js';
 import { createPrivateDatabaseFile } from './private-file.js';
 import { SCHEMA } from './schema.js';
 import { SqliteLimits } from './sqlite-limits.js';
-import { SurfaceTables } from './sqlite-surface.js';
+import { SurfaceTables, type MessageRow } from './sqlite-surface.js';
 import { WalSync } from './wal-sync.js';
 import {
   type CredentialLimits,
@@ -317,14 +317,7 @@ export class SqliteStore implements Store {
         `SELECT * FROM messages WHERE queue_id IN (SELECT DISTINCT queue_id FROM recipients WHERE ${PENDING})
          ORDER BY received_at`,
       )
-      .all() as {
-      queue_id: string;
-      message_id: string;
-      credential: string;
-      mail_from: string;
-      size: number;
-      received_at: number;
-    }[];
+      .all() as MessageRow[];
     const recipients = this.db.prepare(`SELECT * FROM recipients WHERE queue_id = ? ORDER BY id`);
     return messages.map((m) => ({
       queueId: m.queue_id,

@@ -299,31 +299,5 @@ export interface Store {
   /** Forgets idempotency keys recorded before `before`. */
   pruneIdempotencyKeys(before: number): void;
 
-  // HTTP API, templates and webhooks (issue 5); implemented in sqlite-surface.ts
-  /** Stores the SHA-256 of an API key for the credential. */
-  addApiKey(credential: string, keyHash: string): void;
-  /** The active credential that owns the key with this hash. */
-  credentialByApiKey(keyHash: string): CredentialRecord | undefined;
-  /** Adds the next version of the template (1 if new); returns the version. */
-  addTemplate(template: Pick<TemplateRecord, 'name' | 'subject' | 'text' | 'html'>): number;
-  /** The given version, or the latest. */
-  getTemplate(name: string, version?: number): TemplateRecord | undefined;
-  listTemplates(): TemplateRecord[];
-  addWebhook(url: string, secret: string, events: RecipientStatus[]): WebhookRecord;
-  listWebhooks(): WebhookRecord[];
-  removeWebhook(id: number): boolean;
-  /** Outbox rows due for (another) delivery attempt. Rows are written with their events. */
-  dueWebhookDeliveries(now: number, limit: number): OutboxEntry[];
-  webhookDelivered(outboxId: number): void;
-  webhookFailed(outboxId: number, error: string, nextAttemptAt: number): void;
-  webhookBacklog(): { count: number; oldestAt: number | null };
-  queryEvents(query: EventQuery): ApiEvent[];
-  getMessage(queueId: string): MessageRecord | undefined;
-  eventBuckets(from: number, to: number, bucketMs: number, credential?: string): StatsBucket[];
-  /** The latest failure per recipient domain in the window. */
-  lastFailures(from: number, to: number, credential?: string): ApiEvent[];
-  /** Throws unless a write transaction can be started (readiness probe). */
-  checkWritable(): void;
-
   close(): void;
 }

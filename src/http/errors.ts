@@ -4,7 +4,7 @@
  * request member it concerns, so a client can point at what to fix.
  */
 import { refusalKind } from '../submission/refusal-reasons.js';
-import type { SmtpReply } from '../submission/replies.js';
+import type { ReplySubject, SmtpReply } from '../submission/replies.js';
 
 /** Seconds a client should wait after a 429 or 503. */
 export const RETRY_AFTER_SECONDS = 30;
@@ -24,8 +24,9 @@ export class ApiError extends Error {
   }
 }
 
-/** An SmtpReply as an ApiError; `fieldFor` names the request member the refusal is about. */
-export function refusalToApiError(refusal: SmtpReply, fieldFor: (text: string) => string | undefined): ApiError {
+/** An SmtpReply as an ApiError; `fields` names, per subject, the request member the refusal is about. */
+export function refusalToApiError(refusal: SmtpReply, fields: Record<ReplySubject, string>): ApiError {
   const text = refusal.message.replace(/^\d\.\d+\.\d+ /, '');
-  return new ApiError(refusalKind(refusal).httpStatus, text, fieldFor(refusal.message), `${refusal.responseCode} ${refusal.message}`);
+  const field = refusal.subject && fields[refusal.subject];
+  return new ApiError(refusalKind(refusal).httpStatus, text, field, `${refusal.responseCode} ${refusal.message}`);
 }

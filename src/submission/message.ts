@@ -95,10 +95,10 @@ export function prepareMessage(raw: Buffer, trace: TraceInfo): PreparedMessage {
 
   const fromFields = field('from');
   if (fromFields.length !== 1) {
-    throw reply(550, '5.6.0', fromFields.length ? 'message has more than one From header' : 'message has no From header');
+    throw reply(550, '5.6.0', fromFields.length ? 'message has more than one From header' : 'message has no From header', 'header From');
   }
   const from = addressesIn(fromFields[0]!.value);
-  if (from.length === 0) throw reply(550, '5.6.0', `From header has no address: ${fromFields[0]!.value.slice(0, 100)}`);
+  if (from.length === 0) throw reply(550, '5.6.0', `From header has no address: ${fromFields[0]!.value.slice(0, 100)}`, 'header From');
   const senderField = field('sender')[0];
   const sender = senderField ? addressesIn(senderField.value)[0] : undefined;
 

@@ -68,7 +68,7 @@ export class SubmissionPipeline {
   checkRecipient(credential: CredentialRecord, queueId: string, address: string, accepted: number): SmtpReply | undefined {
     const { store, config, logger } = this.deps;
     const max = config.limits.max_recipients;
-    if (accepted >= max) return reply(452, '4.5.3', `too many recipients (at most ${max} per message)`);
+    if (accepted >= max) return reply(452, '4.5.3', `too many recipients (at most ${max} per message)`, 'recipients');
     const badAddress = checkRecipientAddress(address);
     if (badAddress) return badAddress;
     if (!store.isSuppressed(address)) return this.reserve(credential, queueId, [address]);

@@ -4,7 +4,7 @@
  */
 import type { CredentialRecord } from '../queue/store.js';
 import type { DomainLookup } from './domain-cache.js';
-import { reply, type SmtpReply } from './replies.js';
+import { reply, type ReplySubject, type SmtpReply } from './replies.js';
 
 export function domainOfAddress(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
@@ -15,12 +15,12 @@ export function checkSender(
   domains: DomainLookup,
   credential: CredentialRecord,
   address: string,
-  field: string,
+  field: Exclude<ReplySubject, 'recipients'>,
 ): SmtpReply | undefined {
-  if (!address.includes('@')) return reply(550, '5.7.1', `${field} <${address}> has no domain`);
+  if (!address.includes('@')) return reply(550, '5.7.1', `${field} <${address}> has no domain`, field);
   const domain = domainOfAddress(address);
   if (!credential.domains.includes(domain) || !domains.getDomain(domain)?.verified) {
-    return reply(550, '5.7.1', `sender domain ${domain} is not verified for credential ${credential.name} (${field})`);
+    return reply(550, '5.7.1', `sender domain ${domain} is not verified for credential ${credential.name} (${field})`, field);
   }
   return undefined;
 }

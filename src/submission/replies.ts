@@ -9,17 +9,22 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 const ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
 
+/** What a refusal is about, so another door (the HTTP API) can name its own field for it. */
+export type ReplySubject = 'envelope sender' | 'header From' | 'header Sender' | 'recipients';
+
 export class SmtpReply extends Error {
   constructor(
     readonly responseCode: number,
     enhanced: string,
     text: string,
+    readonly subject?: ReplySubject,
   ) {
     super(`${enhanced} ${text}`);
   }
 }
 
-export const reply = (code: number, enhanced: string, text: string) => new SmtpReply(code, enhanced, text);
+export const reply = (code: number, enhanced: string, text: string, subject?: ReplySubject) =>
+  new SmtpReply(code, enhanced, text, subject);
 
 let patched = false;
 

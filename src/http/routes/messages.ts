@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { newQueueId } from '../../queue/ids.js';
 import type { CredentialRecord } from '../../queue/store.js';
 import { refusalKind } from '../../submission/refusal-reasons.js';
-import { SmtpReply } from '../../submission/replies.js';
+import { SmtpReply, type ReplySubject } from '../../submission/replies.js';
 import { MissingVariableError, renderTemplate } from '../../templates/render.js';
 import { scopeOf } from '../auth.js';
 import { addressesOf, composeMessage, type MessageRequest } from '../compose.js';
@@ -36,11 +36,10 @@ const errorSchema = { $ref: 'ApiError#' };
 
 type RecipientResult = { address: string; status: 'queued' | 'rejected'; reason?: string; smtp_reply?: string };
 
-/** Which request member a refusal's text is about, for each door. */
-const FIELDS = {
-  json: (text: string) =>
-    /envelope sender|header From|From header/.test(text) ? 'from' : /header Sender/.test(text) ? 'headers.Sender' : /too many recipients/.test(text) ? 'to' : undefined,
-  raw: (text: string) => (/envelope sender/.test(text) ? 'envelope.from' : /header|From|5\.6\./.test(text) ? 'raw' : /recipients/.test(text) ? 'envelope.to' : undefined),
+/** The request member a refusal is about, for each door. */
+const FIELDS: Record<'json' | 'raw', Record<ReplySubject, string>> = {
+  json: { 'envelope sender': 'from', 'header From': 'from', 'header Sender': 'headers.Sender', recipients: 'to' },
+  raw: { 'envelope sender': 'envelope.from', 'header From': 'raw', 'header Sender': 'raw', recipients: 'envelope.to' },
 };
 
 export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -231,7 +230,7 @@ function fromTemplate(ctx: ApiContext, ref: NonNullable<MessageRequest['template
 async function submit(
   ctx: ApiContext,
   request: FastifyRequest,
-  options: { mailFrom: string; recipients: string[]; fields: (text: string) => string | undefined; build: () => Promise<Buffer> },
+  options: { mailFrom: string; recipients: string[]; fields: Record<ReplySubject, string>; build: () => Promise<Buffer> },
 ): Promise<{ id: string; recipients: RecipientResult[] }> {
   const { pipeline } = ctx;
   const credential = (request.principal as { credential: CredentialRecord }).credential;

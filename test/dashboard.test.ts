@@ -11,10 +11,9 @@ import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey, newApiKey } from '../src/http/api-keys.js';
 import { ROOT } from './helpers/cli.js';
-import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
 import { apiClient } from './helpers/http.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
-import { startSinks, type Sink } from './helpers/sink.js';
+import { startMailHosts, type MailHosts } from './helpers/mail-hosts.js';
 import { waitFor } from './helpers/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -22,27 +21,17 @@ const ADMIN_TOKEN = 'dashboard-admin-token-0123456789';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`dashboard test skipped: ${CHROMIUM} is missing (apt-get install -y chromium; .ci/run installs it)`);
 
-let dns: TestDnsServer;
-let sinks: Sink[];
+let hosts: MailHosts;
 let relay: TestRelay;
 let browser: BrowserContext;
 
 beforeAll(async () => {
   if (!hasChromium) return;
-  sinks = await startSinks([
-    { host: '127.0.0.2' },
-    { host: '127.0.0.3', rcpt: (address) => (address.startsWith('nobody') ? `550 5.1.1 <${address}>: mailbox unavailable` : undefined) },
-  ]);
-  dns = await startDnsServer({
-    'example.test': { mx: [{ priority: 10, exchange: 'mx.example.test' }] },
-    'mx.example.test': { a: ['127.0.0.2'] },
-    'bouncy.test': { mx: [{ priority: 10, exchange: 'mx.bouncy.test' }] },
-    'mx.bouncy.test': { a: ['127.0.0.3'] },
+  hosts = await startMailHosts({
+    'example.test': {},
+    'bouncy.test': { rcpt: (address) => (address.startsWith('nobody') ? `550 5.1.1 <${address}>: mailbox unavailable` : undefined) },
   });
-  relay = await startTestRelay({
-    http: { admin_token: ADMIN_TOKEN },
-    delivery: { paused: false, dns_servers: [dns.address], smtp_port: sinks[0]!.port },
-  });
+  relay = await startTestRelay({ http: { admin_token: ADMIN_TOKEN }, delivery: hosts.delivery });
   addSenderDomain(relay.store, 'acme.test');
   relay.store.setDomainVerification('acme.test', true, {
     verification: { status: 'found' }, dkim: { status: 'found' }, spf: { status: 'found' }, dmarc: { status: 'missing' },
@@ -70,8 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await relay?.stop();
-  await Promise.all(sinks?.map((s) => s.stop()) ?? []);
-  await dns?.stop();
+  await hosts?.stop();
 });
 
 describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {

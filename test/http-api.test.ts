@@ -7,15 +7,16 @@
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey, newApiKey } from '../src/http/api-keys.js';
-import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
 import { apiClient } from './helpers/http.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
-import { startSinks, type Sink } from './helpers/sink.js';
+import { startMailHosts, type MailHosts } from './helpers/mail-hosts.js';
+import type { Sink } from './helpers/sink.js';
 import { waitFor } from './helpers/wait.js';
 
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
-let dns: TestDnsServer;
-let sinks: Sink[];
+let hosts: MailHosts;
+/** example.test's MX. */
+let mx: Sink;
 let relay: TestRelay;
 let app: ReturnType<typeof apiClient>;
 let otherApp: ReturnType<typeof apiClient>;
@@ -29,20 +30,12 @@ function issueKey(credential: string): string {
 }
 
 beforeAll(async () => {
-  [...sinks] = await startSinks([
-    { host: '127.0.0.2' },
-    { host: '127.0.0.3', rcpt: (address) => (address.startsWith('unknown') ? `550 5.1.1 <${address}>: user unknown` : undefined) },
-  ]);
-  dns = await startDnsServer({
-    'example.test': { mx: [{ priority: 10, exchange: 'mx.example.test' }] },
-    'mx.example.test': { a: ['127.0.0.2'] },
-    'strict.test': { mx: [{ priority: 10, exchange: 'mx.strict.test' }] },
-    'mx.strict.test': { a: ['127.0.0.3'] },
+  hosts = await startMailHosts({
+    'example.test': {},
+    'strict.test': { rcpt: (address) => (address.startsWith('unknown') ? `550 5.1.1 <${address}>: user unknown` : undefined) },
   });
-  relay = await startTestRelay({
-    http: { admin_token: ADMIN_TOKEN },
-    delivery: { paused: false, dns_servers: [dns.address], smtp_port: sinks[0]!.port },
-  });
+  mx = hosts.sinks['example.test']!;
+  relay = await startTestRelay({ http: { admin_token: ADMIN_TOKEN }, delivery: hosts.delivery });
   addSenderDomain(relay.store, 'acme.test');
   addSenderDomain(relay.store, 'other.test');
   addCredential(relay.store, 'billing', ['acme.test']);
@@ -55,8 +48,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await relay?.stop();
-  await Promise.all(sinks?.map((s) => s.stop()) ?? []);
-  await dns?.stop();
+  await hosts?.stop();
 });
 
 const received = (sink: Sink, rcpt: string) => sink.messages.find((m) => m.rcptTo.includes(rcpt));
@@ -82,7 +74,7 @@ describe('POST /v1/messages', () => {
       { address: 'carol@example.test', status: 'queued' },
       { address: 'hidden@example.test', status: 'queued' },
     ]);
-    const message = await waitFor(() => received(sinks[0]!, 'hidden@example.test'), 'delivery to the MX sink');
+    const message = await waitFor(() => received(mx, 'hidden@example.test'), 'delivery to the MX sink');
     const raw = message.raw.toString();
     expect(message.mailFrom).toBe('billing@acme.test');
     expect(raw).toMatch(/^DKIM-Signature: .*d=acme\.test/m);
@@ -152,10 +144,10 @@ describe('POST /v1/messages', () => {
     expect(first.status).toBe(202);
     expect(second.status).toBe(202);
     expect(second.body.id).toBe(first.body.id);
-    await waitFor(() => received(sinks[0]!, 'once@example.test'), 'delivery');
+    await waitFor(() => received(mx, 'once@example.test'), 'delivery');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(sinks[0]!.messages.filter((m) => m.rcptTo.includes('once@example.test'))).toHaveLength(1);
-    expect(received(sinks[0]!, 'once@example.test')!.raw.toString()).not.toMatch(/^Idempotency-Key/im);
+    expect(mx.messages.filter((m) => m.rcptTo.includes('once@example.test'))).toHaveLength(1);
+    expect(received(mx, 'once@example.test')!.raw.toString()).not.toMatch(/^Idempotency-Key/im);
   });
 });
 
@@ -168,7 +160,7 @@ describe('templates', () => {
       template: { name: 'welcome', variables: { name: 'Ann <script>', plan: 'Pro' } },
     });
     expect(res.status).toBe(202);
-    const raw = (await waitFor(() => received(sinks[0]!, 'tpl@example.test'), 'delivery')).raw.toString();
+    const raw = (await waitFor(() => received(mx, 'tpl@example.test'), 'delivery')).raw.toString();
     expect(raw).toMatch(/^Subject: Welcome, Ann <script>!/m);
     expect(raw).toContain('Hello Ann <script>, your plan: Pro');
     expect(raw).toContain('<p>Hello Ann &lt;script&gt;</p>');
@@ -188,8 +180,8 @@ describe('templates', () => {
     relay.store.addTemplate({ name: 'notice', subject: 'v2 {{x}}', text: 'two', html: null });
     await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'v2@example.test', template: { name: 'notice', variables: { x: 1 } } });
     await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'v1@example.test', template: { name: 'notice', version: 1, variables: { x: 1 } } });
-    expect((await waitFor(() => received(sinks[0]!, 'v2@example.test'), 'v2')).raw.toString()).toMatch(/^Subject: v2 1/m);
-    expect((await waitFor(() => received(sinks[0]!, 'v1@example.test'), 'v1')).raw.toString()).toMatch(/^Subject: v1 1/m);
+    expect((await waitFor(() => received(mx, 'v2@example.test'), 'v2')).raw.toString()).toMatch(/^Subject: v2 1/m);
+    expect((await waitFor(() => received(mx, 'v1@example.test'), 'v1')).raw.toString()).toMatch(/^Subject: v1 1/m);
   });
 });
 
@@ -198,7 +190,7 @@ describe('POST /v1/messages/raw', () => {
     const raw = 'From: billing@acme.test\r\nTo: raw@example.test\r\nSubject: raw one\r\n\r\nbody\r\n';
     const res = await app('POST', '/v1/messages/raw', { envelope: { from: 'billing@acme.test', to: ['raw@example.test'] }, raw: Buffer.from(raw).toString('base64'), encoding: 'base64' });
     expect(res.status).toBe(202);
-    const message = await waitFor(() => received(sinks[0]!, 'raw@example.test'), 'delivery');
+    const message = await waitFor(() => received(mx, 'raw@example.test'), 'delivery');
     expect(message.raw.toString()).toMatch(/^DKIM-Signature: /m);
     const refused = await app('POST', '/v1/messages/raw', { envelope: { from: 'x@other.test', to: ['raw@example.test'] }, raw });
     expect(refused.status).toBe(403);

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../metrics/metrics.js';
 import type { Store } from '../queue/store.js';
 import type { SubmissionPipeline } from '../submission/pipeline.js';
+import { bindError } from '../bind-error.js';
 import { authenticate } from './auth.js';
 import { ApiError, RETRY_AFTER_SECONDS } from './errors.js';
 import { registerAdminRoutes } from './routes/admin.js';
@@ -95,12 +96,18 @@ export class HttpServer {
   async listen(): Promise<number> {
     await this.ready;
     const { host, port } = this.ctx.config.http;
-    await this.app.listen({ host, port });
+    try {
+      await this.app.listen({ host, port });
+    } catch (err) {
+      throw bindError(err as NodeJS.ErrnoException, { name: 'http', host, port });
+    }
     return (this.app.server.address() as AddressInfo).port;
   }
 
-  close(): Promise<void> {
-    return this.app.close();
+  /** Also when listen() was never called or failed: fastify's close() waits forever on a setup still in progress. */
+  async close(): Promise<void> {
+    await this.ready.catch(() => undefined);
+    await this.app.close();
   }
 }
 

@@ -16,6 +16,7 @@ import { reply, SmtpReply, useExactEnhancedCodes } from './replies.js';
 import type { TlsMaterial } from './tls.js';
 import { drainListener, shuttingDown } from './drain.js';
 import { StepDeadlines } from './step-deadline.js';
+import { bindError } from '../bind-error.js';
 
 type Listener = RelayConfig['listeners'][number];
 
@@ -223,16 +224,3 @@ const connectionOptions = (limits: RelayConfig['limits']) => ({
 });
 
 const credentialOf = (session: SMTPServerSession) => session.user as unknown as CredentialRecord;
-
-function bindError(err: NodeJS.ErrnoException, listener: Listener): Error {
-  const where = `${listener.host}:${listener.port} (listener "${listener.name}")`;
-  let message = `cannot listen on ${where}: ${err.code ?? err.message}`;
-  if (err.code === 'EACCES') {
-    message =
-      `cannot listen on ${where}: permission denied. Ports below 1024 need root or the bind capability: ` +
-      `run "sudo setcap cap_net_bind_service=+ep $(command -v node)", or set another port for "${listener.name}" in the config.`;
-  } else if (err.code === 'EADDRINUSE') {
-    message = `cannot listen on ${where}: the address is already in use (is another relay or MTA running?). Stop it or set another port for "${listener.name}" in the config.`;
-  }
-  return Object.assign(new Error(message), { code: err.code });
-}

@@ -11,7 +11,7 @@ import type { Store } from './queue/store.js';
 import { DkimSigner } from './signing/dkim.js';
 import { SubmissionServer } from './submission/server.js';
 import { ConnectionLimiter } from './submission/connection-limiter.js';
-import { loadOrCreateCertificate } from './submission/tls.js';
+import { loadCertificate } from './submission/tls.js';
 import { applyConfig } from './config/reload.js';
 import { HttpServer } from './http/server.js';
 import { RelayMetrics } from './metrics/metrics.js';
@@ -32,7 +32,7 @@ export interface RunningRelay {
 export async function startRelay(config: RelayConfig, options: { logger?: Logger } = {}): Promise<RunningRelay> {
   const logger = options.logger ?? createLogger(config.log.level, { redactRecipients: config.log.redact_recipients });
   const rules = loadBounceRules(config.bounces.rules!);
-  const tls = await loadOrCreateCertificate(config.tls, config.hostname, logger);
+  const tls = await loadCertificate(config.tls, config.hostname, logger);
   const store = openStore(config);
   const metrics = new RelayMetrics(store);
   const delivery = new DeliveryLoop({ store, config, logger, rules, onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes) });
@@ -69,7 +69,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
       logger.info('relay stopped');
     },
     async reload(next) {
-      const renewed = await loadOrCreateCertificate(next.tls, next.hostname, logger);
+      const renewed = await loadCertificate(next.tls, next.hostname, logger);
       const needRestart = applyConfig(config, next);
       for (const server of servers) server.reload(renewed, config.limits.max_message_bytes);
       logger.level = config.log.level;

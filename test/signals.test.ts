@@ -124,8 +124,8 @@ describe('SIGHUP', { timeout: 30_000 }, () => {
     const before = await fingerprint();
 
     const renewed = await selfsigned.generate([{ name: 'commonName', value: 'relay.test' }], { keySize: 2048, algorithm: 'sha256' });
-    writeFileSync(path.join(setup.dir, 'certs/relay.crt'), renewed.cert);
-    writeFileSync(path.join(setup.dir, 'certs/relay.key'), renewed.private);
+    writeFileSync(path.join(setup.dir, 'self-signed.crt'), renewed.cert);
+    writeFileSync(path.join(setup.dir, 'self-signed.key'), renewed.private);
     const config = YAML.parse(readFileSync(setup.configFile, 'utf8')) as Record<string, Record<string, unknown>>;
     config.limits = { ...config.limits, max_recipients: 2 };
     writeFileSync(setup.configFile, YAML.stringify(config));

@@ -56,10 +56,16 @@ export function parseConfig(raw: unknown, file?: string): RelayConfig {
   const baseDir = file ? path.dirname(file) : process.cwd();
   const config = result.data;
   const resolve = (p: string) => path.resolve(baseDir, p);
+  const database = config.database === ':memory:' ? config.database : resolve(config.database);
+  // A generated pair lives with the database: the one directory the relay must be able to write.
+  const selfSignedDir = database === ':memory:' ? baseDir : path.dirname(database);
   return {
     ...config,
-    database: config.database === ':memory:' ? config.database : resolve(config.database),
-    tls: { cert: resolve(config.tls.cert), key: resolve(config.tls.key) },
+    database,
+    tls:
+      config.tls === 'self_signed'
+        ? { cert: path.join(selfSignedDir, 'self-signed.crt'), key: path.join(selfSignedDir, 'self-signed.key'), selfSigned: true }
+        : { cert: resolve(config.tls.cert), key: resolve(config.tls.key), selfSigned: false },
     bounces: {
       ...config.bounces,
       rules: config.bounces.rules ? resolve(config.bounces.rules) : path.join(PACKAGED_CONFIG_DIR, 'bounce-rules.yaml'),

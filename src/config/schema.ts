@@ -26,9 +26,12 @@ const listener = z.strictObject({
 export const configSchema = z.strictObject({
   hostname: z.string().min(1).default('localhost'),
   database: z.string().min(1).default('./data/relay.db'),
+  /** PEM files for the listeners, or `self_signed`: a pair generated once next to the database. */
   tls: z
-    .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
-    .default({ cert: 'certs/relay.crt', key: 'certs/relay.key' }),
+    .union([z.literal('self_signed'), z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })], {
+      error: 'expected self_signed or { cert: FILE, key: FILE }',
+    })
+    .default('self_signed'),
   listeners: z.array(listener).min(1).default([
     { name: 'smtps', host: '0.0.0.0', port: 465, tls: 'implicit' },
     { name: 'submission', host: '0.0.0.0', port: 587, tls: 'starttls' },
@@ -113,7 +116,9 @@ export const configSchema = z.strictObject({
     .prefault({}),
 });
 
-export type RelayConfig = z.output<typeof configSchema> & {
+export type RelayConfig = Omit<z.output<typeof configSchema>, 'tls'> & {
+  /** The certificate files, resolved; for `self_signed`, where Relay keeps its generated pair. */
+  tls: { cert: string; key: string; selfSigned: boolean };
   /** The file the config was read from, or "(embedded default)". */
   source: string;
   /** Directory relative paths were resolved against. */

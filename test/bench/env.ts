@@ -8,9 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { createLogger } from '../../src/log.js';
 import { openStore } from '../../src/queue/sqlite.js';
-import { loadOrCreateCertificate } from '../../src/submission/tls.js';
+import { createSelfSignedCertificate } from '../../src/submission/tls.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns.js';
 import { addCredential, addSenderDomain } from '../helpers/relay.js';
 import { RECIPIENT_DOMAINS, SENDER_DOMAIN } from './messages.js';
@@ -41,7 +40,7 @@ export async function startBenchEnv(): Promise<BenchEnv> {
   ]);
   const dns = await startDnsServer(zone);
   const cert = { cert: path.join(root, 'certs/relay.crt'), key: path.join(root, 'certs/relay.key') };
-  await loadOrCreateCertificate(cert, 'relay.bench', createLogger('silent'));
+  await createSelfSignedCertificate(cert, 'relay.bench');
   return {
     root,
     dns,

@@ -34,7 +34,6 @@ export function writeTestConfig(overrides: ConfigOverrides = {}, dir = mkdtempSy
   const base = {
     hostname: 'relay.test',
     database: './relay.db',
-    tls: { cert: 'certs/relay.crt', key: 'certs/relay.key' },
     listeners: [
       { name: 'smtps', host: '127.0.0.1', port: 0, tls: 'implicit' },
       { name: 'submission', host: '127.0.0.1', port: 0, tls: 'starttls' },

@@ -18,6 +18,13 @@ import { registerWebhookCommands } from './webhook.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+// `relay ... | head`: once the reader has gone, the rest of the output has nowhere to go, and
+// that is not a failure of the command; the command itself still runs to its end.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.stdout.destroy();
+});
+
 const program = new Command('relay')
   .description('Relay: self-hosted SMTP submission relay')
   .version(version)

@@ -18,6 +18,20 @@ function webhookUrl(input: string): string {
   return url.href;
 }
 
+/** The URL as printed: a password (or a lone user name, often a token) embedded in it is masked. */
+export function displayUrl(stored: string): string {
+  let url: URL;
+  try {
+    url = new URL(stored);
+  } catch {
+    return stored;
+  }
+  if (!url.username && !url.password) return stored;
+  if (url.password) url.password = '***';
+  else url.username = '***';
+  return url.href;
+}
+
 function eventList(input: string): RecipientStatus[] {
   const events = [...new Set(input.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean))];
   const unknown = events.filter((e) => !WEBHOOK_STATUSES.includes(e as RecipientStatus));
@@ -44,8 +58,8 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .action((input: string, opts: { events: string; json?: boolean }) =>
       cli.withStore((store) => {
         const added = store.addWebhook(webhookUrl(input), newWebhookSecret(), eventList(opts.events));
-        if (opts.json) return printJson({ id: added.id, url: added.url, events: added.events, secret: added.secret });
-        print(`Added webhook ${added.id}: ${added.url} (${added.events.join(', ')}).`);
+        if (opts.json) return printJson({ id: added.id, url: displayUrl(added.url), events: added.events, secret: added.secret });
+        print(`Added webhook ${added.id}: ${displayUrl(added.url)} (${added.events.join(', ')}).`);
         print(`  Signing secret: ${added.secret}`);
         print('Verify the Relay-Signature header (t=TIMESTAMP,v1=HMAC-SHA256 of "TIMESTAMP.BODY") with it; it will not be shown again.');
       }),
@@ -53,11 +67,11 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
 
   webhook
     .command('list')
-    .description('list webhooks (secrets are not shown)')
+    .description('list webhooks (secrets and passwords in URLs are not shown)')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
       cli.withStore((store) => {
-        const webhooks = store.listWebhooks().map((w) => ({ id: w.id, url: w.url, events: w.events, created: w.createdAt }));
+        const webhooks = store.listWebhooks().map((w) => ({ id: w.id, url: displayUrl(w.url), events: w.events, created: w.createdAt }));
         if (opts.json) return printJson(webhooks);
         printTable(
           ['ID', 'URL', 'EVENTS', 'CREATED'],
@@ -77,7 +91,7 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
         const target = webhookById(store.listWebhooks(), id);
         const body = JSON.stringify({ id: 0, type: 'test', at: new Date().toISOString(), message: 'test event from relay webhook test' });
         const result = await postWebhook(target.url, target.secret, body, config.webhooks.timeout);
-        if (!result.ok) throw new CliError(`webhook ${id} (${target.url}) failed: ${result.error}`);
+        if (!result.ok) throw new CliError(`webhook ${id} (${displayUrl(target.url)}) failed: ${result.error}`);
         print(`Webhook ${id} answered HTTP ${result.status}.`);
       }),
     );

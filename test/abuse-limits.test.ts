@@ -4,6 +4,7 @@
  * IP; the idle and command timeouts (a slow client cannot hold a slot); over-long lines; too
  * many commands without AUTH. Other client IPs come from other 127.0.0.x source addresses.
  */
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawSmtpClient } from './helpers/smtp-client.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
@@ -40,9 +41,12 @@ afterAll(async () => {
   await relay?.stop();
 });
 
+/** A new session over implicit TLS; retried while connections closed by the previous test still count (they are released when the relay sees them close). */
 async function session(localAddress: string) {
-  const { client, greeting } = await RawSmtpClient.connect(relay.ports.smtps!, { implicitTls: true, localAddress });
-  return { client, greeting };
+  return waitFor(
+    () => RawSmtpClient.connect(relay.ports.smtps!, { implicitTls: true, localAddress }).catch(() => undefined),
+    `a connection from ${localAddress}`,
+  );
 }
 
 async function greeted(localAddress: string) {
@@ -93,15 +97,17 @@ describe('AUTH brute force', () => {
 
 describe('connection limits', () => {
   it('refuses past max_clients_per_ip and max_clients with 421 4.7.0 at connect, and admits again once one leaves', async () => {
-    const held = [(await session('127.0.0.30')).client, (await session('127.0.0.30')).client];
-    const third = await session('127.0.0.30');
+    // On 587 the refusal can be said in clear; both listeners count against the same limits.
+    const plain = (localAddress: string) => RawSmtpClient.connect(relay.ports.submission!, { localAddress });
+    const held = [(await session('127.0.0.30')).client, (await plain('127.0.0.30')).client];
+    const third = await plain('127.0.0.30');
     expect(`${third.greeting.code} ${third.greeting.text}`).toMatch(/^421 4\.7\.0 too many connections from 127\.0\.0\.30/);
-    held.push((await session('127.0.0.31')).client, (await session('127.0.0.31')).client, (await session('127.0.0.32')).client);
-    const sixth = await session('127.0.0.33');
+    held.push((await session('127.0.0.31')).client, (await plain('127.0.0.31')).client, (await session('127.0.0.32')).client);
+    const sixth = await plain('127.0.0.33');
     expect(`${sixth.greeting.code} ${sixth.greeting.text}`).toMatch(/^421 4\.7\.0 too many connections/);
     held.shift()!.close();
     await waitFor(async () => {
-      const { client, greeting } = await session('127.0.0.30');
+      const { client, greeting } = await plain('127.0.0.30');
       client.close();
       return greeting.code === 220;
     }, 'a slot to free up');
@@ -138,5 +144,65 @@ describe('connection limits', () => {
     // EHLO and three NOOPs are allowed with max_unauthenticated_commands: 5.
     expect(replies).toEqual(['250 2.0.0 OK', '250 2.0.0 OK', '250 2.0.0 OK', expect.stringMatching(/^421 .*too many unauthenticated commands/)]);
     await waitFor(() => chatty.closed, 'the session to be closed');
+  });
+});
+
+/**
+ * Connections to the implicit-TLS listener that never start the handshake: they count against
+ * the limits from accept, and are closed after tls_handshake_timeout, well before the idle
+ * timeout (5m here, so only the handshake timeout can end them within the test).
+ */
+describe('TLS handshake flood on the implicit-TLS listener', () => {
+  let flooded: TestRelay;
+
+  beforeAll(async () => {
+    flooded = await startTestRelay({
+      limits: { max_clients: 4, max_clients_per_ip: 2, tls_handshake_timeout: '3s', idle_timeout: '5m', command_timeout: '5m' },
+    });
+  });
+
+  afterAll(async () => {
+    await flooded?.stop();
+  });
+
+  /** A TCP connection that never sends a byte; `closed` settles when the relay closes it. */
+  async function silent(localAddress: string) {
+    const socket = net.connect({ port: flooded.ports.smtps!, host: '127.0.0.1', localAddress });
+    socket.on('error', () => {});
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    let isClosed = false;
+    void closed.then(() => (isClosed = true));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    return { socket, closed, isClosed: () => isClosed };
+  }
+
+  /** A real client: TLS handshake and the greeting, or the error if the connection is cut. */
+  async function tlsGreeting(localAddress: string): Promise<string> {
+    try {
+      const { client, greeting } = await RawSmtpClient.connect(flooded.ports.smtps!, { implicitTls: true, localAddress });
+      client.close();
+      return `${greeting.code}`;
+    } catch (err) {
+      return `error ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    }
+  }
+
+  it('counts them per IP from accept: the next one from that IP is closed at once; all are dropped after the handshake timeout', async () => {
+    const held = [await silent('127.0.0.60'), await silent('127.0.0.60')];
+    const extra = await silent('127.0.0.60');
+    await extra.closed;
+    // Closed for the limit, not for a timeout: the ones it is over are still open.
+    expect(held.map((h) => h.isClosed())).toEqual([false, false]);
+    expect(await tlsGreeting('127.0.0.60')).toMatch(/^error /);
+    await Promise.all(held.map((h) => h.closed));
+    expect(await tlsGreeting('127.0.0.60')).toBe('220');
+  });
+
+  it('counts them in the total from accept: a real client from another IP is refused until they are dropped', async () => {
+    const held = [await silent('127.0.0.61'), await silent('127.0.0.61'), await silent('127.0.0.62'), await silent('127.0.0.62')];
+    expect(await tlsGreeting('127.0.0.63')).toMatch(/^error /);
+    expect(held.map((h) => h.isClosed())).toEqual([false, false, false, false]);
+    await Promise.all(held.map((h) => h.closed));
+    expect(await tlsGreeting('127.0.0.63')).toBe('220');
   });
 });

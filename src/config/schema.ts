@@ -41,9 +41,11 @@ export const configSchema = z.strictObject({
       max_message_bytes: z.number().int().positive().default(26_214_400),
       max_recipients: z.number().int().positive().default(100),
       // Abuse protection (issue 3)
-      /** Connections at once over all listeners, and from one IP; past either, 421 4.7.0 at connect. */
+      /** Connections at once over all listeners, and from one IP, counted from TCP accept; past either, 421 4.7.0 at connect (on implicit TLS, closed at once). */
       max_clients: z.number().int().positive().default(1000),
       max_clients_per_ip: z.number().int().positive().default(50),
+      /** An implicit-TLS connection must complete its handshake within this, or it is closed. */
+      tls_handshake_timeout: duration.prefault('10s'),
       /** No byte from the client for this long closes the session (421 4.4.2). */
       idle_timeout: duration.prefault('1m'),
       /** Each step (a command, or a whole message after DATA) must complete within this, so a client trickling bytes cannot hold a slot. */

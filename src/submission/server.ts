@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { newQueueId } from '../queue/ids.js';
 import type { CredentialRecord, Store } from '../queue/store.js';
 import type { ConnectionLimiter } from './connection-limiter.js';
+import { guardAccept } from './accept-guard.js';
 import type { SubmissionPipeline } from './pipeline.js';
 import { internalFailureReply } from './faults.js';
 import { reply, SmtpReply, useExactEnhancedCodes } from './replies.js';
@@ -26,7 +27,7 @@ export interface SubmissionDeps {
   logger: Logger;
   tls: TlsMaterial;
   pipeline: SubmissionPipeline;
-  /** Shared by all listeners: max_clients and max_clients_per_ip count every session. */
+  /** Shared by all listeners: max_clients and max_clients_per_ip count every connection. */
   connections: ConnectionLimiter;
 }
 
@@ -97,10 +98,16 @@ export class SubmissionServer {
         this.endTransaction(session.id);
         this.authFailures.delete(session.id);
         this.deadlines.clear(session.id);
-        deps.connections.release(session.id);
       },
     });
     this.deadlines = new StepDeadlines(this.server, () => config.limits.command_timeout);
+    guardAccept(this.server, {
+      listener: listener.name,
+      implicitTls: listener.tls === 'implicit',
+      connections: deps.connections,
+      handshakeTimeoutMs: () => config.limits.tls_handshake_timeout,
+      logger: deps.logger,
+    });
   }
 
   listen(): Promise<number> {
@@ -139,14 +146,9 @@ export class SubmissionServer {
     }
   }
 
-  /** onConnect: refused while draining or past the connection limits, else the command timeout starts. */
+  /** onConnect: refused while draining (the connection limits were applied at accept), else the command timeout starts. */
   private admit(session: SMTPServerSession): SmtpReply | undefined {
     if (this.draining) return shuttingDown();
-    const refusal = this.deps.connections.admit(session.id, session.remoteAddress);
-    if (refusal) {
-      this.deps.logger.warn({ listener: this.listener.name, remote: session.remoteAddress, refused: refusal.message }, 'connection refused');
-      return refusal;
-    }
     this.deadlines.arm(session.id);
     return undefined;
   }
@@ -213,8 +215,8 @@ export class SubmissionServer {
 }
 
 /**
- * smtp-server's own connection limits (abuse protection). Its maxClients only bounds sockets
- * still in the TLS handshake, which are not sessions yet: the ConnectionLimiter counts sessions.
+ * smtp-server's own connection limits (abuse protection). The ConnectionLimiter already bounds
+ * connections from accept on (accept-guard.ts); smtp-server's maxClients is only a backstop.
  */
 const connectionOptions = (limits: RelayConfig['limits']) => ({
   socketTimeout: limits.idle_timeout,

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { retainedBytes } from './helpers/memory.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
 
@@ -262,6 +263,31 @@ describe('submission', () => {
     expect(reply.code).toBe(552);
     expect(reply.text).toMatch(/^5\.3\.4 /);
     expect(relay.store.listQueue().length).toBe(before);
+    client.close();
+  });
+
+  it('does not keep DATA past the limit: 60 MB against a 200 KB limit is 552 5.3.4 without growing memory, and the session goes on', async () => {
+    const client = await rawSession('smtps');
+    await client.command('MAIL FROM:<billing@acme.test>');
+    await client.command('RCPT TO:<r@example.net>');
+    expect((await client.command('DATA')).code).toBe(354);
+    const line = Buffer.from('x'.repeat(998) + '\r\n');
+    const chunk = Buffer.concat(Array.from({ length: 1024 }, () => line)); // 1 MB
+    const baseline = retainedBytes();
+    let peak = 0;
+    await client.send('From: billing@acme.test\r\nSubject: huge\r\n\r\n');
+    for (let sent = 0; sent < 60; sent++) {
+      await client.send(chunk);
+      peak = Math.max(peak, retainedBytes() - baseline);
+    }
+    client.write('\r\n.\r\n');
+    const reply = await client.read();
+    expect(`${reply.code} ${reply.text}`).toMatch(/^552 5\.3\.4 /);
+    // Socket and TLS buffers hold a few MB; the 60 MB message is never held.
+    expect(peak).toBeLessThan(20 * 1024 * 1024);
+    await client.command('MAIL FROM:<billing@acme.test>');
+    await client.command('RCPT TO:<r@example.net>');
+    expect((await client.data('From: billing@acme.test\r\n\r\nsmall')).code).toBe(250);
     client.close();
   });
 

@@ -82,10 +82,18 @@ export class SubmissionServer {
       onData: (stream, session, callback) => {
         this.deadlines.arm(session.id);
         const chunks: Buffer[] = [];
-        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        const limit = this.server.options.size!;
+        let size = 0;
+        stream.on('data', (chunk: Buffer) => {
+          // Past the limit the rest is read and counted but not kept: a client cannot make us hold more than the limit.
+          size += chunk.length;
+          if (size <= limit) chunks.push(chunk);
+          else chunks.length = 0;
+        });
         stream.on('end', () => {
-          // smtp-server answers 552 itself for an oversized message (rejectOversized).
+          // smtp-server answers 552 5.3.4 itself for an oversized message (rejectOversized).
           if (stream.sizeExceeded) return callback();
+          if (size > limit) return callback(tooBig(limit));
           this.deadlines.clear(session.id);
           const answer = (err: Error | null, text?: string) => {
             this.deadlines.arm(session.id);
@@ -224,5 +232,7 @@ const connectionOptions = (limits: RelayConfig['limits']) => ({
   maxAllowedUnauthenticatedCommands: limits.max_unauthenticated_commands,
   maxClients: limits.max_clients * 2,
 });
+
+const tooBig = (limit: number) => reply(552, '5.3.4', `message exceeds the maximum size of ${limit} bytes`);
 
 const credentialOf = (session: SMTPServerSession) => session.user as unknown as CredentialRecord;

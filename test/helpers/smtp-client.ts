@@ -73,6 +73,11 @@ export class RawSmtpClient {
     this.socket.write(data);
   }
 
+  /** Writes and waits until the socket takes more (backpressure), for sending large amounts. */
+  async send(data: string | Buffer): Promise<void> {
+    if (!this.socket.write(data)) await new Promise((resolve) => this.socket.once('drain', resolve));
+  }
+
   async command(line: string): Promise<Reply> {
     this.write(line + '\r\n');
     return this.read();

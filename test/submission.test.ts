@@ -155,6 +155,8 @@ describe('submission', () => {
     for (const ext of ['STARTTLS', 'PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', `SIZE ${MAX_BYTES}`]) {
       expect(before).toContain(ext);
     }
+    // No mechanism is offered before TLS, so a client does not send its password in clear.
+    expect(before).not.toMatch(/AUTH/);
     expect((await client.command('AUTH PLAIN AGJpbGxpbmctYXBwAHg=')).text).toMatch(/^5\.7\.0 /);
     const mail = await client.command('MAIL FROM:<billing@acme.test>');
     expect(mail.code).toBe(530);

@@ -11,6 +11,7 @@ import { newQueueId } from '../queue/ids.js';
 import type { CredentialRecord, Store } from '../queue/store.js';
 import type { ConnectionLimiter } from './connection-limiter.js';
 import { guardAccept } from './accept-guard.js';
+import { hideAuthBeforeTls } from './auth-before-tls.js';
 import type { SubmissionPipeline } from './pipeline.js';
 import { internalFailureReply } from './faults.js';
 import { reply, SmtpReply, useExactEnhancedCodes } from './replies.js';
@@ -51,6 +52,7 @@ export class SubmissionServer {
     private readonly deps: SubmissionDeps,
   ) {
     useExactEnhancedCodes();
+    hideAuthBeforeTls();
     this.pipeline = deps.pipeline;
     const { config, tls } = deps;
     this.server = new SMTPServer({

@@ -15,9 +15,9 @@ export class MeteredPipeline extends SubmissionPipeline {
     super(deps);
   }
 
-  override authenticate(...args: Parameters<SubmissionPipeline['authenticate']>) {
+  override async authenticate(...args: Parameters<SubmissionPipeline['authenticate']>) {
     try {
-      return super.authenticate(...args);
+      return await super.authenticate(...args);
     } catch (err) {
       if (err instanceof SmtpReply) this.metrics.authFailures.inc();
       throw err;

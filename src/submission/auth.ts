@@ -13,16 +13,15 @@ const CACHE_MAX = 10_000;
 export class Authenticator {
   /** login digest → the password hash it was verified against, and when. */
   private readonly verified = new Map<string, { passwordHash: string; at: number }>();
-
   constructor(private readonly store: Store) {}
 
-  authenticate(username: string, password: string): CredentialRecord | undefined {
+  async authenticate(username: string, password: string): Promise<CredentialRecord | undefined> {
     const credential = this.store.credentialByUsername(username);
     if (!credential) return undefined;
     const key = createHash('sha256').update(username).update('\0').update(password).digest('base64');
     const hit = this.verified.get(key);
     if (hit && hit.passwordHash === credential.passwordHash && Date.now() - hit.at < CACHE_TTL_MS) return credential;
-    if (!verifyPassword(password, credential.passwordHash)) return undefined;
+    if (!(await verifyPassword(password, credential.passwordHash))) return undefined;
     if (this.verified.size >= CACHE_MAX) this.verified.clear();
     this.verified.set(key, { passwordHash: credential.passwordHash, at: Date.now() });
     return credential;

@@ -32,13 +32,13 @@ export class LoginGuard {
   }
 
   /** The credential, or throws 535 5.7.8 (wrong login) or 454 4.7.0 (cooling off). */
-  authenticate(username: string, password: string, remoteAddress: string): CredentialRecord {
+  async authenticate(username: string, password: string, remoteAddress: string): Promise<CredentialRecord> {
     const userKey = username.toLowerCase();
     if (this.byIp.isLocked(remoteAddress) || this.byUser.isLocked(userKey)) {
       this.logger.warn({ remote: remoteAddress }, 'authentication refused: too many recent failures');
       throw reply(454, '4.7.0', 'too many failed logins: try again later');
     }
-    const credential = this.authenticator.authenticate(username, password);
+    const credential = await this.authenticator.authenticate(username, password);
     if (!credential) {
       this.byIp.fail(remoteAddress);
       this.byUser.fail(userKey);

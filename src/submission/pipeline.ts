@@ -50,7 +50,7 @@ export class SubmissionPipeline {
   }
 
   /** The credential for a login, or throws 535 5.7.8 (wrong) or 454 4.7.0 (brute-force cooling off; login-guard.ts). */
-  authenticate(username: string, password: string, remoteAddress: string): CredentialRecord {
+  authenticate(username: string, password: string, remoteAddress: string): Promise<CredentialRecord> {
     return this.logins.authenticate(username, password, remoteAddress);
   }
 

@@ -73,11 +73,10 @@ export class SubmissionServer {
       onConnect: (session, callback) => callback(this.admit(session)),
       onAuth: (auth, session, callback) => {
         this.deadlines.arm(session.id);
-        try {
-          callback(null, { user: this.pipeline.authenticate(auth.username ?? '', auth.password ?? '', session.remoteAddress) });
-        } catch (err) {
-          callback(this.authRefused(session, err));
-        }
+        this.pipeline.authenticate(auth.username ?? '', auth.password ?? '', session.remoteAddress).then(
+          (user) => callback(null, { user }),
+          (err: unknown) => callback(this.authRefused(session, err)),
+        );
       },
       onMailFrom: (address, session, callback) => callback(this.guard(() => this.mailFrom(address.address, session))),
       onRcptTo: (address, session, callback) => callback(this.guard(() => this.rcptTo(address.address, session))),

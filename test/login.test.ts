@@ -1,19 +1,22 @@
 /**
  * Password checks seen from SMTP clients: scrypt runs off the event loop, so other sessions are
- * served while a login is being checked.
+ * served while a login is being checked; and a failed login takes as long for an unknown
+ * username as for a real one with a wrong password, so timing does not tell which exist.
  */
 import { randomBytes, scryptSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
 
 let relay: TestRelay;
+let known: { username: string; password: string };
 
 beforeAll(async () => {
   relay = await startTestRelay({
     limits: { auth_failures_per_connection: 1000, auth_failures_per_ip: 1000, auth_failures_per_user: 1000 },
   });
   addSenderDomain(relay.store, 'acme.test');
+  known = addCredential(relay.store, 'known-app', ['acme.test']);
 });
 
 afterAll(async () => {
@@ -65,5 +68,25 @@ describe('password checks', () => {
     expect(order).toEqual(['noop 250', 'auth 535']);
     loggingIn.close();
     other.close();
+  });
+
+  it('take as long for an unknown username as for a known one with a wrong password', async () => {
+    const client = await greeted();
+    const timed = async (user: string) => {
+      const started = process.hrtime.bigint();
+      const reply = await client.command(plain(user, 'not-the-password'));
+      expect(reply.code).toBe(535);
+      return Number(process.hrtime.bigint() - started);
+    };
+    const knownTimes: number[] = [];
+    const unknownTimes: number[] = [];
+    for (let round = 0; round < 9; round++) {
+      knownTimes.push(await timed(known.username));
+      unknownTimes.push(await timed(`nobody-${round}`));
+    }
+    client.close();
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    // The same work either way; the generous ratio leaves room for a busy machine.
+    expect(median(unknownTimes)).toBeGreaterThanOrEqual(median(knownTimes) * 0.5);
   });
 });

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import addressparser from 'nodemailer/lib/addressparser';
 import { reply } from './replies.js';
+import { parseMailboxList } from './header-address.js';
 import { traceToken } from './trace-text.js';
 
 const CR = 0x0d;
@@ -59,6 +60,16 @@ export function readHeader(message: Buffer): { fields: HeaderField[]; headerEnd:
   return { fields, headerEnd };
 }
 
+/** Every mailbox of a From or Sender header, read strictly (header-address.ts), else 550 5.6.0. */
+function headerAddresses(name: 'From' | 'Sender', value: string): string[] {
+  const parsed = parseMailboxList(value);
+  if ('addresses' in parsed) return parsed.addresses;
+  throw reply(550, '5.6.0', `${name} header ${parsed.error}: ${printable(value.slice(0, 100))}`, name === 'From' ? 'header From' : 'header Sender');
+}
+
+/** Header text as it can go into a reply line. */
+const printable = (text: string) => text.replace(/[^\x20-\x7e]/g, '?');
+
 export function addressesIn(value: string): string[] {
   return addressparser(value, { flatten: true })
     .map((a) => ('address' in a ? (a.address ?? '') : ''))
@@ -73,7 +84,7 @@ export interface PreparedMessage {
   /** The message with Relay's headers added, ready to sign. */
   bytes: Buffer;
   messageId: string;
-  /** Header From addresses (at least one) and Sender, for the sender policy. */
+  /** Header From addresses (at least one) and Sender (required when From has several), for the sender policy. */
   from: string[];
   sender: string | undefined;
 }
@@ -97,10 +108,16 @@ export function prepareMessage(raw: Buffer, trace: TraceInfo): PreparedMessage {
   if (fromFields.length !== 1) {
     throw reply(550, '5.6.0', fromFields.length ? 'message has more than one From header' : 'message has no From header', 'header From');
   }
-  const from = addressesIn(fromFields[0]!.value);
-  if (from.length === 0) throw reply(550, '5.6.0', `From header has no address: ${fromFields[0]!.value.slice(0, 100)}`, 'header From');
-  const senderField = field('sender')[0];
-  const sender = senderField ? addressesIn(senderField.value)[0] : undefined;
+  const from = headerAddresses('From', fromFields[0]!.value);
+  const senderFields = field('sender');
+  if (senderFields.length > 1) throw reply(550, '5.6.0', 'message has more than one Sender header', 'header Sender');
+  const senders = senderFields.length ? headerAddresses('Sender', senderFields[0]!.value) : [];
+  if (senders.length > 1) throw reply(550, '5.6.0', `Sender header must name one mailbox, not ${senders.length}`, 'header Sender');
+  // RFC 5322 3.6.2: with several authors, the Sender says which one sent it.
+  if (from.length > 1 && senders.length === 0) {
+    throw reply(550, '5.6.0', `From header names ${from.length} mailboxes: a Sender header is required`, 'header From');
+  }
+  const sender = senders[0];
 
   const added: string[] = [
     `Received: from ${traceToken(trace.heloName)} (${traceToken(trace.clientHostname)} [${traceToken(trace.clientAddress)}])\r\n` +

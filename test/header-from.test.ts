@@ -1,7 +1,7 @@
 /**
  * Header From and Sender, read the one strict way the sender policy then checks, through both
  * doors: over SMTP (550 5.6.0 malformed, 550 5.7.1 not allowed) and the HTTP API (raw message:
- * 422 malformed, 403 not allowed, with the same SMTP reply). Each
+ * 422 malformed, 403 not allowed, with the same SMTP reply; the JSON `from` likewise). Each
  * value below is one that some parser could read as the allowed acme.test while another reads
  * other.test (verified, but not this credential's), or that is not one clean mailbox list.
  */
@@ -90,5 +90,16 @@ describe('header From and Sender through the HTTP API (raw message)', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(expected === '5.6.0' ? 422 : 403);
     expect(res.body.error.field).toBe('raw');
     expect(codeOf(res.body.error.smtp_reply)).toBe(expected);
+  });
+});
+
+describe('the JSON message\'s from', () => {
+  const single = CASES.filter(([, header]) => header.length === 1);
+  it.each(single)('%s', async (_name, header, expected) => {
+    const from = header[0]!.replace(/^From: /, '');
+    const res = await api('POST', '/v1/messages', { from, to: 'someone@example.net', subject: 's', text: 't' });
+    if (expected === 'accepted') return expect(res.status, JSON.stringify(res.body)).toBe(202);
+    expect(res.status, JSON.stringify(res.body)).toBe(expected === '5.7.1' ? 403 : 422);
+    expect(res.body.error.field).toBe('from');
   });
 });

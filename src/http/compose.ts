@@ -3,7 +3,11 @@
  * (MIME structure, encodings, attachments). Bcc recipients are in the envelope only.
  */
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { addressesIn } from '../submission/message.js';
+import { checkEnvelopeAddress } from '../submission/envelope-address.js';
+import { parseMailboxList } from '../submission/header-address.js';
+import { checkRecipientAddress } from '../submission/recipient-address.js';
+import type { SmtpReply } from '../submission/replies.js';
+import { ApiError } from './errors.js';
 
 export type AddressList = string | string[];
 
@@ -21,9 +25,41 @@ export interface MessageRequest {
   template?: { name: string; version?: number; variables?: Record<string, unknown> };
 }
 
-/** Every address of the field(s), display names stripped. */
-export function addressesOf(...lists: (AddressList | undefined)[]): string[] {
-  return lists.flatMap((list) => (list === undefined ? [] : [list].flat().flatMap((entry) => addressesIn(entry))));
+/**
+ * The envelope of a JSON message, from its header fields: each entry of from, to, cc, bcc and
+ * reply_to is read as strictly as a From header (header-address.ts), and every address gets the
+ * envelope syntax SMTP enforces (recipients: recipient-address.ts too). Any invalid entry is a
+ * 422 naming it (`to[1]`), so nothing is sent to part of a list.
+ */
+export function envelopeOf(message: MessageRequest): { mailFrom: string; recipients: string[] } {
+  const from = entryAddresses('from', message.from, 'sender');
+  if (from.length !== 1) throw new ApiError(422, `from must name exactly one mailbox, not ${from.length}`, 'from');
+  entries('reply_to', message.reply_to).forEach(([field, value]) => entryAddresses(field, value, 'reply'));
+  const recipients = (['to', 'cc', 'bcc'] as const).flatMap((name) =>
+    entries(name, message[name]).flatMap(([field, value]) => entryAddresses(field, value, 'recipient')),
+  );
+  return { mailFrom: from[0]!, recipients };
+}
+
+/** `[field, value]` per entry: `to` for a single string, `to[0]`, `to[1]`, … for a list. */
+function entries(name: string, list: AddressList | undefined): [string, string][] {
+  if (list === undefined) return [];
+  return typeof list === 'string' ? [[name, list]] : list.map((value, i) => [`${name}[${i}]`, value]);
+}
+
+function entryAddresses(field: string, value: string, role: 'sender' | 'recipient' | 'reply'): string[] {
+  const parsed = parseMailboxList(value);
+  if ('error' in parsed) throw new ApiError(422, `${field} ${parsed.error}: ${JSON.stringify(value.slice(0, 100))}`, field);
+  for (const address of parsed.addresses) {
+    const refusal = checkEnvelopeAddress(address, role === 'sender' ? 'sender' : 'recipient') ?? (role === 'recipient' ? checkRecipientAddress(address) : undefined);
+    if (refusal) throw invalidAddress(field, refusal);
+  }
+  return parsed.addresses;
+}
+
+/** An address the request must not carry: 422 naming its field, with the reply SMTP would give. */
+export function invalidAddress(field: string, refusal: SmtpReply): ApiError {
+  return new ApiError(422, `${field}: ${refusal.message.replace(/^\d\.\d+\.\d+ /, '')}`, field, `${refusal.responseCode} ${refusal.message}`);
 }
 
 export async function composeMessage(message: MessageRequest & { subject: string }, idempotencyKey?: string): Promise<Buffer> {

@@ -4,7 +4,6 @@
  * and missing headers added. Signing comes after this, on exactly these bytes.
  */
 import { randomUUID } from 'node:crypto';
-import addressparser from 'nodemailer/lib/addressparser';
 import { reply } from './replies.js';
 import { parseMailboxList } from './header-address.js';
 import { traceToken } from './trace-text.js';
@@ -69,12 +68,6 @@ function headerAddresses(name: 'From' | 'Sender', value: string): string[] {
 
 /** Header text as it can go into a reply line. */
 const printable = (text: string) => text.replace(/[^\x20-\x7e]/g, '?');
-
-export function addressesIn(value: string): string[] {
-  return addressparser(value, { flatten: true })
-    .map((a) => ('address' in a ? (a.address ?? '') : ''))
-    .filter((a) => a !== '');
-}
 
 export function rfc5322Date(at = new Date()): string {
   return at.toUTCString().replace(/GMT$/, '+0000');

@@ -11,7 +11,9 @@ import { refusalKind } from '../../submission/refusal-reasons.js';
 import { SmtpReply, type ReplySubject } from '../../submission/replies.js';
 import { MissingVariableError, renderTemplate } from '../../templates/render.js';
 import { scopeOf } from '../auth.js';
-import { addressesOf, composeMessage, type MessageRequest } from '../compose.js';
+import { checkEnvelopeAddress } from '../../submission/envelope-address.js';
+import { checkRecipientAddress } from '../../submission/recipient-address.js';
+import { composeMessage, envelopeOf, invalidAddress, type MessageRequest } from '../compose.js';
 import { ApiError, refusalToApiError } from '../errors.js';
 import { apiEvent, eventSchema } from './events.js';
 import type { ApiContext } from '../server.js';
@@ -89,10 +91,8 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
       const content = body.template ? fromTemplate(ctx, body.template) : { subject: body.subject, text: body.text, html: body.html };
       if (content.subject === undefined) throw new ApiError(422, 'subject is required (or use a template)', 'subject');
       if (content.text === undefined && content.html === undefined) throw new ApiError(422, 'give text, html or a template', 'text');
-      const recipients = addressesOf(body.to, body.cc, body.bcc);
+      const { mailFrom, recipients } = envelopeOf(body);
       if (recipients.length === 0) throw new ApiError(422, 'at least one recipient is required in to, cc or bcc', 'to');
-      const mailFrom = addressesOf(body.from)[0];
-      if (!mailFrom) throw new ApiError(422, `from has no address: ${body.from}`, 'from');
       const result = await submit(ctx, request, {
         mailFrom,
         recipients,
@@ -130,6 +130,13 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
     },
     async (request, replyTo) => {
       const { envelope, raw, encoding } = request.body;
+      // The null sender is valid syntax; the sender policy refuses it.
+      const senderRefusal = envelope.from === '' ? undefined : checkEnvelopeAddress(envelope.from, 'sender');
+      if (senderRefusal) throw invalidAddress('envelope.from', senderRefusal);
+      envelope.to.forEach((address, i) => {
+        const refusal = checkEnvelopeAddress(address, 'recipient') ?? checkRecipientAddress(address);
+        if (refusal) throw invalidAddress(`envelope.to[${i}]`, refusal);
+      });
       const bytes = Buffer.from(raw, encoding === 'base64' ? 'base64' : 'utf8');
       const key = request.headers['idempotency-key'];
       const result = await submit(ctx, request, {

@@ -103,6 +103,9 @@ export class SubmissionPipeline {
     const { queueId, credential } = submission;
     try {
       const { message, key } = takeIdempotencyKey(normaliseLineEndings(submission.raw));
+      // The same limit for every door, on the message as it will be queued (SMTP's DATA is also cut at it as it arrives).
+      const max = this.deps.config.limits.max_message_bytes;
+      if (message.length > max) throw reply(552, '5.3.4', `message exceeds the maximum size of ${max} bytes`);
       const clientMessageId = readHeader(message).fields.find((f) => f.name === 'message-id')?.value;
       const keys = idempotencyKeys({ key, clientMessageId, mailFrom: submission.mailFrom, recipients: submission.recipients });
       const result = await this.idempotent.once(credential.name, keys, () => this.enqueue(submission, message, keys));

@@ -34,7 +34,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   const rules = loadBounceRules(config.bounces.rules!);
   const tls = await loadCertificate(config.tls, config.hostname, logger);
   const store = openStore(config);
-  const metrics = new RelayMetrics(store);
+  const metrics = new RelayMetrics(store, () => config.http.metrics_domains);
   const delivery = new DeliveryLoop({ store, config, logger, rules, onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes) });
   const pipeline = new MeteredPipeline({ config, store, signer: new DkimSigner(), logger, onQueued: () => delivery.wake() }, metrics);
   const connections = new ConnectionLimiter(config);

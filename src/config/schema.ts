@@ -98,6 +98,10 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(8025),
       /** Bearer token for the admin endpoints and the dashboard; they answer 403 when unset. */
       admin_token: z.string().min(16, 'admin_token must be at least 16 characters').optional(),
+      /** Bearer token /metrics requires when set; open (keep the listener private) when unset. */
+      metrics_token: z.string().min(16, 'metrics_token must be at least 16 characters').optional(),
+      /** Recipient domains with their own `domain` label on /metrics (the busiest); the rest are counted as "other". */
+      metrics_domains: z.number().int().min(0).default(20),
     })
     .prefault({}),
   webhooks: z

@@ -6,8 +6,45 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryJob, RecipientOutcome, Store } from '../queue/store.js';
 
+/**
+ * The `domain` label of the delivery outcomes, bounded to `limit` domains plus `other`: at each
+ * scrape, the unlabelled recipient domains with the most outcomes so far take the free labels,
+ * and keep them for the life of the process. Until then a domain is counted as `other`, and
+ * what it had before its label stays there, so every series only ever goes up.
+ */
+export class DomainLabels {
+  private readonly labelled = new Set<string>();
+  /** Outcomes per domain still counted as `other`; bounded, so a flood of new domains cannot grow it. */
+  private readonly volume = new Map<string, number>();
+
+  constructor(private readonly limit: () => number) {}
+
+  label(domain: string): string {
+    if (this.labelled.has(domain)) return domain;
+    if (this.labelled.size >= this.limit()) return 'other';
+    const seen = this.volume.get(domain);
+    if (seen !== undefined) this.volume.set(domain, seen + 1);
+    else if (this.volume.size < MAX_TRACKED_DOMAINS) this.volume.set(domain, 1);
+    return 'other';
+  }
+
+  promote(): void {
+    const free = this.limit() - this.labelled.size;
+    if (free <= 0) this.volume.clear();
+    if (free <= 0 || this.volume.size === 0) return;
+    const busiest = [...this.volume].sort((a, b) => b[1] - a[1]).slice(0, free);
+    for (const [domain] of busiest) {
+      this.labelled.add(domain);
+      this.volume.delete(domain);
+    }
+  }
+}
+
+const MAX_TRACKED_DOMAINS = 10_000;
+
 export class RelayMetrics {
   readonly registry = new Registry();
+  private readonly domains: DomainLabels;
   readonly accepted = new Counter({ name: 'relay_messages_accepted_total', help: 'Messages committed to the queue', registers: [this.registry] });
   readonly rejected = new Counter({
     name: 'relay_messages_rejected_total',
@@ -17,9 +54,10 @@ export class RelayMetrics {
   });
   readonly outcomes = new Counter({
     name: 'relay_delivery_outcomes_total',
-    help: 'Delivery attempt outcomes per recipient, by status and recipient domain',
+    help: 'Delivery attempt outcomes per recipient, by status and recipient domain (the busiest domains; the rest as "other")',
     labelNames: ['status', 'domain'],
     registers: [this.registry],
+    collect: () => this.domains.promote(),
   });
   readonly latency = new Histogram({
     name: 'relay_delivery_latency_seconds',
@@ -35,7 +73,8 @@ export class RelayMetrics {
   });
   readonly authFailures = new Counter({ name: 'relay_smtp_auth_failures_total', help: 'Failed SMTP AUTH attempts', registers: [this.registry] });
 
-  constructor(store: Store) {
+  constructor(store: Store, domainLabels: () => number = () => 20) {
+    this.domains = new DomainLabels(domainLabels);
     collectDefaultMetrics({ register: this.registry, prefix: 'relay_' });
     const registers = [this.registry];
     // Both queue gauges come from one store.stats() per scrape.
@@ -74,7 +113,7 @@ export class RelayMetrics {
   recordOutcomes(job: DeliveryJob, outcomes: RecipientOutcome[]): void {
     const now = Date.now();
     for (const o of outcomes) {
-      this.outcomes.inc({ status: o.status, domain: job.domain });
+      this.outcomes.inc({ status: o.status, domain: this.domains.label(job.domain) });
       if (o.status === 'delivered') this.latency.observe((now - job.receivedAt) / 1000);
     }
   }

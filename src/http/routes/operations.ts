@@ -1,9 +1,12 @@
 /**
  * For operators and their tools, without an API key: `/healthz` (the process answers),
- * `/readyz` (the database takes writes and every listener is up), Prometheus `/metrics`, and
- * `/openapi.json`. The http listener binds to 127.0.0.1 by default for this reason.
+ * `/readyz` (the database takes writes and every listener is up), Prometheus `/metrics` (behind
+ * http.metrics_token when set: it names recipient domains), and `/openapi.json`. The http
+ * listener binds to 127.0.0.1 by default for this reason.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../errors.js';
 import type { ApiContext } from '../server.js';
 
 export function registerOperationRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -21,10 +24,21 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ApiContext): 
     return reply.code(problems.length ? 503 : 200).send({ status: problems.length ? 'unavailable' : 'ready', problems });
   });
 
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, async (_request, reply) => {
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics (Authorization: Bearer http.metrics_token when that is set)' } }, async (request, reply) => {
+    const token = ctx.config.http.metrics_token;
+    if (token && !bearerIs(request.headers.authorization, token)) {
+      throw new ApiError(401, 'metrics need "Authorization: Bearer TOKEN" with http.metrics_token', 'authorization');
+    }
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });
 
   app.get('/openapi.json', { schema: hidden }, async () => app.swagger());
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+function bearerIs(header: string | undefined, token: string): boolean {
+  const given = /^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1];
+  return given !== undefined && timingSafeEqual(digest(given), digest(token));
 }

@@ -1,7 +1,8 @@
 /**
  * /metrics as Prometheus and an outsider see it: behind http.metrics_token when that is set;
  * the `domain` label bounded to the http.metrics_domains busiest recipient domains plus
- * "other", however many domains mail goes to.
+ * "other", however many domains mail goes to; relay_messages_accepted_total counting messages
+ * queued, not idempotent repeats.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,7 +65,18 @@ describe('/metrics', () => {
     expect(await scrape()).toMatch(/^relay_queue_depth /m);
   });
 
+  it('counts a message once in relay_messages_accepted_total, not its idempotent repeats', async () => {
+    const accepted = async () => Number(/^relay_messages_accepted_total (\d+)$/m.exec(await scrape())![1]);
+    const before = await accepted();
+    const body = { from: 'app@acme.test', to: 'once@busy.test', subject: 'once', text: 't' };
+    const first = await app('POST', '/v1/messages', body, { 'idempotency-key': 'order-77' });
+    const repeat = await app('POST', '/v1/messages', body, { 'idempotency-key': 'order-77' });
+    expect(repeat.body.id).toBe(first.body.id);
+    expect(await accepted()).toBe(before + 1);
+  });
+
   it('gives the busiest recipient domains their own label at a scrape; the others stay "other"', async () => {
+    await waitFor(() => finished() >= 1, 'the first message delivered');
     const done = finished();
     // By volume: busy.test 3 outcomes, also.test 2, two domains 1 each (the last three have no MX: bounced).
     await send(['a@busy.test', 'b@busy.test', 'c@busy.test', 'a@also.test', 'b@also.test', 'x@rare-a.test', 'y@rare-b.test']);

@@ -35,7 +35,8 @@ export class MeteredPipeline extends SubmissionPipeline {
   override async accept(...args: Parameters<SubmissionPipeline['accept']>) {
     try {
       const result = await super.accept(...args);
-      this.metrics.accepted.inc();
+      // A repeat (idempotency) answers with the original's queue id and queues nothing.
+      if (result === args[0].queueId) this.metrics.accepted.inc();
       return result;
     } catch (err) {
       if (err instanceof SmtpReply) this.count(err);

@@ -74,6 +74,11 @@ describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {
 
   it('loads real data: counts, a chart, failing domains, DNS status, and finds a recipient', async () => {
     const page = await browser.newPage();
+    // Nothing may fail along the way: no console error, no script error, no failed request (the icon included).
+    const problems: string[] = [];
+    page.on('console', (message) => message.type() === 'error' && problems.push(`console: ${message.text()}`));
+    page.on('pageerror', (error) => problems.push(`page: ${error.message}`));
+    page.on('response', (response) => response.status() >= 400 && problems.push(`${response.status()} ${response.url()}`));
     await page.goto(`http://127.0.0.1:${relay.ports.http}/dashboard#token=${ADMIN_TOKEN}`);
     await page.waitForSelector('#main:not([hidden])');
     expect(await page.textContent('#accepted')).toBe('10');
@@ -103,6 +108,7 @@ describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {
     const screenshot = await page.screenshot();
     expect(screenshot.length).toBeGreaterThan(10_000);
     if (process.env.RELAY_UPDATE_SCREENSHOT) writeFileSync(path.join(ROOT, 'docs/dashboard.png'), screenshot);
+    expect(problems).toEqual([]);
     await page.close();
   });
 });

@@ -76,6 +76,12 @@ export class HttpServer {
       const access = request.routeOptions.config.access;
       if (access) request.principal = authenticate(request, access, ctx.config, ctx.store);
     });
+    app.addHook('onSend', async (_request, reply, payload) => {
+      reply.header('x-content-type-options', 'nosniff');
+      // API answers carry tokens' data: no cache, shared or private, may keep them.
+      if (String(reply.getHeader('content-type') ?? '').startsWith('application/json')) reply.header('cache-control', 'no-store');
+      return payload;
+    });
     app.setErrorHandler((err: FastifyError | ApiError, _request, reply) => {
       const apiError = toApiError(err);
       if (apiError.status >= 500) ctx.logger.error({ err }, 'HTTP API error');

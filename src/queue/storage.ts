@@ -142,6 +142,8 @@ export interface MessageQueue {
 export interface NewEvent {
   queueId: string;
   messageId: string;
+  /** The credential that submitted the message ('' for Relay's own, e.g. a DSN). */
+  credential: string;
   recipient: string;
   status: RecipientStatus;
   smtpCode: number | null;
@@ -154,6 +156,7 @@ export interface EventRecord {
   id: number;
   queueId: string;
   messageId: string;
+  credential: string;
   recipient: string;
   domain: string;
   status: RecipientStatus;

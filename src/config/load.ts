@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { isPostgresUrl } from './database.js';
 import { configSchema, type RelayConfig } from './schema.js';
 
 export class ConfigError extends Error {}
@@ -58,7 +59,7 @@ export function parseConfig(raw: unknown, file?: string): RelayConfig {
   const resolve = (p: string) => path.resolve(baseDir, p);
   return {
     ...config,
-    database: config.database === ':memory:' ? config.database : resolve(config.database),
+    database: config.database === ':memory:' || isPostgresUrl(config.database) ? config.database : resolve(config.database),
     tls: { cert: resolve(config.tls.cert), key: resolve(config.tls.key) },
     bounces: {
       ...config.bounces,

@@ -7,7 +7,7 @@ import { isAscii } from 'node:buffer';
 import { classify, type BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { DeliveryJob, RecipientOutcome } from '../queue/store.js';
+import type { DeliveryJob, RecipientOutcome } from '../queue/storage.js';
 import type { DestinationCache } from './destination-cache.js';
 import type { Destination } from './mx.js';
 import { SessionError, type ConnectionPool, type Session } from './pool.js';

@@ -3,7 +3,7 @@
  * go to a host that offers SMTPUTF8 (nodemailer then adds the SMTPUTF8 parameter itself).
  * Without it there is no faithful downgrade, so the recipient bounces with 5.6.7 (section 3.5).
  */
-import type { DeliveryJob } from '../queue/store.js';
+import type { DeliveryJob } from '../queue/storage.js';
 import type { Reply } from './reply.js';
 import type { Session } from './pool.js';
 

@@ -14,6 +14,16 @@ export type RecipientStatus =
   | 'suppressed'
   | 'complained'
   | 'unsubscribed';
+export const EVENT_STATUSES: readonly RecipientStatus[] = [
+  'queued',
+  'delivered',
+  'deferred',
+  'bounced',
+  'expired',
+  'suppressed',
+  'complained',
+  'unsubscribed',
+];
 export const FINAL_STATUSES: readonly RecipientStatus[] = ['delivered', 'bounced', 'expired', 'suppressed'];
 /** The statuses a recipient row can hold (the others are events only). */
 export const RECIPIENT_STATUSES: readonly RecipientStatus[] = ['queued', 'delivered', 'deferred', 'bounced', 'expired', 'suppressed'];

@@ -1,11 +1,13 @@
 /**
- * SMTP AUTH against the credentials table. scrypt is slow by design, so a successful login
- * is remembered for a short while keyed by a SHA-256 of username and password; the row is
- * still read on every login, so a revoked or re-issued credential stops working at once.
+ * SMTP AUTH against the credentials store. scrypt is slow by design, so a successful login is
+ * remembered for a short while keyed by a SHA-256 of username and password; the row is still
+ * read on every login, so a revoked or re-issued credential stops working at once. An unknown
+ * username is checked against a dummy hash, so the time a login takes does not tell which
+ * usernames exist.
  */
 import { createHash } from 'node:crypto';
-import type { CredentialRecord, Store } from '../queue/store.js';
-import { verifyPassword } from './password.js';
+import type { CredentialRecord, CredentialStore } from '../queue/storage.js';
+import { DUMMY_PASSWORD_HASH, verifyPassword } from './password.js';
 
 const CACHE_TTL_MS = 5 * 60_000;
 const CACHE_MAX = 10_000;
@@ -14,15 +16,18 @@ export class Authenticator {
   /** login digest → the password hash it was verified against, and when. */
   private readonly verified = new Map<string, { passwordHash: string; at: number }>();
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly credentials: Pick<CredentialStore, 'byUsername'>) {}
 
-  authenticate(username: string, password: string): CredentialRecord | undefined {
-    const credential = this.store.credentialByUsername(username);
-    if (!credential) return undefined;
+  async authenticate(username: string, password: string): Promise<CredentialRecord | undefined> {
+    const credential = await this.credentials.byUsername(username);
+    if (!credential) {
+      await verifyPassword(password, DUMMY_PASSWORD_HASH);
+      return undefined;
+    }
     const key = createHash('sha256').update(username).update('\0').update(password).digest('base64');
     const hit = this.verified.get(key);
     if (hit && hit.passwordHash === credential.passwordHash && Date.now() - hit.at < CACHE_TTL_MS) return credential;
-    if (!verifyPassword(password, credential.passwordHash)) return undefined;
+    if (!(await verifyPassword(password, credential.passwordHash))) return undefined;
     if (this.verified.size >= CACHE_MAX) this.verified.clear();
     this.verified.set(key, { passwordHash: credential.passwordHash, at: Date.now() });
     return credential;

@@ -4,14 +4,15 @@
  * Idempotency-Key header, or with the same client-supplied Message-ID and the same envelope
  * (the envelope is part of that key so that one message sent in recipient batches still goes
  * to every batch), is answered with the original queue id and not queued again. Keys are
- * committed with the message (store.enqueue); one still in flight makes its twin wait for it.
+ * committed with the message, and the enqueue refuses a key already committed (so two nodes
+ * receiving the same submission at once queue it once); within this process, a submission still
+ * in flight makes its twin wait for it.
  */
 import { createHash } from 'node:crypto';
 import type { RelayConfig } from '../config/schema.js';
-import type { Store } from '../queue/store.js';
+import type { IdempotencyStore } from '../queue/storage.js';
 
 const LF = 0x0a;
-const PRUNE_EVERY_MS = 60 * 60_000;
 
 /**
  * Removes every Idempotency-Key field (with its folded lines) from the header of a CRLF message,
@@ -59,25 +60,28 @@ export function idempotencyKeys(options: {
   return keys;
 }
 
+/** The queue id a submission is known by, and whether it repeats one already committed. */
+export interface Accepted {
+  queueId: string;
+  duplicate: boolean;
+}
+
 export class IdempotentSubmissions {
   /** credential + key → the submission in flight under it. */
-  private readonly inFlight = new Map<string, Promise<string>>();
-  private prunedAt = 0;
+  private readonly inFlight = new Map<string, Promise<Accepted>>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: IdempotencyStore,
     private readonly config: RelayConfig,
   ) {}
 
   /** The original queue id when an equal submission was accepted, else runs `submit` and returns its queue id. */
-  async once(credential: string, keys: string[], submit: () => Promise<string>): Promise<{ queueId: string; duplicate: boolean }> {
-    if (keys.length === 0) return { queueId: await submit(), duplicate: false };
-    const now = Date.now();
-    const window = this.config.limits.idempotency_window;
-    this.prune(now - window);
+  async once(credential: string, keys: string[], submit: () => Promise<Accepted>): Promise<Accepted> {
+    if (keys.length === 0) return submit();
+    const since = this.since();
     for (;;) {
       for (const key of keys) {
-        const queueId = this.store.findIdempotentSubmission(credential, key, now - window);
+        const queueId = await this.store.find(credential, key, since);
         if (queueId) return { queueId, duplicate: true };
       }
       const running = keys.map((key) => this.inFlight.get(`${credential}\0${key}`)).find((p) => p !== undefined);
@@ -89,15 +93,14 @@ export class IdempotentSubmissions {
     const names = keys.map((key) => `${credential}\0${key}`);
     for (const name of names) this.inFlight.set(name, submission);
     try {
-      return { queueId: await submission, duplicate: false };
+      return await submission;
     } finally {
       for (const name of names) if (this.inFlight.get(name) === submission) this.inFlight.delete(name);
     }
   }
 
-  private prune(before: number): void {
-    if (Date.now() - this.prunedAt < PRUNE_EVERY_MS) return;
-    this.prunedAt = Date.now();
-    this.store.pruneIdempotencyKeys(before);
+  /** Keys recorded before this are forgotten. */
+  since(now = Date.now()): number {
+    return now - this.config.limits.idempotency_window;
   }
 }

@@ -3,7 +3,7 @@
  * `scrypt$N$r$p$<salt b64>$<hash b64>` so the parameters can be raised later without
  * invalidating existing hashes.
  */
-import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 
 const N = 16384;
 const R = 8;
@@ -17,20 +17,27 @@ export function hashPassword(password: string): string {
   return ['scrypt', N, R, P, salt.toString('base64'), hash.toString('base64')].join('$');
 }
 
-/** False for a wrong password and for anything that is not a well-formed scrypt hash. */
-export function verifyPassword(password: string, stored: string): boolean {
+/**
+ * False for a wrong password and for anything that is not a well-formed scrypt hash. scrypt runs
+ * on the thread pool, so a flood of failed logins does not stall the event loop.
+ */
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
   const [n, r, p] = parts.slice(1, 4).map(Number) as [number, number, number];
   const salt = Buffer.from(parts[4]!, 'base64');
   const expected = Buffer.from(parts[5]!, 'base64');
   if (salt.length === 0 || expected.length === 0) return false;
-  let actual: Buffer;
-  try {
-    // Node's default 32 MiB maxmem also bounds what a corrupt stored hash can make us allocate.
-    actual = scryptSync(password, salt, expected.length, { N: n, r, p });
-  } catch {
-    return false;
-  }
-  return timingSafeEqual(actual, expected);
+  // Node's default 32 MiB maxmem also bounds what a corrupt stored hash can make us allocate.
+  const actual = await new Promise<Buffer | undefined>((resolve) => {
+    try {
+      scrypt(password, salt, expected.length, { N: n, r, p }, (err, key) => resolve(err ? undefined : key));
+    } catch {
+      resolve(undefined);
+    }
+  });
+  return actual !== undefined && timingSafeEqual(actual, expected);
 }
+
+/** A hash no password matches, verified against for unknown usernames so they cost what a wrong password costs. */
+export const DUMMY_PASSWORD_HASH = hashPassword(randomBytes(16).toString('base64'));

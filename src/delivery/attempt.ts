@@ -92,10 +92,11 @@ async function exchange(session: Session, job: DeliveryJob, body: Buffer): Promi
     for (const address of to) replies.set(address, final);
     for (const err of info.rejectedErrors ?? []) replies.set(recipientOf(err), replyFromError(err, session.peer));
   } catch (err) {
-    const whole = replyFromError(err, session.peer);
+    const senderRefused = (err as { command?: string }).command === 'MAIL FROM';
+    const whole = { ...replyFromError(err, session.peer), ...(senderRefused && { senderRefused }) };
     for (const address of to) replies.set(address, whole);
     // After a refused MAIL FROM the RCPT replies only say "no transaction" (with PIPELINING).
-    if ((err as { command?: string }).command !== 'MAIL FROM') {
+    if (!senderRefused) {
       for (const rcptErr of rejectedAtRcpt(session)) replies.set(recipientOf(rcptErr), replyFromError(rcptErr, session.peer));
     }
   }
@@ -125,7 +126,7 @@ function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx
   const now = Date.now();
   return job.recipients.map((recipient) => {
     const reply = replyFor(recipient.address);
-    const base = { recipientId: recipient.id, smtpCode: reply.code, response: reply.text };
+    const base = { recipientId: recipient.id, smtpCode: reply.code, response: reply.text, ...(reply.senderRefused && { senderRefused: true }) };
     if (isSuccess(reply)) return { ...base, status: 'delivered' };
     const { category, permanent } = classify(ctx.rules, reply.code, reply.text);
     if (permanent) return { ...base, status: 'bounced', category };

@@ -75,6 +75,8 @@ export interface RecipientOutcome {
   category?: string;
   /** For deferred: when to try again. */
   nextAttemptAt?: number;
+  /** The next hop refused our envelope sender, so the reply says nothing about the recipient. */
+  senderRefused?: boolean;
 }
 
 /** What one finished attempt leaves behind, written together. */

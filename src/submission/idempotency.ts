@@ -6,11 +6,13 @@
  * to every batch), is answered with the original queue id and not queued again. Keys are
  * committed with the message, and the enqueue refuses a key already committed (so two nodes
  * receiving the same submission at once queue it once); within this process, a submission still
- * in flight makes its twin wait for it.
+ * in flight makes its twin wait for it. An Idempotency-Key repeated with another envelope is a
+ * client bug, refused (550 5.5.0; 409 on the API) rather than answered as if it had been sent.
  */
 import { createHash } from 'node:crypto';
 import type { RelayConfig } from '../config/schema.js';
 import type { IdempotencyStore } from '../queue/storage.js';
+import { reply } from './replies.js';
 
 const LF = 0x0a;
 
@@ -44,21 +46,26 @@ export function takeIdempotencyKey(message: Buffer): { message: Buffer; key: str
   return { message: Buffer.concat(kept), key: key.trim() || undefined };
 }
 
-/** The keys a submission is known by: its Idempotency-Key, and its client-supplied Message-ID with the envelope. */
+/**
+ * The keys a submission is known by: its Idempotency-Key, that key with the envelope (to tell a
+ * replay from a conflicting reuse), and its client-supplied Message-ID with the envelope.
+ */
 export function idempotencyKeys(options: {
   key: string | undefined;
   clientMessageId: string | undefined;
   mailFrom: string;
   recipients: string[];
 }): string[] {
+  const envelope = createHash('sha256')
+    .update([options.mailFrom, ...options.recipients.map((r) => r.toLowerCase()).sort()].join('\n'))
+    .digest('base64url');
   const keys: string[] = [];
-  if (options.key) keys.push(`key:${options.key}`);
-  if (options.clientMessageId) {
-    const envelope = [options.mailFrom, ...options.recipients.map((r) => r.toLowerCase()).sort()].join('\n');
-    keys.push(`mid:${options.clientMessageId} ${createHash('sha256').update(envelope).digest('base64url')}`);
-  }
+  if (options.key) keys.push(`key:${options.key}`, `${ENVELOPE_OF}${envelope} ${options.key}`);
+  if (options.clientMessageId) keys.push(`mid:${options.clientMessageId} ${envelope}`);
   return keys;
 }
+
+const ENVELOPE_OF = 'key-envelope:';
 
 /** The queue id a submission is known by, and whether it repeats one already committed. */
 export interface Accepted {
@@ -82,7 +89,9 @@ export class IdempotentSubmissions {
     for (;;) {
       for (const key of keys) {
         const queueId = await this.store.find(credential, key, since);
-        if (queueId) return { queueId, duplicate: true };
+        if (!queueId) continue;
+        await this.checkSameEnvelope(credential, keys, queueId, since);
+        return { queueId, duplicate: true };
       }
       const running = keys.map((key) => this.inFlight.get(`${credential}\0${key}`)).find((p) => p !== undefined);
       if (!running) break;
@@ -97,6 +106,14 @@ export class IdempotentSubmissions {
     } finally {
       for (const name of names) if (this.inFlight.get(name) === submission) this.inFlight.delete(name);
     }
+  }
+
+  /** A repeated Idempotency-Key must come with the envelope it was first used with. */
+  async checkSameEnvelope(credential: string, keys: string[], queueId: string, since: number): Promise<void> {
+    const envelopeKey = keys.find((k) => k.startsWith(ENVELOPE_OF));
+    if (!envelopeKey || (await this.store.find(credential, envelopeKey, since)) === queueId) return;
+    const key = envelopeKey.slice(envelopeKey.indexOf(' ') + 1);
+    throw reply(550, '5.5.0', `Idempotency-Key "${key}" was already used for message ${queueId} with other recipients or another sender`);
   }
 
   /** Keys recorded before this are forgotten. */

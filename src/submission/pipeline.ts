@@ -205,7 +205,10 @@ export class SubmissionPipeline {
       idempotencySince: this.idempotent.since(now),
       quota: await this.quota.caps(credential.name),
     });
-    if (result.status === 'duplicate') return { queueId: result.queueId, duplicate: true };
+    if (result.status === 'duplicate') {
+      await this.idempotent.checkSameEnvelope(credential.name, idempotencyKeys, result.queueId, this.idempotent.since(now));
+      return { queueId: result.queueId, duplicate: true };
+    }
     if (result.status === 'over-quota') {
       const caps = await this.quota.caps(credential.name);
       throw overQuota(credential.name, result.period, caps[result.period], now);

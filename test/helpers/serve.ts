@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { loadConfig } from '../../src/config/load.js';
-import { openStore } from '../../src/queue/sqlite.js';
+import { openStorage } from '../../src/queue/open.js';
 import { spawnCli } from './cli.js';
 import { addCredential, addSenderDomain, writeTestConfig, type ConfigOverrides } from './relay.js';
 import { waitFor } from './wait.js';
@@ -33,11 +33,14 @@ export async function prepareServe(overrides: ConfigOverrides = {}): Promise<Ser
   const port = await freePort();
   const configFile = writeTestConfig({ listeners: [{ name: 'smtps', host: '127.0.0.1', port, tls: 'implicit' }], ...overrides });
   const config = loadConfig(configFile);
-  const store = openStore(config);
-  addSenderDomain(store, 'acme.test');
-  const creds = addCredential(store, 'app', ['acme.test']);
-  store.close();
-  return { configFile, dir: path.dirname(configFile), database: config.database, port, creds };
+  const storage = await openStorage(config);
+  try {
+    await addSenderDomain(storage, 'acme.test');
+    const creds = await addCredential(storage, 'app', ['acme.test']);
+    return { configFile, dir: path.dirname(configFile), database: config.database, port, creds };
+  } finally {
+    await storage.close();
+  }
 }
 
 const listening = (port: number) =>

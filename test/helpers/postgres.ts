@@ -32,7 +32,13 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   server ??= process.env.RELAY_TEST_PG_URL ? Promise.resolve(process.env.RELAY_TEST_PG_URL) : startPrivateServer();
   const adminUrl = await server;
   const name = `relay_test_${process.pid}_${++databases}_${randomBytes(3).toString('hex')}`;
-  await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${name}`));
+  try {
+    await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${name}`));
+  } catch (err) {
+    const where = new URL(adminUrl);
+    if (where.password) where.password = '***';
+    throw new Error(`PostgreSQL test server ${where}: could not create a database: ${(err as Error).message}`, { cause: err });
+  }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
@@ -96,7 +102,7 @@ async function pgRun(c: Cluster, program: string, args: string[]): Promise<{ std
 
 function describeFailure(err: unknown): string {
   const e = err as { stderr?: string; stdout?: string; message?: string };
-  return [e.message, e.stderr, e.stdout].filter(Boolean).join('\n').trim();
+  return [e.stderr, e.stdout].filter(Boolean).join('\n').trim() || String(e.message);
 }
 
 function logTail(c: Cluster): string {
@@ -141,7 +147,8 @@ async function initAndStart(c: Cluster): Promise<number> {
     try {
       await pgRun(c, 'initdb', ['-D', c.data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C']);
     } catch (err) {
-      throw new Error(`PostgreSQL test server: initdb into ${c.data} failed:\n${describeFailure(err)}`);
+      const who = c.asUser ? ' (the postgres user must be able to reach it: set TMPDIR, or RELAY_TEST_PG_URL)' : '';
+      throw new Error(`PostgreSQL test server: initdb into ${c.data} failed${who}:\n${describeFailure(err)}`);
     }
   }
   // A stale server still holding the directory (e.g. answering on no port) is stopped first.

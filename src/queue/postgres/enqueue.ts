@@ -4,9 +4,9 @@
  * usage rows, so nodes sharing the database cannot overshoot), then the message, recipients
  * and `queued` events. A message refused by either check leaves nothing behind.
  *
- * Row locks are taken in one global order (keys sorted by credential and key in one statement,
- * then usage rows by credential and period) so concurrent batches on several nodes wait for
- * each other but never deadlock.
+ * Row locks are taken in one global order (the batch's keys sorted by credential and key in one
+ * statement, then its usage rows sorted by credential and period in another) so concurrent
+ * batches on several nodes wait for each other but never deadlock.
  */
 import type pg from 'pg';
 import { domainOf } from '../../envelope/address.js';
@@ -19,7 +19,6 @@ export const WORK_CHANNEL = 'relay_work';
 
 /** Messages per multi-row INSERT: 8 parameters each, well under the protocol's 65535. */
 const MESSAGE_ROWS_PER_INSERT = 1000;
-const NO_CAP = '9223372036854775807';
 
 type Outcome = EnqueueResult | typeof NEXT_BATCH;
 
@@ -155,9 +154,10 @@ async function resolveDuplicates(
 }
 
 /**
- * Counts each message's recipients in its credential's day and month. A message with a quota
- * is checked and counted in one conditional upsert; the others' counts are summed and written
- * per credential, in credential order.
+ * Counts each message's recipients in its credential's UTC day and month, refusing a message
+ * its quota cannot take. The batch's usage rows are created if missing, locked and read in one
+ * statement; the messages are then decided in order against the running totals, and the totals
+ * written back: two statements per batch however many messages carry a quota.
  */
 async function countUsage(
   client: pg.PoolClient,
@@ -165,57 +165,44 @@ async function countUsage(
   results: (Outcome | undefined)[],
   refuse: (i: number, result: EnqueueResult) => void,
 ): Promise<void> {
-  const order = messages
-    .map((m, i) => ({ m, i }))
-    .filter(({ i }) => results[i] === undefined)
-    .sort((a, b) => (a.m.credential < b.m.credential ? -1 : a.m.credential > b.m.credential ? 1 : a.i - b.i));
-  // Unconditional counts not yet written, for credentials before the one being checked.
-  let counts = new Map<string, Map<string, number>>();
-  const flush = async () => {
-    if (counts.size === 0) return;
-    const rows = [...counts].flatMap(([credential, periods]) => [...periods].map(([period, n]) => ({ credential, period, n })));
-    counts = new Map();
-    await client.query(
-      `INSERT INTO credential_usage AS u (credential, period, recipients)
-       SELECT credential, period, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS a (credential, period, n)
-       ORDER BY credential, period
-       ON CONFLICT (credential, period) DO UPDATE SET recipients = u.recipients + excluded.recipients`,
-      [rows.map((r) => r.credential), rows.map((r) => r.period), rows.map((r) => r.n)],
-    );
-  };
-  for (const { m, i } of order) {
+  const counted = messages.flatMap((m, i) => (results[i] === undefined ? [{ m, i, ...usagePeriods(m.receivedAt) }] : []));
+  if (counted.length === 0) return;
+  const id = (credential: string, period: string) => `${credential}\0${period}`;
+  const rowIds = new Map<string, { credential: string; period: string }>();
+  for (const { m, day, month } of counted) {
+    for (const period of [day, month]) rowIds.set(id(m.credential, period), { credential: m.credential, period });
+  }
+  const keys = [...rowIds.values()];
+  // The no-op update locks rows that exist; ORDER BY gives every batch the same lock order.
+  const { rows } = await client.query<{ credential: string; period: string; recipients: number }>(
+    `INSERT INTO credential_usage AS u (credential, period, recipients)
+     SELECT credential, period, 0 FROM unnest($1::text[], $2::text[]) AS k (credential, period) ORDER BY credential, period
+     ON CONFLICT (credential, period) DO UPDATE SET recipients = u.recipients
+     RETURNING credential, period, recipients`,
+    [keys.map((k) => k.credential), keys.map((k) => k.period)],
+  );
+  const used = new Map(rows.map((r) => [id(r.credential, r.period), r.recipients]));
+  const before = new Map(used);
+  for (const { m, i, day, month } of counted) {
     const n = m.recipients.length;
-    const { day, month } = usagePeriods(m.receivedAt);
-    const daily = m.quota?.daily ?? null;
-    const monthly = m.quota?.monthly ?? null;
-    if (daily === null && monthly === null) {
-      const periods = counts.get(m.credential) ?? new Map<string, number>();
-      counts.set(m.credential, periods);
-      periods.set(day, (periods.get(day) ?? 0) + n);
-      periods.set(month, (periods.get(month) ?? 0) + n);
-      continue;
-    }
-    await flush();
-    const { rows } = await client.query<{ period: string }>(
-      `WITH cap AS (SELECT * FROM unnest($3::text[], $4::bigint[]) AS c (period, cap))
-       INSERT INTO credential_usage AS u (credential, period, recipients)
-       SELECT $1, period, $2::bigint FROM cap WHERE $2::bigint <= coalesce(cap, ${NO_CAP}) ORDER BY period
-       ON CONFLICT (credential, period) DO UPDATE SET recipients = u.recipients + excluded.recipients
-       WHERE u.recipients + excluded.recipients <= coalesce((SELECT c.cap FROM cap c WHERE c.period = u.period), ${NO_CAP})
-       RETURNING period`,
-      [m.credential, n, [day, month], [daily, monthly]],
-    );
-    const counted = rows.map((r) => r.period);
-    if (counted.length === 2) continue;
-    refuse(i, { status: 'over-quota', period: counted.includes(day) ? 'monthly' : 'daily' });
-    if (counted.length > 0) {
-      await client.query(
-        `UPDATE credential_usage SET recipients = recipients - $3 WHERE credential = $1 AND period = ANY ($2::text[])`,
-        [m.credential, counted, n],
-      );
+    const dayId = id(m.credential, day);
+    const monthId = id(m.credential, month);
+    const { daily, monthly } = m.quota ?? { daily: null, monthly: null };
+    if (daily != null && used.get(dayId)! + n > daily) refuse(i, { status: 'over-quota', period: 'daily' });
+    else if (monthly != null && used.get(monthId)! + n > monthly) refuse(i, { status: 'over-quota', period: 'monthly' });
+    else {
+      used.set(dayId, used.get(dayId)! + n);
+      used.set(monthId, used.get(monthId)! + n);
     }
   }
-  await flush();
+  const changed = keys.filter((k) => used.get(id(k.credential, k.period)) !== before.get(id(k.credential, k.period)));
+  if (changed.length === 0) return;
+  await client.query(
+    `UPDATE credential_usage u SET recipients = k.recipients
+     FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k (credential, period, recipients)
+     WHERE u.credential = k.credential AND u.period = k.period`,
+    [changed.map((k) => k.credential), changed.map((k) => k.period), changed.map((k) => used.get(id(k.credential, k.period)))],
+  );
 }
 
 /** Puts back the key rows written for messages that were refused after all. */

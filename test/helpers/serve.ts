@@ -51,15 +51,28 @@ const listening = (port: number) =>
 
 export type ServeProcess = ReturnType<typeof spawnCli>;
 
-/** Starts `relay serve` and resolves once its listener accepts connections. */
-export async function startServe(setup: ServeSetup): Promise<ServeProcess> {
+/**
+ * Starts `relay serve` and resolves once its listener accepts connections. A start that fails
+ * or takes longer than `timeoutMs` (a loaded machine starts slowly) kills the process, so no
+ * relay outlives its test.
+ */
+export async function startServe(setup: ServeSetup, timeoutMs = 60_000): Promise<ServeProcess> {
   const serve = spawnCli(['--config', setup.configFile, 'serve'], { cwd: setup.dir });
   let exited = false;
   void serve.exited.then(() => (exited = true));
-  await waitFor(async () => {
-    if (exited) throw new Error(`relay serve exited: ${serve.output()}`);
-    return listening(setup.port);
-  }, `relay serve to listen (output: ${serve.output()})`);
+  try {
+    await waitFor(
+      async () => {
+        if (exited) throw new Error(`relay serve exited: ${serve.output()}`);
+        return listening(setup.port);
+      },
+      'relay serve to listen',
+      timeoutMs,
+    );
+  } catch (err) {
+    if (!exited) await kill(serve);
+    throw new Error(`${(err as Error).message} (output: ${serve.output()})`);
+  }
   return serve;
 }
 

@@ -42,7 +42,7 @@ export class SqliteQueue implements MessageQueue {
       insertRecipient: db.prepare(
         `INSERT INTO recipients (queue_id, address, domain, status, next_attempt_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?)`,
       ),
-      findKey: db.prepare(`SELECT queue_id FROM idempotency_keys WHERE credential = ? AND key = ? AND created_at >= ?`),
+      findKey: db.prepare(`SELECT queue_id FROM idempotency_keys WHERE credential = ? AND key = ? AND created_at >= ?`).pluck(),
       // A key may be used again once its window has passed (the old row is replaced).
       saveKey: db.prepare(`INSERT OR REPLACE INTO idempotency_keys (credential, key, queue_id, created_at) VALUES (?, ?, ?, ?)`),
       usage: db.prepare(`SELECT recipients FROM credential_usage WHERE credential = ? AND period = ?`).pluck(),

@@ -12,6 +12,8 @@ import { toNode, type NodeRow } from './rows.js';
 
 const lockKey = (name: string) => ['relay-node:' + name];
 const LOCK = `hashtextextended($1, 0)`;
+const LOCK_ATTEMPTS = 20;
+const LOCK_RETRY_MS = 250;
 
 export class PgNodes implements NodeRegistry {
   private readonly held = new Map<string, pg.Client>();
@@ -28,8 +30,14 @@ export class PgNodes implements NodeRegistry {
     await client.connect();
     let locked = false;
     try {
-      const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${LOCK}) AS locked`, lockKey(node.name));
-      locked = rows[0]!.locked;
+      // A process killed a moment ago still holds the name until PostgreSQL notices its
+      // connection closed: give that a few seconds before calling the name taken.
+      for (let attempt = 1; ; attempt++) {
+        const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${LOCK}) AS locked`, lockKey(node.name));
+        locked = rows[0]!.locked;
+        if (locked || attempt >= LOCK_ATTEMPTS) break;
+        await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
+      }
       if (!locked) {
         const [holder] = await this.db.query<{ host: string; pid: number }>(`SELECT host, pid FROM nodes WHERE name = $1`, [node.name]);
         throw new NodeNameInUseError(node.name, holder ? `${holder.host}, pid ${holder.pid}` : 'another process');

@@ -13,6 +13,7 @@ import type { Destination } from './mx.js';
 import { SessionError, type ConnectionPool, type Session } from './pool.js';
 import { isSuccess, parseReply, replyFromError, type Reply } from './reply.js';
 import { scheduleRetry } from './retry.js';
+import { rcptRefusals } from './smtp-connection-internals.js';
 import { smtpUtf8Refusals } from './smtputf8.js';
 
 export interface AttemptContext {
@@ -97,7 +98,7 @@ async function exchange(session: Session, job: DeliveryJob, body: Buffer): Promi
     for (const address of to) replies.set(address, whole);
     // After a refused MAIL FROM the RCPT replies only say "no transaction" (with PIPELINING).
     if (!senderRefused) {
-      for (const rcptErr of rejectedAtRcpt(session)) replies.set(recipientOf(rcptErr), replyFromError(rcptErr, session.peer));
+      for (const rcptErr of rcptRefusals(session.connection)) replies.set(recipientOf(rcptErr), replyFromError(rcptErr, session.peer));
     }
   }
   return replies;
@@ -107,16 +108,6 @@ type SendInfo = { response: string; rejectedErrors?: Error[] };
 
 function send(session: Session, envelope: { from: string; to: string[]; size: number; use8BitMime: boolean }, body: Buffer): Promise<SendInfo> {
   return new Promise((resolve, reject) => session.connection.send(envelope, body, (err, info) => (err ? reject(err) : resolve(info!))));
-}
-
-/**
- * The RCPT refusals of the last transaction. nodemailer attaches them to a successful result
- * and to an all-refused error, but not to a failure at DATA, so they are read from its
- * envelope state (a private field; empty if a nodemailer release renames it).
- */
-function rejectedAtRcpt(session: Session): Error[] {
-  const envelope = (session.connection as unknown as { _envelope?: { rejectedErrors?: Error[] } })._envelope;
-  return envelope?.rejectedErrors ?? [];
 }
 
 const recipientOf = (err: Error) => (err as Error & { recipient: string }).recipient;

@@ -6,13 +6,12 @@
 import type { DeliveryJob } from '../queue/storage.js';
 import type { Reply } from './reply.js';
 import type { Session } from './pool.js';
+import { offeredExtensions } from './smtp-connection-internals.js';
 
 const needsSmtpUtf8 = (address: string) => /[^\x00-\x7f]/.test(address);
 
-/** The server's extensions as nodemailer parsed them from EHLO (a private field it has kept for years). */
 function offersSmtpUtf8(session: Session): boolean {
-  const extensions = (session.connection as unknown as { _supportedExtensions?: string[] })._supportedExtensions ?? [];
-  return extensions.includes('SMTPUTF8');
+  return offeredExtensions(session.connection).includes('SMTPUTF8');
 }
 
 /** The recipients this session cannot take, each with its 5.6.7 reply; empty when all can go. */

@@ -10,6 +10,7 @@ import { NodeMembership, nodeName } from './cluster/node.js';
 import { DeliveryLoop } from './delivery/loop.js';
 import { createLogger, type Logger } from './log.js';
 import { openStorage } from './queue/open.js';
+import type { PostgresStorage } from './queue/postgres/index.js';
 import type { Storage } from './queue/storage.js';
 import { RetentionPurger } from './retention/purger.js';
 import { DkimSigner } from './signing/dkim.js';
@@ -60,6 +61,8 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     rules,
     onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes),
   });
+  // Other nodes' submissions wake this node's scheduler at once where the backend can tell (PostgreSQL NOTIFY); polling stays the rule.
+  const stopListening = 'onWork' in storage ? (storage as PostgresStorage).onWork(wake) : undefined;
   const pipeline = new SubmissionPipeline({ config, storage, signer: new DkimSigner(), logger, onQueued: wake, observer: metrics });
   const connections = new ConnectionLimiter(config);
   const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, logger, tls, pipeline, connections }));
@@ -92,6 +95,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     ports,
     async stop() {
       await Promise.all([...servers.map((s) => s.close()), http.close()]);
+      stopListening?.();
       await Promise.all([delivery.stop(), webhooks.stop(), retention.stop()]);
       await membership.leave();
       await storage.close();

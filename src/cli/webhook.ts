@@ -1,7 +1,7 @@
 /** `relay webhook ...`: endpoints that receive signed JSON events (delivered, deferred, bounced, expired, suppressed). */
 import type { Command } from 'commander';
-import type { RecipientStatus, WebhookRecord } from '../queue/storage.js';
-import { WEBHOOK_STATUSES } from '../webhooks/payload.js';
+import { WEBHOOK_STATUSES, type RecipientStatus, type WebhookRecord } from '../queue/storage.js';
+
 import { postWebhook } from '../webhooks/post.js';
 import { newWebhookSecret } from '../webhooks/sign.js';
 import { CliError, type Cli } from './context.js';

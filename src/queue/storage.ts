@@ -24,6 +24,8 @@ export const EVENT_STATUSES: readonly RecipientStatus[] = [
   'complained',
   'unsubscribed',
 ];
+/** The statuses a webhook can subscribe to: every one but 'queued' (the submitter's own answer). */
+export const WEBHOOK_STATUSES: readonly RecipientStatus[] = EVENT_STATUSES.filter((s) => s !== 'queued');
 export const FINAL_STATUSES: readonly RecipientStatus[] = ['delivered', 'bounced', 'expired', 'suppressed'];
 /** The statuses a recipient row can hold (the others are events only). */
 export const RECIPIENT_STATUSES: readonly RecipientStatus[] = ['queued', 'delivered', 'deferred', 'bounced', 'expired', 'suppressed'];
@@ -41,7 +43,7 @@ export interface NewMessage {
   body: Buffer;
   receivedAt: number;
   expiresAt: number;
-  /** Recorded with the message; a key already recorded since `idempotencySince` makes this a duplicate. */
+  /** Recorded with the message; a key already recorded since `idempotencySince` (absent: ever) makes this a duplicate. */
   idempotencyKeys?: string[];
   idempotencySince?: number;
   /** Recipient caps checked and counted in the same transaction, so nodes sharing a database cannot overshoot. */
@@ -140,9 +142,12 @@ export interface MessageQueue {
   /** Messages with recipients not yet final, oldest first. */
   pending(): Promise<QueuedMessage[]>;
   message(queueId: string): Promise<QueuedMessage | undefined>;
-  /** Makes every pending recipient of the message due now. False if no such message. */
+  /**
+   * Makes every pending recipient of the message due now, except those under a live lease (an
+   * attempt is delivering them: its outcome decides). False if no such message.
+   */
   retry(queueId: string): Promise<boolean>;
-  /** Removes a message and its pending recipients. False if no such message. */
+  /** Removes a message and all its recipients. False if no such message. */
   delete(queueId: string): Promise<boolean>;
   stats(): Promise<Stats>;
   /** Retention: removes up to `limit` messages received before `before` whose recipients are all final. */
@@ -228,7 +233,7 @@ export interface Suppression extends NewSuppression {
 export interface SuppressionList {
   /** True when the address is suppressed for every credential or for this one. */
   isSuppressed(address: string, credential: string): Promise<boolean>;
-  /** All entries, or (credential given) those scoped to it. */
+  /** All entries, or (credential given) only those scoped to it, without the global ones. */
   list(filter?: { credential?: string }): Promise<Suppression[]>;
   /** False if the address was already on the list in that scope. */
   add(entry: NewSuppression): Promise<boolean>;

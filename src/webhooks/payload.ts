@@ -1,17 +1,6 @@
-/** What webhooks can subscribe to, and the JSON a webhook receives for one event. */
+/** The JSON a webhook receives for one event. */
 import { isoTime } from '../envelope/time.js';
-import type { EventRecord, RecipientStatus } from '../queue/storage.js';
-
-/** Every status but "queued" (the API's own 202 says that). */
-export const WEBHOOK_STATUSES: readonly RecipientStatus[] = [
-  'delivered',
-  'deferred',
-  'bounced',
-  'expired',
-  'suppressed',
-  'complained',
-  'unsubscribed',
-];
+import type { EventRecord } from '../queue/storage.js';
 
 export function webhookPayload(event: EventRecord) {
   return {

@@ -3,21 +3,12 @@
  * with their webhook outbox rows in the same statement, so an announcement is never lost or
  * invented.
  */
-import type { EventLog, EventQuery, EventRecord, NewEvent, RecipientStatus, StatsBucket } from '../storage.js';
+import { WEBHOOK_STATUSES, type EventLog, type EventQuery, type EventRecord, type NewEvent, type StatsBucket } from '../storage.js';
 import { domainOf } from '../../envelope/address.js';
 import type { Db, Sql } from './db.js';
 import { toEvent, type EventRow } from './rows.js';
 
-/** The statuses a webhook can hear of ('queued' is the submitter's own answer). */
-export const WEBHOOK_STATUSES: readonly RecipientStatus[] = [
-  'delivered',
-  'deferred',
-  'bounced',
-  'expired',
-  'suppressed',
-  'complained',
-  'unsubscribed',
-];
+
 
 const FAILURES = `status IN ('bounced', 'deferred', 'expired')`;
 

@@ -240,8 +240,8 @@ export class SqliteQueue implements MessageQueue {
     return this.conn.writeNow(() => {
       if (!this.conn.db.prepare(`SELECT 1 FROM messages WHERE queue_id = ?`).get(queueId)) return false;
       this.conn.db
-        .prepare(`UPDATE recipients SET next_attempt_at = ?, lease_until = NULL, lease_owner = NULL WHERE queue_id = ? AND ${PENDING}`)
-        .run(Date.now(), queueId);
+        .prepare(`UPDATE recipients SET next_attempt_at = ? WHERE queue_id = ? AND ${PENDING} AND (lease_until IS NULL OR lease_until <= ?)`)
+        .run(Date.now(), queueId, Date.now());
       return true;
     });
   }

@@ -30,7 +30,8 @@ export class LoginGuard {
   /** The credential, or throws 535 5.7.8 (wrong login) or 454 4.7.0 (cooling off). */
   async authenticate(username: string, password: string, remoteAddress: string): Promise<CredentialRecord> {
     const keys = this.keys(username, remoteAddress);
-    if (await this.isLocked(keys)) {
+    const counts = await this.failures(keys);
+    if (this.isLocked(keys, counts)) {
       this.logger.warn({ remote: remoteAddress }, 'authentication refused: too many recent failures');
       throw reply(454, '4.7.0', 'too many failed logins: try again later');
     }
@@ -41,7 +42,8 @@ export class LoginGuard {
       this.logger.warn({ remote: remoteAddress }, 'authentication failed');
       throw reply(535, '5.7.8', 'Authentication credentials invalid');
     }
-    await this.limits.clearLoginFailures(keys[1]![0]);
+    // Only a login that follows failures writes: the common case stays a read.
+    if (counts[1]!.count > 0) await this.limits.clearLoginFailures(keys[1]![0]);
     return credential;
   }
 
@@ -54,12 +56,16 @@ export class LoginGuard {
     ];
   }
 
-  private async isLocked(keys: [string, Limit][]): Promise<boolean> {
+  /** Failures under each key; a lockout outlives the window it was earned in, so look back over both. */
+  private failures(keys: [string, Limit][]): Promise<{ count: number; lastAt: number | null }[]> {
     const { auth_failure_window: window, auth_lockout: lockout } = this.config.limits;
+    const since = Date.now() - window - lockout;
+    return Promise.all(keys.map(([key]) => this.limits.loginFailures(key, since)));
+  }
+
+  private isLocked(keys: [string, Limit][], counts: { count: number; lastAt: number | null }[]): boolean {
     const now = Date.now();
-    // A lockout outlives the window it was earned in: look back over both.
-    const since = now - window - lockout;
-    const counts = await Promise.all(keys.map(([key]) => this.limits.loginFailures(key, since)));
+    const lockout = this.config.limits.auth_lockout;
     return counts.some(({ count, lastAt }, i) => count >= this.config.limits[keys[i]![1]] && lastAt !== null && lastAt + lockout > now);
   }
 }

@@ -243,14 +243,15 @@ export class SqliteWebhooks implements WebhookStore {
   async claimDue(now: number, limit: number, lease: Lease): Promise<OutboxEntry[]> {
     const db = this.conn.db;
     type Row = EventRow & { outbox_id: number; webhook_id: number; attempts: number; url: string; secret: string };
+    const due = db.prepare(
+      `SELECT o.id AS outbox_id, o.webhook_id, o.attempts, w.url, w.secret, e.*
+       FROM webhook_outbox o JOIN webhooks w ON w.id = o.webhook_id JOIN events e ON e.id = o.event_id
+       WHERE o.next_attempt_at <= ? ORDER BY o.next_attempt_at, o.id LIMIT ?`,
+    );
+    // Polled every second: an empty outbox costs a read, never the write lock.
+    if (due.get(now, limit) === undefined) return [];
     return this.conn.writeNow(() => {
-      const rows = db
-        .prepare(
-          `SELECT o.id AS outbox_id, o.webhook_id, o.attempts, w.url, w.secret, e.*
-           FROM webhook_outbox o JOIN webhooks w ON w.id = o.webhook_id JOIN events e ON e.id = o.event_id
-           WHERE o.next_attempt_at <= ? ORDER BY o.next_attempt_at, o.id LIMIT ?`,
-        )
-        .all(now, limit) as Row[];
+      const rows = due.all(now, limit) as Row[];
       const hold = db.prepare(`UPDATE webhook_outbox SET next_attempt_at = ? WHERE id = ?`);
       for (const r of rows) hold.run(now + lease.ms, r.outbox_id);
       return rows.map((r) => ({ id: r.outbox_id, webhookId: r.webhook_id, url: r.url, secret: r.secret, attempts: r.attempts, event: toEvent(r) }));

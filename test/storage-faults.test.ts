@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import nodemailer from 'nodemailer';
+import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
@@ -34,7 +34,7 @@ afterAll(() => {
   for (const dir of mounts) execFileSync('umount', ['-l', dir]);
 });
 
-function send(text = 'hello', extra: nodemailer.SendMailOptions = {}) {
+function send(text = 'hello', extra: SendMailOptions = {}) {
   return nodemailer
     .createTransport({ host: '127.0.0.1', port: relay!.ports.smtps, secure: true, auth: { user: creds.username, pass: creds.password }, tls: { rejectUnauthorized: false } })
     .sendMail({ from: 'app@acme.test', to: 'someone@example.net', subject: 'fault', text, ...extra });

@@ -1,26 +1,33 @@
 /**
- * Assembles a running relay: the store, the submission listeners, the signer and the delivery
- * loop. `relay serve` and the tests start it the same way.
+ * Assembles a running relay: storage, this node's membership, the submission listeners, the
+ * signer, the delivery loop, webhooks and retention. `relay serve` and the tests start it the
+ * same way.
  */
 import type { RelayConfig } from './config/schema.js';
 import { loadBounceRules } from './bounces/classify.js';
+import { BounceNotifier } from './bounces/notifier.js';
+import { NodeMembership, nodeName } from './cluster/node.js';
 import { DeliveryLoop } from './delivery/loop.js';
 import { createLogger, type Logger } from './log.js';
-import { openStore } from './queue/sqlite.js';
-import type { Store } from './queue/store.js';
+import { openStorage } from './queue/open.js';
+import type { PostgresStorage } from './queue/postgres/index.js';
+import type { Storage } from './queue/storage.js';
+import { RetentionPurger } from './retention/purger.js';
 import { DkimSigner } from './signing/dkim.js';
+import { SubmissionPipeline } from './submission/pipeline.js';
 import { SubmissionServer } from './submission/server.js';
 import { ConnectionLimiter } from './submission/connection-limiter.js';
 import { loadCertificate } from './submission/tls.js';
 import { applyConfig } from './config/reload.js';
 import { HttpServer } from './http/server.js';
 import { RelayMetrics } from './metrics/metrics.js';
-import { MeteredPipeline } from './metrics/pipeline.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 
 export interface RunningRelay {
   config: RelayConfig;
-  store: Store;
+  storage: Storage;
+  /** This node's name among those sharing the database. */
+  node: string;
   /** Bound port of each listener by name, and `http` for the HTTP API (useful when the config asks for port 0). */
   ports: Record<string, number>;
   /** SIGTERM: refuses new sessions (421 4.3.2), lets transactions and deliveries in progress finish, closes. */
@@ -33,39 +40,65 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   const logger = options.logger ?? createLogger(config.log.level, { redactRecipients: config.log.redact_recipients });
   const rules = loadBounceRules(config.bounces.rules!);
   const tls = await loadCertificate(config.tls, config.hostname, logger);
-  const store = openStore(config);
-  const metrics = new RelayMetrics(store, () => config.http.metrics_domains);
-  const delivery = new DeliveryLoop({ store, config, logger, rules, onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes) });
-  const pipeline = new MeteredPipeline({ config, store, signer: new DkimSigner(), logger, onQueued: () => delivery.wake() }, metrics);
+  const storage = await openStorage(config, logger);
+  const node = nodeName(config);
+  const membership = new NodeMembership({ storage, config, logger, name: node });
+  try {
+    await membership.join();
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+  const metrics = new RelayMetrics(storage, () => config.http.metrics_domains);
+  const wake = () => delivery.wake();
+  const bounces = new BounceNotifier({ config, queue: storage.queue, suppressions: storage.suppressions, logger, onQueued: wake });
+  const delivery = new DeliveryLoop({
+    queue: storage.queue,
+    node,
+    bounces,
+    config,
+    logger,
+    rules,
+    onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes),
+  });
+  // Other nodes' submissions wake this node's scheduler at once where the backend can tell (PostgreSQL NOTIFY); polling stays the rule.
+  const stopListening = 'onWork' in storage ? (storage as PostgresStorage).onWork(wake) : undefined;
+  const pipeline = new SubmissionPipeline({ config, storage, signer: new DkimSigner(), logger, onQueued: wake, observer: metrics });
   const connections = new ConnectionLimiter(config);
-  const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, store, logger, tls, pipeline, connections }));
+  const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, logger, tls, pipeline, connections }));
   for (const server of servers) {
     server.server.server.on('connection', () => metrics.smtpSessions.inc({ listener: server.listener.name }));
   }
   const listenersDown = () => servers.filter((s) => !s.server.server.listening).map((s) => s.listener.name);
-  const http = new HttpServer({ config, store, pipeline, metrics, logger, listenersDown });
-  const webhooks = new WebhookDispatcher({ store, config, logger });
+  const http = new HttpServer({ config, storage, pipeline, metrics, logger, listenersDown });
+  const webhooks = new WebhookDispatcher({ webhooks: storage.webhooks, config, logger, node });
+  const retention = new RetentionPurger({ storage, config, logger });
   const ports: Record<string, number> = {};
   try {
     for (const server of servers) ports[server.listener.name] = await server.listen();
     ports.http = await http.listen();
   } catch (err) {
     await Promise.all([...servers.map((s) => s.close()), http.close()]);
-    store.close();
+    await membership.leave();
+    await storage.close();
     throw err;
   }
   delivery.start();
   webhooks.start();
-  logger.info({ config: config.source, listeners: ports, database: config.database }, 'relay started');
+  retention.start();
+  logger.info({ config: config.source, listeners: ports, database: redactDatabase(config.database), storage: storage.kind, node }, 'relay started');
 
   return {
     config,
-    store,
+    storage,
+    node,
     ports,
     async stop() {
       await Promise.all([...servers.map((s) => s.close()), http.close()]);
-      await Promise.all([delivery.stop(), webhooks.stop()]);
-      store.close();
+      stopListening?.();
+      await Promise.all([delivery.stop(), webhooks.stop(), retention.stop()]);
+      await membership.leave();
+      await storage.close();
       logger.info('relay stopped');
     },
     async reload(next) {
@@ -77,4 +110,9 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
       return needRestart;
     },
   };
+}
+
+/** The database setting for logs: a URL's password masked. */
+export function redactDatabase(database: string): string {
+  return database.replace(/^(postgres(?:ql)?:\/\/[^:/@]+:)[^@]*@/i, '$1***@');
 }

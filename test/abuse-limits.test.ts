@@ -22,6 +22,7 @@ beforeAll(async () => {
       auth_failures_per_connection: 3,
       auth_failures_per_ip: 4,
       auth_failures_per_user: 4,
+      auth_failures_per_user_total: 4,
       auth_failure_window: '1m',
       auth_lockout: `${LOCKOUT_MS}ms`,
       max_clients: 5,
@@ -32,9 +33,9 @@ beforeAll(async () => {
       max_unauthenticated_commands: 5,
     },
   });
-  addSenderDomain(relay.store, 'acme.test');
-  creds = addCredential(relay.store, 'billing-app', ['acme.test']);
-  other = addCredential(relay.store, 'other-app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  creds = await addCredential(relay.storage, 'billing-app', ['acme.test']);
+  other = await addCredential(relay.storage, 'other-app', ['acme.test']);
 });
 
 afterAll(async () => {

@@ -14,10 +14,10 @@ let api: ReturnType<typeof apiClient>;
 
 beforeAll(async () => {
   relay = await startTestRelay();
-  addSenderDomain(relay.store, 'acme.test');
-  addCredential(relay.store, 'app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  await addCredential(relay.storage, 'app', ['acme.test']);
   const key = newApiKey();
-  relay.store.addApiKey('app', hashApiKey(key));
+  await relay.storage.credentials.addApiKey('app', hashApiKey(key));
   api = apiClient(relay.ports.http!, key);
 });
 
@@ -25,7 +25,7 @@ afterAll(async () => {
   await relay?.stop();
 });
 
-const queued = () => relay.store.listQueue().length;
+const queued = async () => (await relay.storage.queue.pending()).length;
 
 const BAD_ADDRESSES: [what: string, address: string][] = [
   ['CR/LF', 'bob\r\nRCPT TO:<x@example.net>@example.net'],
@@ -43,21 +43,21 @@ describe('POST /v1/messages/raw envelope', () => {
   const raw = 'From: app@acme.test\r\nSubject: s\r\n\r\nbody\r\n';
 
   it.each(BAD_ADDRESSES)('refuses a recipient with %s: 422 naming it, nothing queued', async (_what, address) => {
-    const before = queued();
+    const before = await queued();
     const res = await api('POST', '/v1/messages/raw', { envelope: { from: 'app@acme.test', to: ['ok@example.net', address] }, raw });
     expect(res.status, JSON.stringify(res.body)).toBe(422);
     expect(res.body.error.field).toBe('envelope.to[1]');
     expect(res.body.error.smtp_reply).toMatch(/^501 5\.1\.3 /);
-    expect(queued()).toBe(before);
+    expect(await queued()).toBe(before);
   });
 
   it.each(BAD_ADDRESSES.filter(([what]) => what !== 'no domain'))('refuses a sender with %s: 422 naming it', async (_what, address) => {
-    const before = queued();
+    const before = await queued();
     const res = await api('POST', '/v1/messages/raw', { envelope: { from: address.replace('example.net', 'acme.test'), to: ['ok@example.net'] }, raw });
     expect(res.status, JSON.stringify(res.body)).toBe(422);
     expect(res.body.error.field).toBe('envelope.from');
     expect(res.body.error.smtp_reply).toMatch(/^501 5\.1\.7 /);
-    expect(queued()).toBe(before);
+    expect(await queued()).toBe(before);
   });
 
   it.each([
@@ -65,12 +65,12 @@ describe('POST /v1/messages/raw envelope', () => {
     ['an IP literal', 'bob@[192.0.2.1]', '550 5.7.1'],
     ['an unqualified domain', 'bob@localhost', '501 5.1.2'],
   ])('refuses a recipient with %s as SMTP does, for the whole request', async (_what, address, reply) => {
-    const before = queued();
+    const before = await queued();
     const res = await api('POST', '/v1/messages/raw', { envelope: { from: 'app@acme.test', to: [address, 'ok@example.net'] }, raw });
     expect(res.status).toBe(422);
     expect(res.body.error.field).toBe('envelope.to[0]');
     expect(res.body.error.smtp_reply.startsWith(reply)).toBe(true);
-    expect(queued()).toBe(before);
+    expect(await queued()).toBe(before);
   });
 
   it('still queues a request whose addresses are all good', async () => {
@@ -83,17 +83,17 @@ describe('POST /v1/messages addresses', () => {
   const send = (fields: Record<string, unknown>) => api('POST', '/v1/messages', { from: 'app@acme.test', to: 'ok@example.net', subject: 's', text: 't', ...fields });
 
   it('refuses an unparsable recipient instead of dropping it: 422 naming it, nothing queued', async () => {
-    const before = queued();
+    const before = await queued();
     const res = await send({ to: ['ok@example.net', 'not-an-address'] });
     expect(res.status, JSON.stringify(res.body)).toBe(422);
     expect(res.body.error.field).toBe('to[1]');
-    expect(queued()).toBe(before);
+    expect(await queued()).toBe(before);
   });
 
   it.each(BAD_ADDRESSES.filter(([what]) => !['angle brackets', 'a space'].includes(what)))(
     'refuses %s in to, cc, bcc, reply_to and from, naming the field',
     async (_what, address) => {
-      const before = queued();
+      const before = await queued();
       for (const [fields, field] of [
         [{ to: ['ok@example.net', address] }, 'to[1]'],
         [{ cc: address }, 'cc'],
@@ -104,7 +104,7 @@ describe('POST /v1/messages addresses', () => {
         const res = await send(fields);
         expect([res.status, res.body.error?.field], JSON.stringify({ fields, body: res.body })).toEqual([422, field]);
       }
-      expect(queued()).toBe(before);
+      expect(await queued()).toBe(before);
     },
   );
 

@@ -16,7 +16,7 @@ const cli = (...args: string[]) => runCli(['--config', relay.configFile, ...args
 beforeAll(async () => {
   assertBuilt();
   relay = await startTestRelay();
-  addSenderDomain(relay.store, 'acme.test');
+  await addSenderDomain(relay.storage, 'acme.test');
 });
 
 afterAll(() => relay?.stop());
@@ -54,7 +54,7 @@ describe('relay credential add --api-key and relay template add', { timeout: 30_
       });
       expect(res.status).toBe(202);
     }
-    expect(relay.store.listQueue()).toHaveLength(2);
+    expect(await relay.storage.queue.pending()).toHaveLength(2);
 
     expect((await cli('credential', 'revoke', 'shop')).code).toBe(0);
     const revoked = await apiClient(relay.ports.http!, key!)('POST', '/v1/messages', { from: 'shop@acme.test', to: 'a@example.test', subject: 's', text: 't' });

@@ -230,11 +230,25 @@ describe('relay suppression', () => {
     expect(duplicate.code).toBe(1);
 
     const list = json(await relay('suppression', 'list', '--json'));
-    expect(list).toEqual([{ address: 'bob@example.org', reason: 'asked us to stop', created: expect.any(String) }]);
+    expect(list).toEqual([{ address: 'bob@example.org', credential: null, reason: 'asked us to stop', created: expect.any(String) }]);
 
     expect((await relay('suppression', 'remove', 'bob@example.org')).code).toBe(0);
     expect(json(await relay('suppression', 'list', '--json'))).toEqual([]);
     expect((await relay('suppression', 'remove', 'bob@example.org')).code).toBe(1);
+  });
+
+  it('scopes an address to one credential with --credential', async () => {
+    expect((await relay('suppression', 'add', 'carl@example.org', '--credential', 'app')).code).toBe(0);
+    expect((await relay('suppression', 'add', 'carl@example.org', '--credential', 'app')).code).toBe(1);
+    expect((await relay('suppression', 'add', 'carl@example.org', '--credential', 'ghost')).stderr).toBe('relay: unknown credential ghost\n');
+    expect(json(await relay('suppression', 'list', '--json'))).toEqual([
+      { address: 'carl@example.org', credential: 'app', reason: 'added by operator', created: expect.any(String) },
+    ]);
+    expect(json(await relay('suppression', 'list', '--credential', 'other', '--json'))).toEqual([]);
+    // Without --credential, remove means the entry for every credential, which does not exist.
+    expect((await relay('suppression', 'remove', 'carl@example.org')).code).toBe(1);
+    expect((await relay('suppression', 'remove', 'carl@example.org', '--credential', 'app')).code).toBe(0);
+    expect(json(await relay('suppression', 'list', '--json'))).toEqual([]);
   });
 });
 

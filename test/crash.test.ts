@@ -74,3 +74,16 @@ describe('SIGKILL at any moment', () => {
     serve = undefined;
   });
 });
+
+describe('SIGTERM while relay serve is starting', () => {
+  it('drains and exits 0 when the signal comes as soon as the listener answers', { timeout: 60_000 }, async () => {
+    // The listener accepts connections before startRelay() has returned (the HTTP listener and
+    // the delivery loop start after it). The last restart of the test above can be that close
+    // to its final SIGTERM when the clients finish before the killer does.
+    for (let i = 0; i < 3; i++) {
+      serve = await startServe(setup);
+      expect(await kill(serve, 'SIGTERM'), `exit status of start ${i + 1} (-1: ended by the signal)`).toBe(0);
+      serve = undefined;
+    }
+  });
+});

@@ -32,17 +32,20 @@ beforeAll(async () => {
     'bouncy.test': { rcpt: (address) => (address.startsWith('nobody') ? `550 5.1.1 <${address}>: mailbox unavailable` : undefined) },
   });
   relay = await startTestRelay({ http: { admin_token: ADMIN_TOKEN }, delivery: hosts.delivery });
-  addSenderDomain(relay.store, 'acme.test');
-  relay.store.setDomainVerification('acme.test', true, {
+  await addSenderDomain(relay.storage, 'acme.test');
+  await relay.storage.domains.setVerification('acme.test', true, {
     verification: { status: 'found' }, dkim: { status: 'found' }, spf: { status: 'found' }, dmarc: { status: 'missing' },
   });
-  addCredential(relay.store, 'shop', ['acme.test']);
+  await addCredential(relay.storage, 'shop', ['acme.test']);
   const key = newApiKey();
-  relay.store.addApiKey('shop', hashApiKey(key));
+  await relay.storage.credentials.addApiKey('shop', hashApiKey(key));
   const app = apiClient(relay.ports.http!, key);
   const to = [...Array.from({ length: 8 }, (_, i) => `customer${i}@example.test`), 'nobody1@bouncy.test', 'nobody2@bouncy.test'];
   for (const address of to) await app('POST', '/v1/messages', { from: 'shop@acme.test', to: address, subject: 'Your order', text: 'Thanks!' });
-  await waitFor(() => relay.store.stats().byStatus.bounced === 2 && relay.store.stats().byStatus.delivered === 8, 'deliveries and bounces');
+  await waitFor(async () => {
+    const { byStatus } = await relay.storage.queue.stats();
+    return byStatus.bounced === 2 && byStatus.delivered === 8;
+  }, 'deliveries and bounces');
 
   // A persistent context is how Playwright takes a fresh --user-data-dir.
   browser = await chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'relay-chromium-')), {

@@ -1,7 +1,7 @@
 /**
  * DeliveryLoop against real loopback peers: an in-process DNS server and smtp-server sinks on
  * 127.0.0.2-127.0.0.8 (one shared port, as MX hosts share smtp_port), with nothing listening on
- * 127.0.0.9. Messages go in with Store.enqueue; outcomes are read back from the Store.
+ * 127.0.0.9. Messages go in with storage.queue.enqueue; outcomes are read back from storage.events.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,14 +10,16 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBounceRules } from '../src/bounces/classify.js';
 import { buildDsn } from '../src/bounces/dsn.js';
+import { BounceNotifier } from '../src/bounces/notifier.js';
 import { parseConfig } from '../src/config/load.js';
 import type { RelayConfig } from '../src/config/schema.js';
-import { DeliveryLoop } from '../src/delivery/loop.js';
+import { DeliveryLoop, type DeliveryLoopOptions } from '../src/delivery/loop.js';
 import { retryDelay, scheduleRetry } from '../src/delivery/retry.js';
 import { createLogger } from '../src/log.js';
-import { openStore } from '../src/queue/sqlite.js';
-import type { EventRow, Store } from '../src/queue/store.js';
+import { openSqlite } from '../src/queue/sqlite/index.js';
+import type { EventRecord, MessageQueue, RecipientStatus, Storage } from '../src/queue/storage.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
+import { eventsOf } from './helpers/events.js';
 import { startSinks, type Sink } from './helpers/sink.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -66,7 +68,7 @@ const ZONE = {
 
 let dns: TestDnsServer;
 let sinks: Record<keyof typeof HOSTS, Sink>;
-const running: { loop: DeliveryLoop; store: Store }[] = [];
+const running: Relay[] = [];
 
 beforeAll(async () => {
   dns = await startDnsServer(ZONE);
@@ -87,9 +89,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const { loop, store } of running) {
+  for (const { loop, storage } of running) {
     await loop.stop(2000);
-    store.close();
+    await storage.close();
   }
   await Promise.all(Object.values(sinks ?? {}).filter(Boolean).map((s) => s.stop()));
   await dns?.stop();
@@ -120,18 +122,30 @@ function relayConfig(name: string, delivery: Record<string, unknown> = {}, bounc
   );
 }
 
-function startLoop(name: string, delivery?: Record<string, unknown>, wrapStore?: (store: Store) => Store) {
+/** The credential test messages are submitted under. */
+const CREDENTIAL = 'test';
+
+async function startLoop(name: string, delivery?: Record<string, unknown>, wrapQueue?: (queue: MessageQueue) => DeliveryLoopOptions['queue']) {
   const config = relayConfig(name, delivery);
-  const store = openStore(config);
-  const loop = new DeliveryLoop({ store: wrapStore ? wrapStore(store) : store, config, logger, rules: loadBounceRules(config.bounces.rules!) });
+  const storage = await openSqlite(config.database);
+  const bounces = new BounceNotifier({ config, queue: storage.queue, suppressions: storage.suppressions, logger, onQueued: () => loop.wake() });
+  const loop = new DeliveryLoop({
+    queue: wrapQueue ? wrapQueue(storage.queue) : storage.queue,
+    node: `node-${name}`,
+    bounces,
+    config,
+    logger,
+    rules: loadBounceRules(config.bounces.rules!),
+  });
   loop.start();
-  running.push({ loop, store });
-  return { loop, store, config };
+  const relay: Relay = { loop, storage };
+  running.push(relay);
+  return relay;
 }
 
 interface Relay {
   loop: DeliveryLoop;
-  store: Store;
+  storage: Storage;
 }
 
 async function submit(relay: Relay, to: string[], opts: { from?: string; expiresIn?: number; subject?: string } = {}): Promise<string> {
@@ -148,30 +162,31 @@ async function submit(relay: Relay, to: string[], opts: { from?: string; expires
     ].join('\r\n'),
   );
   const now = Date.now();
-  await relay.store.enqueue({
+  const result = await relay.storage.queue.enqueue({
     queueId,
     messageId: `<${queueId}@sender.test>`,
-    credential: 'test',
+    credential: CREDENTIAL,
     mailFrom: opts.from ?? 'alice@sender.test',
     recipients: to,
     body,
     receivedAt: now,
     expiresAt: now + (opts.expiresIn ?? 3_600_000),
   });
+  expect(result).toEqual({ status: 'queued' });
   relay.loop.wake();
   return queueId;
 }
 
 /** The latest event per recipient of a message. */
-function latest(store: Store, queueId: string): Map<string, EventRow> {
-  return new Map(store.events({ queueId }).map((e) => [e.recipient, e]));
+async function latest(storage: Storage, queueId: string): Promise<Map<string, EventRecord>> {
+  return new Map((await eventsOf(storage, { queueId })).map((e) => [e.recipient, e]));
 }
 
 /** Waits until every recipient of the message has one of the statuses. */
-function settled(store: Store, queueId: string, count: number, statuses = ['delivered', 'bounced', 'expired']) {
-  return waitFor(() => {
-    const events = latest(store, queueId);
-    return events.size === count && [...events.values()].every((e) => statuses.includes(e.status)) && events;
+function settled(storage: Storage, queueId: string, count: number, statuses: RecipientStatus[] = ['delivered', 'bounced', 'expired']) {
+  return waitFor(async () => {
+    const events = await latest(storage, queueId);
+    return events.size === count && [...events.values()].every((e) => statuses.includes(e.status)) ? events : undefined;
   }, `${queueId} to be ${statuses.join(' or ')}`, 8000);
 }
 
@@ -179,14 +194,14 @@ const received = (sink: Sink, queueId: string) => sink.messages.filter((m) => m.
 
 describe('DeliveryLoop', { timeout: 20_000 }, () => {
   let relay: Relay;
-  beforeAll(() => {
-    relay = startLoop('main');
+  beforeAll(async () => {
+    relay = await startLoop('main');
   });
 
   it('delivers to several recipients of a domain in one transaction, past a dead MX', async () => {
     const queueId = await submit(relay, ['bob@ok.test', 'carol@ok.test']);
-    const events = await settled(relay.store, queueId, 2);
-    expect(events.get('bob@ok.test')).toMatchObject({ status: 'delivered', smtp_code: 250 });
+    const events = await settled(relay.storage, queueId, 2);
+    expect(events.get('bob@ok.test')).toMatchObject({ status: 'delivered', smtpCode: 250 });
     const [message, ...more] = received(sinks.plain, queueId);
     expect(more).toHaveLength(0);
     expect(message!.rcptTo).toEqual(['bob@ok.test', 'carol@ok.test']);
@@ -196,29 +211,32 @@ describe('DeliveryLoop', { timeout: 20_000 }, () => {
 
   it('uses the A record when a domain has no MX', async () => {
     const queueId = await submit(relay, ['dan@implicit.test']);
-    expect((await settled(relay.store, queueId, 1)).get('dan@implicit.test')!.status).toBe('delivered');
+    expect((await settled(relay.storage, queueId, 1)).get('dan@implicit.test')!.status).toBe('delivered');
     expect(received(sinks.plain, queueId)).toHaveLength(1);
   });
 
   it('skips MX hosts that are IP literals or have no address', async () => {
     const queueId = await submit(relay, ['erin@skip.test']);
-    expect((await settled(relay.store, queueId, 1)).get('erin@skip.test')!.status).toBe('delivered');
+    expect((await settled(relay.storage, queueId, 1)).get('erin@skip.test')!.status).toBe('delivered');
     expect(received(sinks.plain, queueId)).toHaveLength(1);
     expect(received(sinks.tls, queueId)).toHaveLength(0);
   });
 
   it('bounces a refused recipient, delivers the other, suppresses and notifies the sender', async () => {
     const queueId = await submit(relay, ['unknown@reject.test', 'frank@reject.test']);
-    const events = await settled(relay.store, queueId, 2);
+    const events = await settled(relay.storage, queueId, 2);
     expect(events.get('frank@reject.test')!.status).toBe('delivered');
     expect(events.get('unknown@reject.test')).toMatchObject({
       status: 'bounced',
-      smtp_code: 550,
+      smtpCode: 550,
       response: '550 5.1.1 <unknown@reject.test>: user unknown',
       category: 'bad_mailbox',
     });
     expect(received(sinks.reject, queueId)[0]!.rcptTo).toEqual(['frank@reject.test']);
-    expect(relay.store.isSuppressed('unknown@reject.test')).toBe(true);
+    // A hard bounce suppresses the address for the credential that sent the message only.
+    expect(await relay.storage.suppressions.isSuppressed('unknown@reject.test', CREDENTIAL)).toBe(true);
+    expect(await relay.storage.suppressions.isSuppressed('unknown@reject.test', 'another-app')).toBe(false);
+    expect(await relay.storage.suppressions.list()).toContainEqual(expect.objectContaining({ address: 'unknown@reject.test', credential: CREDENTIAL }));
 
     const dsn = await waitFor(() => received(sinks.plain, queueId).find((m) => m.mailFrom === ''), 'the bounce notification');
     expect(dsn.rcptTo).toEqual(['alice@sender.test']);
@@ -235,50 +253,50 @@ describe('DeliveryLoop', { timeout: 20_000 }, () => {
 
   it('defers on 451, then delivers on the retry', async () => {
     const queueId = await submit(relay, ['gina@grey.test']);
-    const deferred = await settled(relay.store, queueId, 1, ['deferred']);
-    expect(deferred.get('gina@grey.test')).toMatchObject({ smtp_code: 451, category: 'rate_limited' });
-    const [entry] = relay.store.listQueue().filter((q) => q.queueId === queueId);
+    const deferred = await settled(relay.storage, queueId, 1, ['deferred']);
+    expect(deferred.get('gina@grey.test')).toMatchObject({ smtpCode: 451, category: 'rate_limited' });
+    const entry = await relay.storage.queue.message(queueId);
     const next = entry!.recipients[0]!.nextAttemptAt! - Date.now();
     expect(next).toBeGreaterThan(500);
     expect(next).toBeLessThanOrEqual(1100);
-    const events = await settled(relay.store, queueId, 1);
+    const events = await settled(relay.storage, queueId, 1);
     expect(events.get('gina@grey.test')!.status).toBe('delivered');
     expect(received(sinks.grey, queueId)).toHaveLength(1);
   });
 
   it('applies a failure at DATA to every recipient accepted at RCPT', async () => {
     const queueId = await submit(relay, ['unknown@datafail.test', 'hal@datafail.test', 'ivy@datafail.test']);
-    const events = await settled(relay.store, queueId, 3);
+    const events = await settled(relay.storage, queueId, 3);
     expect(events.get('unknown@datafail.test')).toMatchObject({ status: 'bounced', response: '550 5.1.1 <unknown@datafail.test>: user unknown' });
     for (const rcpt of ['hal@datafail.test', 'ivy@datafail.test']) {
-      expect(events.get(rcpt)).toMatchObject({ status: 'bounced', smtp_code: 554, response: '554 5.6.0 message content rejected', category: 'content' });
+      expect(events.get(rcpt)).toMatchObject({ status: 'bounced', smtpCode: 554, response: '554 5.6.0 message content rejected', category: 'content' });
     }
   });
 
   it('bounces at once for a null MX and for a domain that does not exist', async () => {
     const queueId = await submit(relay, ['jo@nullmx.test', 'kim@nx.test']);
-    const events = await settled(relay.store, queueId, 2);
+    const events = await settled(relay.storage, queueId, 2);
     expect(events.get('jo@nullmx.test')).toMatchObject({
       status: 'bounced',
-      smtp_code: 550,
+      smtpCode: 550,
       response: '550 5.1.10 recipient domain nullmx.test accepts no mail (null MX)',
       category: 'bad_domain',
     });
-    expect(events.get('kim@nx.test')).toMatchObject({ status: 'bounced', smtp_code: 550, category: 'bad_domain' });
+    expect(events.get('kim@nx.test')).toMatchObject({ status: 'bounced', smtpCode: 550, category: 'bad_domain' });
     expect(events.get('kim@nx.test')!.response).toMatch(/^550 5\.1\.2 /);
   });
 
   it('defers on SERVFAIL and delivers once DNS answers', async () => {
     const queueId = await submit(relay, ['lee@servfail.test']);
-    const deferred = await settled(relay.store, queueId, 1, ['deferred']);
+    const deferred = await settled(relay.storage, queueId, 1, ['deferred']);
     expect(deferred.get('lee@servfail.test')!.response).toMatch(/^451 4\.4\.3 .*ESERVFAIL/);
     dns.setZone('servfail.test', { mx: mx([10, 'mx.ok.test']) });
-    expect((await settled(relay.store, queueId, 1)).get('lee@servfail.test')!.status).toBe('delivered');
+    expect((await settled(relay.storage, queueId, 1)).get('lee@servfail.test')!.status).toBe('delivered');
   });
 
   it('expires instead of deferring past max age, and tells the sender', async () => {
     const queueId = await submit(relay, ['max@down.test'], { expiresIn: 500 });
-    const events = await settled(relay.store, queueId, 1);
+    const events = await settled(relay.storage, queueId, 1);
     expect(events.get('max@down.test')).toMatchObject({ status: 'expired' });
     const dsn = await waitFor(() => received(sinks.plain, queueId).find((m) => m.mailFrom === ''), 'the bounce notification');
     expect(dsn.raw.toString()).toContain('Final-Recipient: rfc822; max@down.test');
@@ -288,7 +306,7 @@ describe('DeliveryLoop', { timeout: 20_000 }, () => {
   it('never sends a notification about a notification', async () => {
     const before = sinks.plain.messages.length;
     const queueId = await submit(relay, ['unknown@reject.test'], { from: '' });
-    expect((await settled(relay.store, queueId, 1)).get('unknown@reject.test')!.status).toBe('bounced');
+    expect((await settled(relay.storage, queueId, 1)).get('unknown@reject.test')!.status).toBe('bounced');
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(sinks.plain.messages.slice(before).filter((m) => m.raw.includes(queueId))).toHaveLength(0);
   });
@@ -296,7 +314,7 @@ describe('DeliveryLoop', { timeout: 20_000 }, () => {
   it('reuses one connection for consecutive messages to a host', async () => {
     const before = sinks.reuse.connections;
     const ids = [await submit(relay, ['a@reuse.test']), await submit(relay, ['b@reuse.test']), await submit(relay, ['c@reuse.test'])];
-    for (const id of ids) await settled(relay.store, id, 1);
+    for (const id of ids) await settled(relay.storage, id, 1);
     const connectionIds = new Set(ids.flatMap((id) => received(sinks.reuse, id).map((m) => m.connectionId)));
     expect(connectionIds.size).toBe(1);
     expect(sinks.reuse.connections - before).toBe(1);
@@ -305,55 +323,58 @@ describe('DeliveryLoop', { timeout: 20_000 }, () => {
 
 describe('TLS modes', { timeout: 20_000 }, () => {
   it('uses STARTTLS when offered (opportunistic)', async () => {
-    const relay = startLoop('tls-opportunistic');
+    const relay = await startLoop('tls-opportunistic');
     const queueId = await submit(relay, ['nina@tls.test']);
-    expect((await settled(relay.store, queueId, 1)).get('nina@tls.test')!.status).toBe('delivered');
+    expect((await settled(relay.storage, queueId, 1)).get('nina@tls.test')!.status).toBe('delivered');
     expect(received(sinks.tls, queueId)[0]!.secure).toBe(true);
   });
 
   it('refuses to deliver in clear when TLS is required', async () => {
-    const relay = startLoop('tls-required', { tls: 'required' });
+    const relay = await startLoop('tls-required', { tls: 'required' });
     const plainId = await submit(relay, ['otto@ok.test']);
     const tlsId = await submit(relay, ['pia@tls.test']);
-    const deferred = await settled(relay.store, plainId, 1, ['deferred']);
+    const deferred = await settled(relay.storage, plainId, 1, ['deferred']);
     expect(deferred.get('otto@ok.test')!.response).toBe('4.7.10 TLS required but mx.ok.test does not offer STARTTLS');
     expect(received(sinks.plain, plainId)).toHaveLength(0);
-    expect((await settled(relay.store, tlsId, 1)).get('pia@tls.test')!.status).toBe('delivered');
+    expect((await settled(relay.storage, tlsId, 1)).get('pia@tls.test')!.status).toBe('delivered');
     expect(received(sinks.tls, tlsId)[0]!.secure).toBe(true);
   });
 
   it('never tries TLS with tls: none', async () => {
-    const relay = startLoop('tls-none', { tls: 'none' });
+    const relay = await startLoop('tls-none', { tls: 'none' });
     const queueId = await submit(relay, ['quinn@tls.test']);
-    expect((await settled(relay.store, queueId, 1)).get('quinn@tls.test')!.status).toBe('delivered');
+    expect((await settled(relay.storage, queueId, 1)).get('quinn@tls.test')!.status).toBe('delivered');
     expect(received(sinks.tls, queueId)[0]!.secure).toBe(false);
   });
 });
 
 describe('resilience', { timeout: 20_000 }, () => {
   it('holds mail while delivery is paused', async () => {
-    const relay = startLoop('paused', { paused: true });
+    const relay = await startLoop('paused', { paused: true });
     const queueId = await submit(relay, ['rae@ok.test']);
     await new Promise((resolve) => setTimeout(resolve, 400));
-    expect(latest(relay.store, queueId).get('rae@ok.test')!.status).toBe('queued');
+    expect((await latest(relay.storage, queueId)).get('rae@ok.test')!.status).toBe('queued');
     expect(received(sinks.plain, queueId)).toHaveLength(0);
   });
 
   it('defers with 451 4.3.0 when an attempt fails unexpectedly', async () => {
-    const brokenBody = (store: Store) =>
-      new Proxy(store, {
-        get: (target, key) => (key === 'body' ? () => ({}) : Reflect.get(target, key, target).bind(target)),
-      });
-    const relay = startLoop('internal-error', {}, brokenBody);
+    // Not a Buffer: the attempt throws once it reads the message.
+    const brokenBody = (queue: MessageQueue): DeliveryLoopOptions['queue'] => ({
+      claimDue: (now, limit, lease) => queue.claimDue(now, limit, lease),
+      body: async () => ({}) as Buffer,
+      recordAttempt: (attempt) => queue.recordAttempt(attempt),
+      nextDueAt: () => queue.nextDueAt(),
+    });
+    const relay = await startLoop('internal-error', {}, brokenBody);
     const queueId = await submit(relay, ['sam@broken.test']);
-    const deferred = await settled(relay.store, queueId, 1, ['deferred']);
-    expect(deferred.get('sam@broken.test')).toMatchObject({ smtp_code: 451, response: '451 4.3.0 internal error' });
+    const deferred = await settled(relay.storage, queueId, 1, ['deferred']);
+    expect(deferred.get('sam@broken.test')).toMatchObject({ smtpCode: 451, response: '451 4.3.0 internal error' });
   });
 
   it('stops promptly and closes its pooled connections', async () => {
-    const relay = startLoop('stop');
+    const relay = await startLoop('stop');
     const queueId = await submit(relay, ['tom@stop.test']);
-    await settled(relay.store, queueId, 1);
+    await settled(relay.storage, queueId, 1);
     expect(sinks.stop.open).toBe(1);
     const started = Date.now();
     await relay.loop.stop(2000);
@@ -361,7 +382,7 @@ describe('resilience', { timeout: 20_000 }, () => {
     await waitFor(() => sinks.stop.open === 0, 'the pooled connection to close', 500);
     const later = await submit(relay, ['uma@stop.test']);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(latest(relay.store, later).get('uma@stop.test')!.status).toBe('queued');
+    expect((await latest(relay.storage, later)).get('uma@stop.test')!.status).toBe('queued');
   });
 });
 

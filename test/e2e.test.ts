@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
-import nodemailer from 'nodemailer';
+import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, runCli, spawnCli, type CliResult } from './helpers/cli.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
@@ -54,7 +54,7 @@ async function startServe() {
   );
 }
 
-function send(listener: 'smtps' | 'submission', mail: nodemailer.SendMailOptions) {
+function send(listener: 'smtps' | 'submission', mail: SendMailOptions) {
   return nodemailer
     .createTransport({
       host: '127.0.0.1',

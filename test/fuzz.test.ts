@@ -122,10 +122,10 @@ describe('fuzzed SMTP sessions', () => {
     await waitFor(() => openConnections(port) <= 0, 'every fuzz connection closed', 20_000);
     const rssGrowth = process.memoryUsage().rss - rssBefore;
 
-    const queued = env.relay.store.listQueue();
+    const queued = await env.relay.storage.queue.pending();
     const resolver = async (name: string) => [[env.dkim.get(name.replace(/\.$/, '')) ?? '']];
     for (const entry of queued) {
-      const body = env.relay.store.body(entry.queueId)!;
+      const body = (await env.relay.storage.queue.body(entry.queueId))!;
       const text = body.toString('latin1');
       expect(/[^\r]\n|\r(?!\n)/.test(text), `bare CR or LF in ${entry.queueId}`).toBe(false);
       const { fields } = readHeader(body);

@@ -18,11 +18,11 @@ let smtp: RawSmtpClient;
 
 beforeAll(async () => {
   relay = await startTestRelay();
-  addSenderDomain(relay.store, 'acme.test');
-  addSenderDomain(relay.store, 'other.test');
-  creds = addCredential(relay.store, 'app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  await addSenderDomain(relay.storage, 'other.test');
+  creds = await addCredential(relay.storage, 'app', ['acme.test']);
   const key = newApiKey();
-  relay.store.addApiKey('app', hashApiKey(key));
+  await relay.storage.credentials.addApiKey('app', hashApiKey(key));
   api = apiClient(relay.ports.http!, key);
   ({ client: smtp } = await RawSmtpClient.connect(relay.ports.smtps!, { implicitTls: true }));
   await smtp.command('EHLO client.test');

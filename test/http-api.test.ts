@@ -23,9 +23,9 @@ let otherApp: ReturnType<typeof apiClient>;
 let admin: ReturnType<typeof apiClient>;
 let anonymous: ReturnType<typeof apiClient>;
 
-function issueKey(credential: string): string {
+async function issueKey(credential: string): Promise<string> {
   const key = newApiKey();
-  relay.store.addApiKey(credential, hashApiKey(key));
+  await relay.storage.credentials.addApiKey(credential, hashApiKey(key));
   return key;
 }
 
@@ -36,12 +36,12 @@ beforeAll(async () => {
   });
   mx = hosts.sinks['example.test']!;
   relay = await startTestRelay({ http: { admin_token: ADMIN_TOKEN }, delivery: hosts.delivery });
-  addSenderDomain(relay.store, 'acme.test');
-  addSenderDomain(relay.store, 'other.test');
-  addCredential(relay.store, 'billing', ['acme.test']);
-  addCredential(relay.store, 'marketing', ['other.test']);
-  app = apiClient(relay.ports.http!, issueKey('billing'));
-  otherApp = apiClient(relay.ports.http!, issueKey('marketing'));
+  await addSenderDomain(relay.storage, 'acme.test');
+  await addSenderDomain(relay.storage, 'other.test');
+  await addCredential(relay.storage, 'billing', ['acme.test']);
+  await addCredential(relay.storage, 'marketing', ['other.test']);
+  app = apiClient(relay.ports.http!, await issueKey('billing'));
+  otherApp = apiClient(relay.ports.http!, await issueKey('marketing'));
   admin = apiClient(relay.ports.http!, ADMIN_TOKEN);
   anonymous = apiClient(relay.ports.http!);
 });
@@ -125,7 +125,7 @@ describe('POST /v1/messages', () => {
   });
 
   it('rejects a suppressed recipient on its own, and answers 422 when no recipient is left', async () => {
-    relay.store.addSuppression('gone@example.test', 'test');
+    await relay.storage.suppressions.add({ address: 'gone@example.test', reason: 'test', credential: null });
     const partly = await app('POST', '/v1/messages', { from: 'billing@acme.test', to: ['gone@example.test', 'bob@example.test'], subject: 's', text: 't' });
     expect(partly.status).toBe(202);
     expect(partly.body.recipients).toEqual([
@@ -153,7 +153,7 @@ describe('POST /v1/messages', () => {
 
 describe('templates', () => {
   it('renders a stored template, escaping HTML, and names a missing variable in a 422', async () => {
-    relay.store.addTemplate({ name: 'welcome', subject: 'Welcome, {{name}}!', text: 'Hello {{name}}, your plan: {{plan}}', html: '<p>Hello {{name}}</p>' });
+    await relay.storage.templates.add({ name: 'welcome', subject: 'Welcome, {{name}}!', text: 'Hello {{name}}, your plan: {{plan}}', html: '<p>Hello {{name}}</p>' });
     const res = await app('POST', '/v1/messages', {
       from: 'billing@acme.test',
       to: 'tpl@example.test',
@@ -176,8 +176,8 @@ describe('templates', () => {
   });
 
   it('uses the latest version unless one is named', async () => {
-    relay.store.addTemplate({ name: 'notice', subject: 'v1 {{x}}', text: 'one', html: null });
-    relay.store.addTemplate({ name: 'notice', subject: 'v2 {{x}}', text: 'two', html: null });
+    await relay.storage.templates.add({ name: 'notice', subject: 'v1 {{x}}', text: 'one', html: null });
+    await relay.storage.templates.add({ name: 'notice', subject: 'v2 {{x}}', text: 'two', html: null });
     await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'v2@example.test', template: { name: 'notice', variables: { x: 1 } } });
     await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'v1@example.test', template: { name: 'notice', version: 1, variables: { x: 1 } } });
     expect((await waitFor(() => received(mx, 'v2@example.test'), 'v2')).raw.toString()).toMatch(/^Subject: v2 1/m);
@@ -232,12 +232,16 @@ describe('GET /v1/events', () => {
 });
 
 describe('suppressions, domains, credentials', () => {
-  it('adds, lists and removes suppressions', async () => {
+  it('adds, lists and removes suppressions, an app key only its own credential\'s', async () => {
     const added = await app('POST', '/v1/suppressions', { address: 'Stop@Example.test', reason: 'asked us to' });
     expect(added.status).toBe(201);
-    expect(added.body).toMatchObject({ address: 'stop@example.test', reason: 'asked us to' });
+    expect(added.body).toMatchObject({ address: 'stop@example.test', reason: 'asked us to', credential: 'billing' });
     expect((await app('POST', '/v1/suppressions', { address: 'stop@example.test' })).status).toBe(409);
     expect((await app('GET', '/v1/suppressions')).body.suppressions.map((s: { address: string }) => s.address)).toContain('stop@example.test');
+    expect((await otherApp('GET', '/v1/suppressions')).body.suppressions.map((s: { address: string }) => s.address)).not.toContain('stop@example.test');
+    expect((await admin('GET', '/v1/suppressions')).body.suppressions).toContainEqual(expect.objectContaining({ address: 'stop@example.test', credential: 'billing' }));
+    expect((await otherApp('POST', '/v1/suppressions', { address: 'stop@example.test', credential: 'billing' })).status).toBe(403);
+    expect((await otherApp('DELETE', '/v1/suppressions/stop@example.test')).status).toBe(404);
     expect((await app('DELETE', '/v1/suppressions/stop@example.test')).status).toBe(204);
     expect((await app('DELETE', '/v1/suppressions/stop@example.test')).status).toBe(404);
     const bad = await app('POST', '/v1/suppressions', { address: 'not an address' });
@@ -246,7 +250,7 @@ describe('suppressions, domains, credentials', () => {
   });
 
   it('lists domains with their DNS status and credentials for the admin token only', async () => {
-    relay.store.setDomainVerification('acme.test', true, { dkim: { status: 'found', message: 'ok' } });
+    await relay.storage.domains.setVerification('acme.test', true, { dkim: { status: 'found', message: 'ok' } });
     const domains = await admin('GET', '/v1/domains');
     expect(domains.status).toBe(200);
     expect(domains.body.domains.find((d: { name: string }) => d.name === 'acme.test')).toMatchObject({ verified: true, checks: { dkim: { status: 'found' } } });
@@ -305,7 +309,7 @@ describe('health, metrics, OpenAPI', () => {
     expect(sent.status).toBe(202);
     const res = await waitFor(async () => {
       const scrape = await anonymous('GET', '/metrics');
-      return /domain="example\.test"/.test(scrape.body) && /domain="strict\.test"/.test(scrape.body) && scrape;
+      return /domain="example\.test"/.test(scrape.body) && /domain="strict\.test"/.test(scrape.body) ? scrape : undefined;
     }, 'outcomes under their own domain labels');
     expect(res.status).toBe(200);
     const text = res.body as string;

@@ -15,10 +15,10 @@ let app: ReturnType<typeof apiClient>;
 
 beforeAll(async () => {
   relay = await startTestRelay({ http: { admin_token: ADMIN_TOKEN } });
-  addSenderDomain(relay.store, 'acme.test');
-  addCredential(relay.store, 'app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  await addCredential(relay.storage, 'app', ['acme.test']);
   const key = newApiKey();
-  relay.store.addApiKey('app', hashApiKey(key));
+  await relay.storage.credentials.addApiKey('app', hashApiKey(key));
   app = apiClient(relay.ports.http!, key);
   base = `http://127.0.0.1:${relay.ports.http}`;
 });

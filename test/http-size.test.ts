@@ -16,10 +16,10 @@ let creds: { username: string; password: string };
 
 beforeAll(async () => {
   relay = await startTestRelay({ limits: { max_message_bytes: LIMIT } });
-  addSenderDomain(relay.store, 'acme.test');
-  creds = addCredential(relay.store, 'app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  creds = await addCredential(relay.storage, 'app', ['acme.test']);
   const key = newApiKey();
-  relay.store.addApiKey('app', hashApiKey(key));
+  await relay.storage.credentials.addApiKey('app', hashApiKey(key));
   api = apiClient(relay.ports.http!, key);
 });
 
@@ -27,7 +27,7 @@ afterAll(async () => {
   await relay?.stop();
 });
 
-const queued = () => relay.store.listQueue().length;
+const queued = async () => (await relay.storage.queue.pending()).length;
 /** A message of about `bytes` bytes in 76-character lines. */
 const messageOf = (bytes: number) => `From: app@acme.test\r\nSubject: size\r\n\r\n${'x'.repeat(74).concat('\r\n').repeat(Math.ceil(bytes / 76))}`;
 
@@ -39,15 +39,15 @@ function expectTooBig(res: { status: number; body: any }) {
 
 describe('max_message_bytes on the HTTP API', () => {
   it('refuses a raw message over the limit with 413 and SMTP\'s 552 5.3.4, and queues nothing', async () => {
-    const before = queued();
+    const before = await queued();
     const res = await api('POST', '/v1/messages/raw', { envelope: { from: 'app@acme.test', to: ['r@example.net'] }, raw: messageOf(1.4 * LIMIT) });
     expectTooBig(res);
     expect(res.body.error.smtp_reply).toMatch(/^552 5\.3\.4 /);
-    expect(queued()).toBe(before);
+    expect(await queued()).toBe(before);
   });
 
   it('refuses a composed message whose final size is over the limit (a 0.8 MB attachment grows by base64)', async () => {
-    const before = queued();
+    const before = await queued();
     const attachment = Buffer.alloc(0.8 * LIMIT, 7).toString('base64');
     const res = await api('POST', '/v1/messages', {
       from: 'app@acme.test',
@@ -58,7 +58,7 @@ describe('max_message_bytes on the HTTP API', () => {
     });
     expectTooBig(res);
     expect(res.body.error.smtp_reply).toMatch(/^552 5\.3\.4 /);
-    expect(queued()).toBe(before);
+    expect(await queued()).toBe(before);
   });
 
   it('refuses a request body far over the limit with the same JSON error before reading it all', async () => {

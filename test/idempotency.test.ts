@@ -16,9 +16,9 @@ let otherCreds: { username: string; password: string };
 
 beforeAll(async () => {
   relay = await startTestRelay();
-  addSenderDomain(relay.store, 'acme.test');
-  creds = addCredential(relay.store, 'billing-app', ['acme.test']);
-  otherCreds = addCredential(relay.store, 'other-app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  creds = await addCredential(relay.storage, 'billing-app', ['acme.test']);
+  otherCreds = await addCredential(relay.storage, 'other-app', ['acme.test']);
 });
 
 afterAll(async () => {
@@ -38,34 +38,34 @@ async function send(port: number, message: string, recipients = ['r@example.net'
 }
 
 const withId = (id: string, extra = '') => `From: billing@acme.test\r\nMessage-ID: <${id}@acme.test>\r\n${extra}Subject: hi\r\n\r\nbody\r\n`;
-const queued = (store: RunningRelay['store']) => store.listQueue().length;
+const queued = async (storage: RunningRelay['storage']) => (await storage.queue.pending()).length;
 
 describe('idempotency', () => {
   it('answers a repeated Message-ID from the same credential and envelope with the original queue id, queuing once', async () => {
     const port = relay.ports.smtps!;
-    const before = queued(relay.store);
+    const before = await queued(relay.storage);
     const first = await send(port, withId('retry-1'));
     expect(await send(port, withId('retry-1'))).toBe(first);
-    expect(queued(relay.store)).toBe(before + 1);
+    expect(await queued(relay.storage)).toBe(before + 1);
     // The same message sent in another recipient batch, or by another credential, is new mail.
     expect(await send(port, withId('retry-1'), ['other@example.net'])).not.toBe(first);
     expect(await send(port, withId('retry-1'), ['r@example.net'], otherCreds)).not.toBe(first);
-    expect(queued(relay.store)).toBe(before + 3);
+    expect(await queued(relay.storage)).toBe(before + 3);
   });
 
   it('queues one message when two retries race', async () => {
     const port = relay.ports.smtps!;
-    const before = queued(relay.store);
+    const before = await queued(relay.storage);
     const ids = await Promise.all([send(port, withId('race')), send(port, withId('race')), send(port, withId('race'))]);
     expect(new Set(ids).size).toBe(1);
-    expect(queued(relay.store)).toBe(before + 1);
+    expect(await queued(relay.storage)).toBe(before + 1);
   });
 
   it('honours an Idempotency-Key header and strips it before signing', async () => {
     const port = relay.ports.smtps!;
     const first = await send(port, withId('k-1', 'Idempotency-Key: order-4711\r\n'));
     expect(await send(port, withId('k-2', 'idempotency-key:  order-4711\r\n'))).toBe(first);
-    const body = relay.store.body(first)!.toString();
+    const body = (await relay.storage.queue.body(first))!.toString();
     expect(body).not.toMatch(/idempotency-key/i);
     expect(body).toContain('Message-ID: <k-1@acme.test>');
   });
@@ -75,6 +75,6 @@ describe('idempotency', () => {
     await relay.stop();
     restarted = await startRelay(loadConfig(relay.configFile));
     expect(await send(restarted.ports.smtps!, withId('durable'))).toBe(first);
-    expect(restarted.store.listQueue().filter((e) => e.messageId === '<durable@acme.test>')).toHaveLength(1);
+    expect((await restarted.storage.queue.pending()).filter((e) => e.messageId === '<durable@acme.test>')).toHaveLength(1);
   });
 });

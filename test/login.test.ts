@@ -15,8 +15,8 @@ beforeAll(async () => {
   relay = await startTestRelay({
     limits: { auth_failures_per_connection: 1000, auth_failures_per_ip: 1000, auth_failures_per_user: 1000 },
   });
-  addSenderDomain(relay.store, 'acme.test');
-  known = addCredential(relay.store, 'known-app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  known = await addCredential(relay.storage, 'known-app', ['acme.test']);
 });
 
 afterAll(async () => {
@@ -37,7 +37,7 @@ describe('password checks', () => {
     // enough that "served meanwhile" cannot happen by luck.
     const salt = randomBytes(16);
     const hash = scryptSync('the-real-password', salt, 32, { N: 16384, r: 8, p: 16 });
-    relay.store.addCredential({
+    await relay.storage.credentials.add({
       name: 'slow-app',
       username: 'slow-app',
       passwordHash: ['scrypt', 16384, 8, 16, salt.toString('base64'), hash.toString('base64')].join('$'),
@@ -47,11 +47,11 @@ describe('password checks', () => {
     const other = await greeted();
 
     // Told when the relay starts on this login (the store is read just before the password is checked).
-    const store = relay.store;
-    const lookup = store.credentialByUsername;
+    const credentials = relay.storage.credentials;
+    const lookup = credentials.byUsername;
     let started!: () => void;
     const checking = new Promise<void>((resolve) => (started = resolve));
-    store.credentialByUsername = function (this: typeof store, username: string) {
+    credentials.byUsername = function (this: typeof credentials, username: string) {
       if (username === 'slow-app') started();
       return lookup.call(this, username);
     } as typeof lookup;
@@ -63,7 +63,7 @@ describe('password checks', () => {
       const noop = other.command('NOOP').then((reply) => order.push(`noop ${reply.code}`));
       await Promise.all([failedLogin, noop]);
     } finally {
-      store.credentialByUsername = lookup;
+      credentials.byUsername = lookup;
     }
     expect(order).toEqual(['noop 250', 'auth 535']);
     loggingIn.close();

@@ -25,10 +25,10 @@ beforeAll(async () => {
     limits: { max_recipients: 400 },
     delivery: hosts.delivery,
   });
-  addSenderDomain(relay.store, 'acme.test');
-  addCredential(relay.store, 'app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  await addCredential(relay.storage, 'app', ['acme.test']);
   const key = newApiKey();
-  relay.store.addApiKey('app', hashApiKey(key));
+  await relay.storage.credentials.addApiKey('app', hashApiKey(key));
   app = apiClient(relay.ports.http!, key);
 });
 
@@ -48,7 +48,8 @@ const outcomes = (text: string) =>
   [...text.matchAll(/^relay_delivery_outcomes_total\{status="(\w+)",domain="([^"]+)"\} (\d+)$/gm)].map(([, status, domain, value]) => ({ status, domain, value: Number(value) }));
 
 /** Final outcomes (delivered or bounced) recorded so far, read from the events. */
-const finished = () => relay.store.events({ status: 'delivered', limit: 100_000 }).length + relay.store.events({ status: 'bounced', limit: 100_000 }).length;
+const finished = async () =>
+  (await relay.storage.events.query({ status: 'delivered', limit: 100_000 })).length + (await relay.storage.events.query({ status: 'bounced', limit: 100_000 })).length;
 
 async function send(to: string[]): Promise<void> {
   const res = await app('POST', '/v1/messages', { from: 'app@acme.test', to, subject: 'metrics', text: 't' });
@@ -76,31 +77,31 @@ describe('/metrics', () => {
   });
 
   it('gives the busiest recipient domains their own label at a scrape; the others stay "other"', async () => {
-    await waitFor(() => finished() >= 1, 'the first message delivered');
-    const done = finished();
+    await waitFor(async () => (await finished()) >= 1, 'the first message delivered');
+    const done = await finished();
     // By volume: busy.test 3 outcomes, also.test 2, two domains 1 each (the last three have no MX: bounced).
     await send(['a@busy.test', 'b@busy.test', 'c@busy.test', 'a@also.test', 'b@also.test', 'x@rare-a.test', 'y@rare-b.test']);
-    await waitFor(() => finished() >= done + 7, 'the outcomes');
+    await waitFor(async () => (await finished()) >= done + 7, 'the outcomes');
     await scrape();
     await send(['d@busy.test', 'c@also.test', 'z@rare-a.test']);
-    await waitFor(() => finished() >= done + 10, 'the next outcomes');
+    await waitFor(async () => (await finished()) >= done + 10, 'the next outcomes');
     const labels = new Set(outcomes(await scrape()).map((o) => o.domain));
     expect([...labels].sort()).toEqual(['also.test', 'busy.test', 'other']);
   });
 
   it('keeps at most http.metrics_domains + 1 domain label values for mail to 300 random domains', async () => {
-    const done = finished();
+    const done = await finished();
     const domains = Array.from({ length: 300 }, () => `${randomBytes(6).toString('hex')}.test`);
     await send(domains.map((d) => `user@${d}`));
     // Scraping while the outcomes come in gives every scrape its chance to hand out labels.
     await waitFor(async () => {
       await scrape();
-      return finished() >= done + 300;
+      return (await finished()) >= done + 300;
     }, 'all 300 outcomes');
     const series = outcomes(await scrape());
     const labels = new Set(series.map((o) => o.domain));
     expect(labels.size).toBeLessThanOrEqual(LABELS + 1);
     expect(labels.has('other')).toBe(true);
-    expect(series.reduce((sum, o) => sum + o.value, 0)).toBe(finished());
+    expect(series.reduce((sum, o) => sum + o.value, 0)).toBe(await finished());
   });
 });

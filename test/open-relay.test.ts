@@ -13,9 +13,9 @@ let creds: { username: string; password: string };
 
 beforeAll(async () => {
   relay = await startTestRelay();
-  addSenderDomain(relay.store, 'acme.test');
-  addSenderDomain(relay.store, 'other.test');
-  creds = addCredential(relay.store, 'billing-app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  await addSenderDomain(relay.storage, 'other.test');
+  creds = await addCredential(relay.storage, 'billing-app', ['acme.test']);
 });
 
 afterAll(async () => {
@@ -76,7 +76,7 @@ describe('no open relay', () => {
     }
     expect(replies).toHaveLength(PROBES.length * 2 * 3);
     expect(new Set(replies)).toEqual(new Set(['530 5.7.0']));
-    expect(relay.store.listQueue()).toEqual([]);
+    expect(await relay.storage.queue.pending()).toEqual([]);
   });
 
   it('refuses sender probes outside the credential\'s domains, whatever the address trick', async () => {
@@ -121,7 +121,7 @@ describe('no open relay', () => {
     expect(got).toEqual(expected);
     expect(codeOf(await client.command('DATA'))).toBe('503 5.5.1');
     client.close();
-    expect(relay.store.listQueue()).toEqual([]);
+    expect(await relay.storage.queue.pending()).toEqual([]);
   });
 
   it('does not let an authenticated session vouch for its IP: a new session from it still needs AUTH', async () => {
@@ -131,7 +131,7 @@ describe('no open relay', () => {
     expect(codeOf(await stranger.command('RCPT TO:<victim@other.test>'))).toBe('530 5.7.0');
     authed.close();
     stranger.close();
-    expect(relay.store.listQueue()).toEqual([]);
+    expect(await relay.storage.queue.pending()).toEqual([]);
   });
 });
 

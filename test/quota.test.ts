@@ -14,8 +14,8 @@ let creds: { username: string; password: string };
 beforeAll(async () => {
   assertBuilt();
   relay = await startTestRelay();
-  addSenderDomain(relay.store, 'acme.test');
-  creds = addCredential(relay.store, 'billing-app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  creds = await addCredential(relay.storage, 'billing-app', ['acme.test']);
 });
 
 afterAll(async () => {

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import nodemailer from 'nodemailer';
+import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
@@ -20,8 +20,8 @@ const mounts: string[] = [];
 
 async function start(overrides: Record<string, unknown> = {}) {
   relay = await startTestRelay(overrides);
-  addSenderDomain(relay.store, 'acme.test');
-  creds = addCredential(relay.store, 'app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  creds = await addCredential(relay.storage, 'app', ['acme.test']);
   return relay;
 }
 
@@ -34,7 +34,7 @@ afterAll(() => {
   for (const dir of mounts) execFileSync('umount', ['-l', dir]);
 });
 
-function send(text = 'hello', extra: nodemailer.SendMailOptions = {}) {
+function send(text = 'hello', extra: SendMailOptions = {}) {
   return nodemailer
     .createTransport({ host: '127.0.0.1', port: relay!.ports.smtps, secure: true, auth: { user: creds.username, pass: creds.password }, tls: { rejectUnauthorized: false } })
     .sendMail({ from: 'app@acme.test', to: 'someone@example.net', subject: 'fault', text, ...extra });
@@ -91,22 +91,23 @@ describe('storage faults', { timeout: 30_000 }, () => {
 
   it('answers 454 4.7.0 at AUTH and 451 4.3.0 at MAIL when reads fail, without crashing, and recovers', async () => {
     await start();
-    const store = relay!.store;
-    const damaged = () => {
+    const { credentials, domains } = relay!.storage;
+    const damaged = async (): Promise<never> => {
       throw Object.assign(new Error('database disk image is malformed'), { code: 'SQLITE_CORRUPT' });
     };
-    const { credentialByUsername, getDomain } = store;
-    store.credentialByUsername = damaged;
+    const { byUsername } = credentials;
+    const { get: getDomain } = domains;
+    credentials.byUsername = damaged;
     const { client } = await RawSmtpClient.connect(relay!.ports.smtps, { implicitTls: true });
     await client.command('EHLO client.test');
     const auth = await client.authPlain(creds.username, creds.password);
     expect([auth.code, auth.text.slice(0, 5)]).toEqual([454, '4.7.0']);
-    store.credentialByUsername = credentialByUsername;
+    credentials.byUsername = byUsername;
     expect((await client.authPlain(creds.username, creds.password)).code).toBe(235);
-    store.getDomain = damaged;
+    domains.get = damaged;
     const mail = await client.command('MAIL FROM:<app@acme.test>');
     expect([mail.code, mail.text.slice(0, 5)]).toEqual([451, '4.3.0']);
-    store.getDomain = getDomain;
+    domains.get = getDomain;
     expect((await client.command('MAIL FROM:<app@acme.test>')).code).toBe(250);
     client.close();
     expect((await send()).response).toMatch(/^250 /);

@@ -8,6 +8,7 @@ import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { retainedBytes } from './helpers/memory.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
+import { eventsOf } from './helpers/events.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
 
 const require = createRequire(import.meta.url);
@@ -30,12 +31,12 @@ beforeAll(async () => {
     ['unverified.test', { verified: false }],
     ['other.test', {}],
   ] as const) {
-    for (const record of addSenderDomain(relay.store, name, options)) {
+    for (const record of await addSenderDomain(relay.storage, name, options)) {
       if (record.purpose === 'dkim') dkimRecords.set(record.name, record.value);
     }
   }
-  creds = addCredential(relay.store, 'billing-app', ['acme.test', 'edge.test', 'unverified.test']);
-  relay.store.addSuppression('gone@example.net', 'test');
+  creds = await addCredential(relay.storage, 'billing-app', ['acme.test', 'edge.test', 'unverified.test']);
+  await relay.storage.suppressions.add({ address: 'gone@example.net', reason: 'test', credential: null });
 });
 
 afterAll(async () => {
@@ -87,10 +88,10 @@ describe('submission', () => {
     });
     expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as \S+/);
     const queueId = queueIdOf(info.response)!;
-    const entry = relay.store.listQueue().find((e) => e.queueId === queueId)!;
+    const entry = (await relay.storage.queue.message(queueId))!;
     expect(entry.recipients.map((r) => r.address).sort()).toEqual(['a@example.net', 'b@example.org']);
     expect(entry.mailFrom).toBe('billing@acme.test');
-    const body = relay.store.body(queueId)!;
+    const body = (await relay.storage.queue.body(queueId))!;
     const text = body.toString();
     expect(text.startsWith('DKIM-Signature:')).toBe(true);
     expect(text).toMatch(/\r\nReceived: from client.test|\r\nReceived: from /);
@@ -110,7 +111,7 @@ describe('submission', () => {
       tls: { rejectUnauthorized: false },
     });
     const info = await t.sendMail({ from: 'ops@edge.test', to: 'x@example.net', subject: 'hi', text: 'hello' });
-    const body = relay.store.body(queueIdOf(info.response)!)!;
+    const body = (await relay.storage.queue.body(queueIdOf(info.response)!))!;
     const results = await verifyDkim(body);
     expect(results[0]!.status.result).toBe('pass');
     expect(body.toString()).toMatch(/a=ed25519-sha256/);
@@ -122,14 +123,14 @@ describe('submission', () => {
     await client.command('RCPT TO:<r@example.net>');
     let reply = await client.data('From: billing@acme.test\r\nSubject: bare\r\n\r\nbody');
     expect(reply.code).toBe(250);
-    let text = relay.store.body(queueIdOf(reply.text)!)!.toString();
+    let text = (await relay.storage.queue.body(queueIdOf(reply.text)!))!.toString();
     expect(text).toMatch(/\r\nMessage-ID: <[^>]+@relay\.test>\r\n/);
     expect(text).toMatch(/\r\nDate: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r\n/);
 
     await client.command('MAIL FROM:<billing@acme.test>');
     await client.command('RCPT TO:<r@example.net>');
     reply = await client.data('From: billing@acme.test\r\nMessage-ID: <mine@acme.test>\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\nbody');
-    text = relay.store.body(queueIdOf(reply.text)!)!.toString();
+    text = (await relay.storage.queue.body(queueIdOf(reply.text)!))!.toString();
     expect(text.match(/^Message-ID:/gim)).toHaveLength(1);
     expect(text).toContain('Message-ID: <mine@acme.test>');
     expect(text.match(/^Date:/gim)).toHaveLength(1);
@@ -142,7 +143,7 @@ describe('submission', () => {
     await client.command('RCPT TO:<r@example.net>');
     const reply = await client.data('From: billing@acme.test\nSubject: lf\n\nline one\nline two\rline three\r\nend');
     expect(reply.code).toBe(250);
-    const body = relay.store.body(queueIdOf(reply.text)!)!;
+    const body = (await relay.storage.queue.body(queueIdOf(reply.text)!))!;
     expect(/[^\r]\n|\r[^\n]/.test(body.toString('latin1'))).toBe(false);
     expect(body.toString()).toContain('line one\r\nline two\r\nline three\r\nend');
     expect((await verifyDkim(body))[0]!.status.result).toBe('pass');
@@ -238,11 +239,12 @@ describe('submission', () => {
     expect((await client.command('RCPT TO:<kept@example.net>')).code).toBe(250);
     const reply = await client.data('From: billing@acme.test\r\n\r\nbody');
     expect(reply.code).toBe(250);
-    const entry = relay.store.listQueue().find((e) => e.queueId === queueIdOf(reply.text))!;
+    const entry = (await relay.storage.queue.message(queueIdOf(reply.text)!))!;
     expect(entry.recipients.map((r) => r.address)).toEqual(['kept@example.net']);
-    const events = relay.store.events({ recipient: 'gone@example.net', status: 'suppressed' });
+    const events = await eventsOf(relay.storage, { recipient: 'gone@example.net', status: 'suppressed' });
     expect(events.length).toBeGreaterThan(0);
-    expect(events[0]!.smtp_code).toBe(550);
+    expect(events[0]!.smtpCode).toBe(550);
+    expect(events[0]!.credential).toBe('billing-app');
     client.close();
   });
 
@@ -257,14 +259,14 @@ describe('submission', () => {
   });
 
   it('refuses an oversized message with 552 5.3.4 and queues nothing', async () => {
-    const before = relay.store.listQueue().length;
+    const before = (await relay.storage.queue.pending()).length;
     const client = await rawSession('smtps');
     await client.command('MAIL FROM:<billing@acme.test>');
     await client.command('RCPT TO:<r@example.net>');
     const reply = await client.data('From: billing@acme.test\r\n\r\n' + 'x'.repeat(76).concat('\r\n').repeat(3000));
     expect(reply.code).toBe(552);
     expect(reply.text).toMatch(/^5\.3\.4 /);
-    expect(relay.store.listQueue().length).toBe(before);
+    expect((await relay.storage.queue.pending()).length).toBe(before);
     client.close();
   });
 
@@ -311,14 +313,14 @@ describe('submission', () => {
   });
 
   it('picks up credentials and suppressions added while running, and revocations', async () => {
-    const late = addCredential(relay.store, 'late-app', ['acme.test']);
+    const late = await addCredential(relay.storage, 'late-app', ['acme.test']);
     await transport('smtps', late).sendMail({ from: 'billing@acme.test', to: 'r@example.net', text: 'x' });
-    relay.store.addSuppression('late@example.net', 'manual');
+    await relay.storage.suppressions.add({ address: 'late@example.net', reason: 'manual', credential: null });
     const client = await rawSession('smtps');
     await client.command('MAIL FROM:<billing@acme.test>');
     expect((await client.command('RCPT TO:<late@example.net>')).code).toBe(550);
     client.close();
-    relay.store.revokeCredential('late-app');
+    await relay.storage.credentials.revoke('late-app');
     await expect(transport('smtps', late).sendMail({ from: 'billing@acme.test', to: 'r@example.net', text: 'x' })).rejects.toThrow(/535/);
   });
 });

@@ -39,10 +39,10 @@ beforeAll(async () => {
     delivery: { paused: false, dns_servers: [dns.address], smtp_port: sinks[0]!.port },
     webhooks: { retry_schedule: ['200ms'], poll_interval: '100ms', timeout: '2s' },
   });
-  addSenderDomain(relay.store, 'acme.test');
-  addCredential(relay.store, 'app', ['acme.test']);
+  await addSenderDomain(relay.storage, 'acme.test');
+  await addCredential(relay.storage, 'app', ['acme.test']);
   apiKey = newApiKey();
-  relay.store.addApiKey('app', hashApiKey(apiKey));
+  await relay.storage.credentials.addApiKey('app', hashApiKey(apiKey));
 });
 
 afterAll(async () => {
@@ -104,7 +104,7 @@ describe('webhooks', { timeout: 30_000 }, () => {
 
     // Another event is recorded, then the relay stops before the endpoint comes back.
     await send(relay.ports.http!, ['before-restart@example.test']);
-    await waitFor(() => relay.store.webhookBacklog().count === 2, 'two events in the outbox');
+    await waitFor(async () => (await relay.storage.webhooks.backlog()).count === 2, 'two events in the outbox');
     await relay.stop();
 
     receiver.status = 200;
@@ -112,6 +112,6 @@ describe('webhooks', { timeout: 30_000 }, () => {
     await waitFor(() => receiver.received.length >= 2, 'the events held over the restart');
     expect(events().map((e) => e.recipient).sort()).toEqual(['before-restart@example.test', 'during-outage@example.test']);
     expect(new Set(events().map((e) => e.id)).size).toBe(2);
-    await waitFor(() => restarted!.store.webhookBacklog().count === 0, 'an empty outbox');
+    await waitFor(async () => (await restarted!.storage.webhooks.backlog()).count === 0, 'an empty outbox');
   });
 });

@@ -4,7 +4,7 @@
  * `relay credential list` and `relay stats`.
  */
 import { type Command, InvalidArgumentError } from 'commander';
-import type { CredentialLimits, Store } from '../queue/store.js';
+import type { CredentialLimits, Storage } from '../queue/storage.js';
 import { formatRate, parseRate } from '../submission/rate.js';
 
 type Rate = CredentialLimits['rate'];
@@ -58,9 +58,9 @@ export interface LimitsView {
   usage: { today: number; this_month: number };
 }
 
-export function limitsView(store: Store, name: string, now = Date.now()): LimitsView {
-  const limits = store.getCredentialLimits(name);
-  const usage = store.credentialUsage(name, now);
+export async function limitsView(storage: Pick<Storage, 'limits'>, name: string, now = Date.now()): Promise<LimitsView> {
+  const limits = await storage.limits.get(name);
+  const usage = await storage.limits.usage(name, now);
   return {
     limits: { rate: limits.rate && formatRate(limits.rate), daily: limits.daily, monthly: limits.monthly },
     usage: { today: usage.day, this_month: usage.month },

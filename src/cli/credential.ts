@@ -2,11 +2,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { hashApiKey, newApiKey } from '../http/api-keys.js';
-import type { Store } from '../queue/store.js';
+import type { Storage } from '../queue/storage.js';
 import { hashPassword } from '../submission/password.js';
 import { CliError, type Cli } from './context.js';
 import { addLimitOptions, type LimitOptions, limitsFrom, limitsView, usedOf } from './credential-limits.js';
-import { formatTime, print, printJson, printTable } from './output.js';
+import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 import { credentialName, domainName } from './validate.js';
 
 /** 18 random bytes: 24 base64url characters, 144 bits. */
@@ -26,22 +26,22 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     .option('--api-key', 'also issue an HTTP API key, shown once; for an existing credential, issue another key')
     .option('--json', 'print JSON')
     .action((input: string, opts: LimitOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
-      cli.withStore((store) => {
+      cli.withStorage(async (storage) => {
         const name = credentialName(input);
-        const existing = store.getCredential(name);
-        if (existing && opts.apiKey && !opts.domain) return issueApiKey(store, name, existing.revokedAt, opts.json);
+        const existing = await storage.credentials.get(name);
+        if (existing && opts.apiKey && !opts.domain) return issueApiKey(storage, name, existing.revokedAt, opts.json);
         if (existing) throw new CliError(`credential ${name} already exists (names of revoked credentials stay taken); add --api-key alone to issue it an API key`);
         if (!opts.domain) throw new CliError("required option '--domain <domain>' not specified");
         const domains = [...new Set(opts.domain.map(domainName))];
         for (const domain of domains) {
-          if (!store.getDomain(domain)) throw new CliError(`unknown domain ${domain}: add it first with \`relay domain add ${domain}\``);
+          if (!(await storage.domains.get(domain))) throw new CliError(`unknown domain ${domain}: add it first with \`relay domain add ${domain}\``);
         }
         const password = newPassword();
-        store.addCredential({ name, username: name, passwordHash: hashPassword(password), domains });
+        await storage.credentials.add({ name, username: name, passwordHash: hashPassword(password), domains });
         const limits = limitsFrom(opts);
-        if (Object.keys(limits).length) store.setCredentialLimits(name, limits);
-        const apiKey = opts.apiKey ? addApiKey(store, name) : undefined;
-        if (opts.json) return printJson({ name, username: name, password, ...(apiKey && { api_key: apiKey }), domains, limits: limitsView(store, name).limits });
+        if (Object.keys(limits).length) await storage.limits.set(name, limits);
+        const apiKey = opts.apiKey ? await addApiKey(storage, name) : undefined;
+        if (opts.json) return printJson({ name, username: name, password, ...(apiKey && { api_key: apiKey }), domains, limits: (await limitsView(storage, name)).limits });
         print(`Created credential ${name} for ${domains.join(', ')}.`);
         print(`  Username: ${name}`);
         print(`  Password: ${password}`);
@@ -53,12 +53,12 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
   addLimitOptions(credential.command('update <name>').description('change a credential\'s rate limit and quotas (counted in recipients)'))
     .option('--json', 'print JSON')
     .action((name: string, opts: LimitOptions & { json?: boolean }) =>
-      cli.withStore((store) => {
-        if (!store.getCredential(name)) throw new CliError(`unknown credential ${name}`);
+      cli.withStorage(async (storage) => {
+        if (!(await storage.credentials.get(name))) throw new CliError(`unknown credential ${name}`);
         const limits = limitsFrom(opts);
         if (Object.keys(limits).length === 0) throw new CliError('nothing to update: give --rate, --daily or --monthly');
-        store.setCredentialLimits(name, limits);
-        const view = limitsView(store, name).limits;
+        await storage.limits.set(name, limits);
+        const view = (await limitsView(storage, name)).limits;
         if (opts.json) return printJson({ name, limits: view });
         print(`Updated credential ${name}: rate ${view.rate ?? 'unlimited'}, daily ${view.daily ?? 'unlimited'}, monthly ${view.monthly ?? 'unlimited'}.`);
       }),
@@ -69,15 +69,17 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     .description('list credentials (passwords are never shown)')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
-      cli.withStore((store) => {
-        const credentials = store.listCredentials().map((c) => ({
-          name: c.name,
-          username: c.username,
-          domains: c.domains,
-          created: c.createdAt,
-          revoked: c.revokedAt,
-          ...limitsView(store, c.name),
-        }));
+      cli.withStorage(async (storage) => {
+        const credentials = await Promise.all(
+          (await storage.credentials.list()).map(async (c) => ({
+            name: c.name,
+            username: c.username,
+            domains: c.domains,
+            created: isoTime(c.createdAt),
+            revoked: isoTime(c.revokedAt),
+            ...(await limitsView(storage, c.name)),
+          })),
+        );
         if (opts.json) return printJson(credentials);
         printTable(
           ['NAME', 'USERNAME', 'DOMAINS', 'RATE', 'TODAY', 'THIS MONTH', 'CREATED', 'REVOKED'],
@@ -100,25 +102,25 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     .command('revoke <name>')
     .description('revoke a credential; logins with it fail from now on, also on a running relay')
     .action((name: string) =>
-      cli.withStore((store) => {
-        const existing = store.getCredential(name);
+      cli.withStorage(async (storage) => {
+        const existing = await storage.credentials.get(name);
         if (!existing) throw new CliError(`unknown credential ${name}`);
-        if (!store.revokeCredential(name)) throw new CliError(`credential ${name} was already revoked at ${formatTime(existing.revokedAt)}`);
+        if (!(await storage.credentials.revoke(name))) throw new CliError(`credential ${name} was already revoked at ${formatTime(existing.revokedAt)}`);
         print(`Revoked credential ${name}.`);
       }),
     );
 }
 
 /** A new API key for the credential; only its hash is stored. */
-function addApiKey(store: Store, name: string): string {
+async function addApiKey(storage: Storage, name: string): Promise<string> {
   const key = newApiKey();
-  store.addApiKey(name, hashApiKey(key));
+  await storage.credentials.addApiKey(name, hashApiKey(key));
   return key;
 }
 
-function issueApiKey(store: Store, name: string, revokedAt: string | null, json?: boolean): void {
+async function issueApiKey(storage: Storage, name: string, revokedAt: number | null, json?: boolean): Promise<void> {
   if (revokedAt) throw new CliError(`credential ${name} was revoked at ${formatTime(revokedAt)}`);
-  const apiKey = addApiKey(store, name);
+  const apiKey = await addApiKey(storage, name);
   if (json) return printJson({ name, api_key: apiKey });
   print(`New API key for ${name}: ${apiKey}`);
   print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');

@@ -3,11 +3,11 @@ import { Option, type Command } from 'commander';
 import { createResolver } from '../delivery/resolver.js';
 import { dnsRecords, newVerificationToken } from '../domains/records.js';
 import { verifyDomain } from '../domains/verify.js';
-import type { DomainRecord, Store } from '../queue/store.js';
+import type { DomainRecord, Storage } from '../queue/storage.js';
 import { generateDkimKey } from '../signing/keys.js';
 import { CliError, type Cli } from './context.js';
 import { printRecords, printVerification } from './domain-output.js';
-import { formatTime, print, printJson, printTable } from './output.js';
+import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 import { domainName, selectorName } from './validate.js';
 
 /**
@@ -19,9 +19,9 @@ function defaultSelector(): string {
   return `relay${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
 }
 
-function requireDomain(store: Store, input: string): DomainRecord {
+async function requireDomain(storage: Storage, input: string): Promise<DomainRecord> {
   const name = domainName(input);
-  const domain = store.getDomain(name);
+  const domain = await storage.domains.get(name);
   if (!domain) throw new CliError(`unknown domain ${name}: add it with \`relay domain add ${name}\``);
   return domain;
 }
@@ -36,15 +36,15 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .addOption(new Option('--algorithm <algorithm>', 'DKIM key type').choices(['rsa', 'ed25519']).default('rsa'))
     .option('--json', 'print JSON')
     .action((input: string, opts: { selector?: string; algorithm: 'rsa' | 'ed25519'; json?: boolean }) =>
-      cli.withStore((store, config) => {
+      cli.withStorage(async (storage, config) => {
         const name = domainName(input);
         const selector = selectorName(opts.selector ?? defaultSelector());
-        if (store.getDomain(name)) {
+        if (await storage.domains.get(name)) {
           throw new CliError(`domain ${name} already exists: see its records with \`relay domain records ${name}\``);
         }
         const { privateKeyPem, publicKey } = generateDkimKey(opts.algorithm);
         const added = { name, selector, algorithm: opts.algorithm, privateKeyPem, publicKey, verificationToken: newVerificationToken() };
-        store.addDomain(added);
+        await storage.domains.add(added);
         const records = dnsRecords(added, config.hostname);
         if (opts.json) return printJson({ domain: name, selector, records });
         printRecords(added, records, `Added ${name} (DKIM selector ${selector}, ${opts.algorithm} key).`);
@@ -56,12 +56,12 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .description("check the domain's DNS records; sending is allowed once the ownership record is found")
     .option('--json', 'print JSON')
     .action((input: string, opts: { json?: boolean }) =>
-      cli.withStore(async (store, config) => {
-        const record = requireDomain(store, input);
+      cli.withStorage(async (storage, config) => {
+        const record = await requireDomain(storage, input);
         const { verified, checks } = await verifyDomain(record, createResolver(config), config.hostname);
         // A failed lookup proves nothing either way, so it must not revoke an earlier verification.
         const lookupFailed = checks.verification.status === 'error';
-        store.setDomainVerification(record.name, lookupFailed ? record.verified : verified, checks);
+        await storage.domains.setVerification(record.name, lookupFailed ? record.verified : verified, checks);
         if (opts.json) printJson({ domain: record.name, verified, checks });
         else printVerification(record, verified, checks, lookupFailed);
         if (!verified) process.exitCode = 1;
@@ -73,13 +73,13 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .description('list sender domains')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
-      cli.withStore((store) => {
-        const domains = store.listDomains().map((d) => ({
+      cli.withStorage(async (storage) => {
+        const domains = (await storage.domains.list()).map((d) => ({
           name: d.name,
           selector: d.selector,
           algorithm: d.algorithm,
           verified: d.verified,
-          created: d.createdAt,
+          created: isoTime(d.createdAt),
         }));
         if (opts.json) return printJson(domains);
         printTable(
@@ -95,8 +95,8 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .description('print the DNS records to publish for a domain')
     .option('--json', 'print JSON')
     .action((input: string, opts: { json?: boolean }) =>
-      cli.withStore((store, config) => {
-        const record = requireDomain(store, input);
+      cli.withStorage(async (storage, config) => {
+        const record = await requireDomain(storage, input);
         const records = dnsRecords(record, config.hostname);
         if (opts.json) return printJson({ domain: record.name, selector: record.selector, records });
         printRecords(record, records);
@@ -107,9 +107,9 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .command('remove <domain>')
     .description('remove a domain and its DKIM key; credentials can no longer send from it')
     .action((input: string) =>
-      cli.withStore((store) => {
+      cli.withStorage(async (storage) => {
         const name = domainName(input);
-        if (!store.removeDomain(name)) throw new CliError(`unknown domain ${name}`);
+        if (!(await storage.domains.remove(name))) throw new CliError(`unknown domain ${name}`);
         print(`Removed ${name}. Its DNS records can now be deleted.`);
       }),
     );

@@ -1,11 +1,12 @@
 /** `relay events`: the delivery log, one row per recipient state change. */
 import { Option, type Command } from 'commander';
-import type { RecipientStatus } from '../queue/store.js';
+import { EVENT_STATUSES, type EventRecord, type RecipientStatus } from '../queue/storage.js';
 import type { Cli } from './context.js';
-import { formatTime, printJson, printTable } from './output.js';
+import { formatTime, isoTime, printJson, printTable } from './output.js';
 import { positiveInteger } from './validate.js';
 
-const STATUSES: RecipientStatus[] = ['queued', 'delivered', 'deferred', 'bounced', 'expired', 'suppressed'];
+const STATUSES = [...EVENT_STATUSES];
+const PAGE = 1000;
 
 interface EventOptions {
   json?: boolean;
@@ -25,12 +26,39 @@ export function registerEventsCommand(program: Command, cli: Cli): void {
     .option('--limit <n>', 'at most this many events', positiveInteger)
     .option('--json', 'print JSON')
     .action((opts: EventOptions) =>
-      cli.withStore((store) => {
-        const events = store.events({ recipient: opts.recipient, status: opts.status, queueId: opts.queueId, limit: opts.limit });
-        if (opts.json) return printJson(events);
+      cli.withStorage(async (storage) => {
+        const events: EventRecord[] = [];
+        const wanted = opts.limit ?? Infinity;
+        for (;;) {
+          const page = await storage.events.query({
+            afterId: events.at(-1)?.id,
+            recipient: opts.recipient,
+            status: opts.status,
+            queueId: opts.queueId,
+            limit: Math.min(PAGE, wanted - events.length),
+          });
+          events.push(...page);
+          if (page.length < PAGE || events.length >= wanted) break;
+        }
+        if (opts.json) {
+          return printJson(
+            events.map((e) => ({
+              id: e.id,
+              queue_id: e.queueId,
+              message_id: e.messageId,
+              credential: e.credential,
+              recipient: e.recipient,
+              status: e.status,
+              smtp_code: e.smtpCode,
+              response: e.response,
+              category: e.category,
+              at: isoTime(e.at),
+            })),
+          );
+        }
         printTable(
           ['AT', 'STATUS', 'RECIPIENT', 'QUEUE ID', 'CODE', 'RESPONSE'],
-          events.map((e) => [formatTime(e.at), e.status, e.recipient, e.queue_id, e.smtp_code, e.response]),
+          events.map((e) => [formatTime(e.at), e.status, e.recipient, e.queueId, e.smtpCode, e.response]),
           'No events.',
         );
       }),

@@ -9,6 +9,7 @@ import { createCli } from './context.js';
 import { registerCredentialCommands } from './credential.js';
 import { registerDomainCommands } from './domain.js';
 import { registerEventsCommand } from './events.js';
+import { registerNodesCommand } from './nodes.js';
 import { registerQueueCommands } from './queue.js';
 import { registerServeCommand } from './serve.js';
 import { registerStatsCommand } from './stats.js';
@@ -43,6 +44,7 @@ registerSuppressionCommands(program, cli);
 registerStatsCommand(program, cli);
 registerTemplateCommands(program, cli);
 registerWebhookCommands(program, cli);
+registerNodesCommand(program, cli);
 
 try {
   await program.parseAsync(process.argv);

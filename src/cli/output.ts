@@ -26,6 +26,4 @@ export function formatTime(time: string | number | null): string | null {
   return new Date(time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
-export function isoTime(ms: number | null): string | null {
-  return ms == null ? null : new Date(ms).toISOString();
-}
+export { isoTime } from '../envelope/time.js';

@@ -11,8 +11,8 @@ export function registerQueueCommands(program: Command, cli: Cli): void {
     .description('list messages that still have recipients to deliver')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
-      cli.withStore((store) => {
-        const entries = store.listQueue();
+      cli.withStorage(async (storage) => {
+        const entries = await storage.queue.pending();
         if (opts.json) {
           return printJson(
             entries.map((m) => ({
@@ -55,8 +55,8 @@ export function registerQueueCommands(program: Command, cli: Cli): void {
     .command('retry <id>')
     .description("make a message's pending recipients due now")
     .action((id: string) =>
-      cli.withStore((store) => {
-        if (!store.retry(id)) throw new CliError(`no message with queue ID ${id} (see \`relay queue list\`)`);
+      cli.withStorage(async (storage) => {
+        if (!(await storage.queue.retry(id))) throw new CliError(`no message with queue ID ${id} (see \`relay queue list\`)`);
         print(`Message ${id} will be retried now.`);
       }),
     );
@@ -65,8 +65,8 @@ export function registerQueueCommands(program: Command, cli: Cli): void {
     .command('delete <id>')
     .description('delete a message; its pending recipients are not delivered')
     .action((id: string) =>
-      cli.withStore((store) => {
-        if (!store.delete(id)) throw new CliError(`no message with queue ID ${id} (see \`relay queue list\`)`);
+      cli.withStorage(async (storage) => {
+        if (!(await storage.queue.delete(id))) throw new CliError(`no message with queue ID ${id} (see \`relay queue list\`)`);
         print(`Deleted message ${id}.`);
       }),
     );

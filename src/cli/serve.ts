@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
+import type { RunningRelay } from '../relay.js';
 import type { Cli } from './context.js';
 
 export function registerServeCommand(program: Command, cli: Cli): void {
@@ -10,27 +11,30 @@ export function registerServeCommand(program: Command, cli: Cli): void {
     .description('run the submission listeners and the delivery loop')
     .action(async () => {
       const config = cli.config();
-      // Imported here so the other commands do not load the whole server stack.
-      const { startRelay } = await import('../relay.js');
       const logger = createLogger(config.log.level, { redactRecipients: config.log.redact_recipients });
-      const relay = await startRelay(config, { logger });
+      // The handlers go in before the relay starts: its listeners accept connections before
+      // startRelay() returns, and a signal without a handler would kill the process (SIGTERM
+      // must drain and exit 0 whenever the listener answers). One that arrives during the start
+      // takes effect once the relay is running.
+      let relay: RunningRelay | undefined;
       let stopping = false;
-      const onSignal = () => {
-        // A second signal while stopping means "now".
-        if (stopping) process.exit(1);
-        stopping = true;
-        relay.stop().then(
+      let reloadPending = false;
+      const stop = (running: RunningRelay) =>
+        running.stop().then(
           () => process.exit(0),
           (err: Error) => {
             process.stderr.write(`relay: shutdown failed: ${err.message}\n`);
             process.exit(1);
           },
         );
+      const onSignal = () => {
+        // A second signal while stopping means "now".
+        if (stopping) process.exit(1);
+        stopping = true;
+        if (relay) void stop(relay);
       };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
       // SIGHUP: re-read the config file and the certificate; a broken config keeps the running one.
-      process.on('SIGHUP', () => {
+      const reload = (running: RunningRelay) => {
         let next;
         try {
           next = loadConfig(config.source === '(embedded default)' ? undefined : config.source);
@@ -38,7 +42,19 @@ export function registerServeCommand(program: Command, cli: Cli): void {
           logger.error({ err: (err as Error).message }, 'reload failed; keeping the running configuration');
           return;
         }
-        relay.reload(next).catch((err: Error) => logger.error({ err: err.message }, 'reload failed; keeping the running configuration'));
+        running.reload(next).catch((err: Error) => logger.error({ err: err.message }, 'reload failed; keeping the running configuration'));
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      process.on('SIGHUP', () => {
+        if (relay) reload(relay);
+        else reloadPending = true;
       });
+
+      // Imported here so the other commands do not load the whole server stack.
+      const { startRelay } = await import('../relay.js');
+      relay = await startRelay(config, { logger });
+      if (stopping) void stop(relay);
+      else if (reloadPending) reload(relay);
     });
 }

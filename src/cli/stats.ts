@@ -1,11 +1,11 @@
 /** `relay stats`: recipient counts by status and by recipient domain, the queue depth, and each credential's usage against its quotas. */
 import type { Command } from 'commander';
-import type { RecipientStatus } from '../queue/store.js';
+import { EVENT_STATUSES } from '../queue/storage.js';
 import type { Cli } from './context.js';
 import { limitsView, usedOf } from './credential-limits.js';
-import { formatTime, print, printJson, printTable } from './output.js';
+import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 
-const STATUSES: RecipientStatus[] = ['queued', 'deferred', 'delivered', 'bounced', 'expired', 'suppressed'];
+const STATUSES = EVENT_STATUSES;
 
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
@@ -15,14 +15,16 @@ export function registerStatsCommand(program: Command, cli: Cli): void {
     .description('recipient counts by status and by domain, and the queue depth')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
-      cli.withStore((store) => {
-        const { byStatus, byDomain, queue } = store.stats();
-        const credentials = Object.fromEntries(store.listCredentials().map((c) => [c.name, limitsView(store, c.name)]));
+      cli.withStorage(async (storage) => {
+        const { byStatus, byDomain, queue } = (await storage.queue.stats());
+        const credentials = Object.fromEntries(
+          await Promise.all((await storage.credentials.list()).map(async (c) => [c.name, await limitsView(storage, c.name)] as const)),
+        );
         if (opts.json) {
           return printJson({
             by_status: byStatus,
             by_domain: byDomain,
-            queue: { messages: queue.messages, recipients_pending: queue.recipientsPending, oldest_received_at: queue.oldestReceivedAt },
+            queue: { messages: queue.messages, recipients_pending: queue.recipientsPending, oldest_received_at: isoTime(queue.oldestReceivedAt) },
             credentials,
           });
         }

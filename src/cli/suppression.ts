@@ -1,8 +1,14 @@
-/** `relay suppression ...`: addresses Relay will not send to (hard bounces land here automatically). */
+/**
+ * `relay suppression ...`: addresses Relay will not send to. A hard bounce suppresses the address
+ * for the credential that hit it; what the operator adds applies to every credential unless
+ * `--credential` names one.
+ */
 import type { Command } from 'commander';
 import { CliError, type Cli } from './context.js';
-import { formatTime, print, printJson, printTable } from './output.js';
+import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 import { emailAddress } from './validate.js';
+
+const scopeName = (credential: string | null) => credential ?? '(all)';
 
 export function registerSuppressionCommands(program: Command, cli: Cli): void {
   const suppression = program.command('suppression').description('the suppression list');
@@ -10,14 +16,20 @@ export function registerSuppressionCommands(program: Command, cli: Cli): void {
   suppression
     .command('list')
     .description('list suppressed addresses')
+    .option('--credential <name>', 'only the entries of this credential')
     .option('--json', 'print JSON')
-    .action((opts: { json?: boolean }) =>
-      cli.withStore((store) => {
-        const entries = store.listSuppressions().map((s) => ({ address: s.address, reason: s.reason, created: s.createdAt }));
+    .action((opts: { credential?: string; json?: boolean }) =>
+      cli.withStorage(async (storage) => {
+        const entries = (await storage.suppressions.list(opts.credential === undefined ? {} : { credential: opts.credential })).map((s) => ({
+          address: s.address,
+          credential: s.credential,
+          reason: s.reason,
+          created: isoTime(s.createdAt),
+        }));
         if (opts.json) return printJson(entries);
         printTable(
-          ['ADDRESS', 'ADDED', 'REASON'],
-          entries.map((s) => [s.address, formatTime(s.created), s.reason]),
+          ['ADDRESS', 'CREDENTIAL', 'ADDED', 'REASON'],
+          entries.map((s) => [s.address, scopeName(s.credential), formatTime(s.created), s.reason]),
           'The suppression list is empty.',
         );
       }),
@@ -27,21 +39,30 @@ export function registerSuppressionCommands(program: Command, cli: Cli): void {
     .command('add <address>')
     .description('stop sending to an address')
     .option('--reason <text>', 'why (shown in `relay suppression list`)', 'added by operator')
-    .action((input: string, opts: { reason: string }) =>
-      cli.withStore((store) => {
+    .option('--credential <name>', 'only for this credential (default: every credential)')
+    .action((input: string, opts: { reason: string; credential?: string }) =>
+      cli.withStorage(async (storage) => {
         const address = emailAddress(input);
-        if (!store.addSuppression(address, opts.reason)) throw new CliError(`${address} is already on the suppression list`);
-        print(`Suppressed ${address}.`);
+        const credential = opts.credential ?? null;
+        if (credential !== null && !(await storage.credentials.get(credential))) throw new CliError(`unknown credential ${credential}`);
+        if (!(await storage.suppressions.add({ address, reason: opts.reason, credential }))) {
+          throw new CliError(`${address} is already on the suppression list for ${scopeName(credential)}`);
+        }
+        print(`Suppressed ${address}${credential === null ? '' : ` for ${credential}`}.`);
       }),
     );
 
   suppression
     .command('remove <address>')
     .description('allow sending to an address again')
-    .action((input: string) =>
-      cli.withStore((store) => {
+    .option('--credential <name>', "remove that credential's entry instead of the one for every credential")
+    .action((input: string, opts: { credential?: string }) =>
+      cli.withStorage(async (storage) => {
         const address = emailAddress(input);
-        if (!store.removeSuppression(address)) throw new CliError(`${address} is not on the suppression list`);
+        const credential = opts.credential ?? null;
+        if (!(await storage.suppressions.remove(address, credential))) {
+          throw new CliError(`${address} is not on the suppression list for ${scopeName(credential)}`);
+        }
         print(`Removed ${address} from the suppression list.`);
       }),
     );

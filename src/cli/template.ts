@@ -4,7 +4,7 @@ import path from 'node:path';
 import Mustache from 'mustache';
 import type { Command } from 'commander';
 import { CliError, type Cli } from './context.js';
-import { formatTime, print, printJson, printTable } from './output.js';
+import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 
 const TEMPLATE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -28,7 +28,7 @@ export function registerTemplateCommands(program: Command, cli: Cli): void {
     .option('--html-file <file>', 'HTML part')
     .option('--json', 'print JSON')
     .action((name: string, opts: { subject: string; textFile?: string; htmlFile?: string; json?: boolean }) =>
-      cli.withStore((store) => {
+      cli.withStorage(async (storage) => {
         if (!TEMPLATE_NAME.test(name)) throw new CliError(`"${name}" is not a valid template name (letters, digits and . _ -)`);
         const text = readPart(opts.textFile, 'text');
         const html = readPart(opts.htmlFile, 'HTML');
@@ -40,7 +40,7 @@ export function registerTemplateCommands(program: Command, cli: Cli): void {
             throw new CliError(`the ${part} is not a valid template: ${(err as Error).message}`);
           }
         }
-        const version = store.addTemplate({ name, subject: opts.subject, text, html });
+        const version = await storage.templates.add({ name, subject: opts.subject, text, html });
         if (opts.json) return printJson({ name, version });
         print(`Added template ${name} version ${version}.`);
       }),
@@ -51,13 +51,13 @@ export function registerTemplateCommands(program: Command, cli: Cli): void {
     .description('list templates (latest version of each)')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
-      cli.withStore((store) => {
-        const templates = store.listTemplates().map((t) => ({
+      cli.withStorage(async (storage) => {
+        const templates = (await storage.templates.list()).map((t) => ({
           name: t.name,
           version: t.version,
           subject: t.subject,
           parts: [t.text !== null && 'text', t.html !== null && 'html'].filter(Boolean) as string[],
-          created: t.createdAt,
+          created: isoTime(t.createdAt),
         }));
         if (opts.json) return printJson(templates);
         printTable(

@@ -1,11 +1,11 @@
 /** `relay webhook ...`: endpoints that receive signed JSON events (delivered, deferred, bounced, expired, suppressed). */
 import type { Command } from 'commander';
-import type { RecipientStatus, WebhookRecord } from '../queue/store.js';
-import { WEBHOOK_STATUSES } from '../queue/sqlite-surface.js';
+import { WEBHOOK_STATUSES, type RecipientStatus, type WebhookRecord } from '../queue/storage.js';
+
 import { postWebhook } from '../webhooks/post.js';
 import { newWebhookSecret } from '../webhooks/sign.js';
 import { CliError, type Cli } from './context.js';
-import { formatTime, print, printJson, printTable } from './output.js';
+import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 
 function webhookUrl(input: string): string {
   let url: URL;
@@ -56,8 +56,8 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .option('--events <list>', `comma-separated: ${WEBHOOK_STATUSES.join(',')}`, WEBHOOK_STATUSES.join(','))
     .option('--json', 'print JSON')
     .action((input: string, opts: { events: string; json?: boolean }) =>
-      cli.withStore((store) => {
-        const added = store.addWebhook(webhookUrl(input), newWebhookSecret(), eventList(opts.events));
+      cli.withStorage(async (storage) => {
+        const added = await storage.webhooks.add(webhookUrl(input), newWebhookSecret(), eventList(opts.events));
         if (opts.json) return printJson({ id: added.id, url: displayUrl(added.url), events: added.events, secret: added.secret });
         print(`Added webhook ${added.id}: ${displayUrl(added.url)} (${added.events.join(', ')}).`);
         print(`  Signing secret: ${added.secret}`);
@@ -70,15 +70,15 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .description('list webhooks (secrets and passwords in URLs are not shown)')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
-      cli.withStore((store) => {
-        const webhooks = store.listWebhooks().map((w) => ({ id: w.id, url: displayUrl(w.url), events: w.events, created: w.createdAt }));
+      cli.withStorage(async (storage) => {
+        const webhooks = (await storage.webhooks.list()).map((w) => ({ id: w.id, url: displayUrl(w.url), events: w.events, created: isoTime(w.createdAt) }));
         if (opts.json) return printJson(webhooks);
         printTable(
           ['ID', 'URL', 'EVENTS', 'CREATED'],
           webhooks.map((w) => [w.id, w.url, w.events.join(','), formatTime(w.created)]),
           'No webhooks yet: add one with `relay webhook add URL --events bounced,delivered`.',
         );
-        const backlog = store.webhookBacklog();
+        const backlog = (await storage.webhooks.backlog());
         if (backlog.count) print(`\n${backlog.count} event deliveries waiting, oldest from ${formatTime(backlog.oldestAt)}.`);
       }),
     );
@@ -87,8 +87,8 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .command('test <id>')
     .description('send a signed test event to the webhook now; exit 0 when it answers 2xx')
     .action((id: string) =>
-      cli.withStore(async (store, config) => {
-        const target = webhookById(store.listWebhooks(), id);
+      cli.withStorage(async (storage, config) => {
+        const target = webhookById((await storage.webhooks.list()), id);
         const body = JSON.stringify({ id: 0, type: 'test', at: new Date().toISOString(), message: 'test event from relay webhook test' });
         const result = await postWebhook(target.url, target.secret, body, config.webhooks.timeout);
         if (!result.ok) throw new CliError(`webhook ${id} (${displayUrl(target.url)}) failed: ${result.error}`);
@@ -100,8 +100,8 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .command('remove <id>')
     .description('stop sending events to the webhook (its undelivered events are dropped)')
     .action((id: string) =>
-      cli.withStore((store) => {
-        store.removeWebhook(webhookById(store.listWebhooks(), id).id);
+      cli.withStorage(async (storage) => {
+        await storage.webhooks.remove(webhookById((await storage.webhooks.list()), id).id);
         print(`Removed webhook ${id}.`);
       }),
     );

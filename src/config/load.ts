@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { isPostgresUrl } from './database.js';
 import { configSchema, type RelayConfig } from './schema.js';
 
 export class ConfigError extends Error {}
@@ -56,9 +57,10 @@ export function parseConfig(raw: unknown, file?: string): RelayConfig {
   const baseDir = file ? path.dirname(file) : process.cwd();
   const config = result.data;
   const resolve = (p: string) => path.resolve(baseDir, p);
-  const database = config.database === ':memory:' ? config.database : resolve(config.database);
-  // A generated pair lives with the database: the one directory the relay must be able to write.
-  const selfSignedDir = database === ':memory:' ? baseDir : path.dirname(database);
+  const databaseFile = config.database !== ':memory:' && !isPostgresUrl(config.database);
+  const database = databaseFile ? resolve(config.database) : config.database;
+  // A generated pair lives with the database file: the one directory the relay must be able to write.
+  const selfSignedDir = databaseFile ? path.dirname(database) : resolve('data');
   return {
     ...config,
     database,

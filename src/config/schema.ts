@@ -25,7 +25,20 @@ const listener = z.strictObject({
 
 export const configSchema = z.strictObject({
   hostname: z.string().min(1).default('localhost'),
+  /** A SQLite file path, or a postgres:// URL that several nodes share. */
   database: z.string().min(1).default('./data/relay.db'),
+  /** PostgreSQL connections per node. */
+  database_pool: z.number().int().min(2).max(200).default(10),
+  /** This node's name among the nodes sharing a database (default: the host name); unique. */
+  node_name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash and underscore, at most 64').optional(),
+  retention: z
+    .strictObject({
+      /** Events older than this are purged. */
+      events: duration.prefault('30d'),
+      /** Messages whose recipients are all final are purged this long after they were received. */
+      messages: duration.prefault('30d'),
+    })
+    .prefault({}),
   /** PEM files for the listeners, or `self_signed`: a pair generated once next to the database. */
   tls: z
     .union([z.literal('self_signed'), z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })], {
@@ -40,7 +53,6 @@ export const configSchema = z.strictObject({
     .strictObject({
       max_message_bytes: z.number().int().positive().default(26_214_400),
       max_recipients: z.number().int().positive().default(100),
-      // Abuse protection (issue 3)
       /** Connections at once over all listeners, and from one IP, counted from TCP accept; past either, 421 4.7.0 at connect (on implicit TLS, closed at once). */
       max_clients: z.number().int().positive().default(1000),
       max_clients_per_ip: z.number().int().positive().default(50),
@@ -56,9 +68,13 @@ export const configSchema = z.strictObject({
       max_unauthenticated_commands: z.number().int().positive().default(10),
       /** Failed AUTH attempts in one connection before it is closed (421 4.7.0). */
       auth_failures_per_connection: z.number().int().positive().default(3),
-      /** Failed AUTH attempts from one IP, or against one username, within auth_failure_window before AUTH is refused (454 4.7.0) for auth_lockout. */
+      /**
+       * Failed AUTH attempts within auth_failure_window before AUTH is refused (454 4.7.0) for
+       * auth_lockout: from one IP; for one username from one IP; for one username from anywhere.
+       */
       auth_failures_per_ip: z.number().int().positive().default(10),
       auth_failures_per_user: z.number().int().positive().default(10),
+      auth_failures_per_user_total: z.number().int().positive().default(100),
       auth_failure_window: duration.prefault('10m'),
       auth_lockout: duration.prefault('10m'),
       /** A repeated Message-ID (same envelope) or Idempotency-Key from one credential within this window is not queued again. */
@@ -80,8 +96,11 @@ export const configSchema = z.strictObject({
       poll_interval: duration.prefault('1s'),
       /** How long an idle outbound connection is kept for reuse. */
       idle_timeout: duration.prefault('10s'),
-      /** A claimed recipient whose attempt has not finished by then is free to be claimed again (crash recovery). */
-      lease: duration.prefault('10m'),
+      /**
+       * A claim on recipients lasts this long unless its node's heartbeat renews it, so a dead
+       * node's recipients are taken over by another node within it.
+       */
+      lease: duration.prefault('60s'),
       paused: z.boolean().default(false),
     })
     .prefault({}),

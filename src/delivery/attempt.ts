@@ -7,12 +7,13 @@ import { isAscii } from 'node:buffer';
 import { classify, type BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { DeliveryJob, RecipientOutcome } from '../queue/store.js';
+import type { DeliveryJob, RecipientOutcome } from '../queue/storage.js';
 import type { DestinationCache } from './destination-cache.js';
 import type { Destination } from './mx.js';
 import { SessionError, type ConnectionPool, type Session } from './pool.js';
 import { isSuccess, parseReply, replyFromError, type Reply } from './reply.js';
 import { scheduleRetry } from './retry.js';
+import { rcptRefusals } from './smtp-connection-internals.js';
 import { smtpUtf8Refusals } from './smtputf8.js';
 
 export interface AttemptContext {
@@ -92,11 +93,12 @@ async function exchange(session: Session, job: DeliveryJob, body: Buffer): Promi
     for (const address of to) replies.set(address, final);
     for (const err of info.rejectedErrors ?? []) replies.set(recipientOf(err), replyFromError(err, session.peer));
   } catch (err) {
-    const whole = replyFromError(err, session.peer);
+    const senderRefused = (err as { command?: string }).command === 'MAIL FROM';
+    const whole = { ...replyFromError(err, session.peer), ...(senderRefused && { senderRefused }) };
     for (const address of to) replies.set(address, whole);
     // After a refused MAIL FROM the RCPT replies only say "no transaction" (with PIPELINING).
-    if ((err as { command?: string }).command !== 'MAIL FROM') {
-      for (const rcptErr of rejectedAtRcpt(session)) replies.set(recipientOf(rcptErr), replyFromError(rcptErr, session.peer));
+    if (!senderRefused) {
+      for (const rcptErr of rcptRefusals(session.connection)) replies.set(recipientOf(rcptErr), replyFromError(rcptErr, session.peer));
     }
   }
   return replies;
@@ -108,16 +110,6 @@ function send(session: Session, envelope: { from: string; to: string[]; size: nu
   return new Promise((resolve, reject) => session.connection.send(envelope, body, (err, info) => (err ? reject(err) : resolve(info!))));
 }
 
-/**
- * The RCPT refusals of the last transaction. nodemailer attaches them to a successful result
- * and to an all-refused error, but not to a failure at DATA, so they are read from its
- * envelope state (a private field; empty if a nodemailer release renames it).
- */
-function rejectedAtRcpt(session: Session): Error[] {
-  const envelope = (session.connection as unknown as { _envelope?: { rejectedErrors?: Error[] } })._envelope;
-  return envelope?.rejectedErrors ?? [];
-}
-
 const recipientOf = (err: Error) => (err as Error & { recipient: string }).recipient;
 
 /** Maps each recipient's reply to delivered, bounced, deferred or expired. */
@@ -125,7 +117,7 @@ function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx
   const now = Date.now();
   return job.recipients.map((recipient) => {
     const reply = replyFor(recipient.address);
-    const base = { recipientId: recipient.id, smtpCode: reply.code, response: reply.text };
+    const base = { recipientId: recipient.id, smtpCode: reply.code, response: reply.text, ...(reply.senderRefused && { senderRefused: true }) };
     if (isSuccess(reply)) return { ...base, status: 'delivered' };
     const { category, permanent } = classify(ctx.rules, reply.code, reply.text);
     if (permanent) return { ...base, status: 'bounced', category };

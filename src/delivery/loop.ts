@@ -1,23 +1,28 @@
 /**
- * The delivery scheduler: claims due jobs from the Store, runs them within the pool's limits,
- * records each recipient's outcome, queues bounce notifications, and sleeps until the next due
- * time, the poll interval, or a wake() after an enqueue. It survives errors: they are logged,
- * and the recipients of an attempt that failed unexpectedly are deferred, never dropped.
- * Claimed work that was never finished (a crash) comes back when its Store lease runs out.
+ * The delivery scheduler (Postfix's qmgr): claims due jobs from the queue under this node's
+ * lease, runs them within the pool's limits, records each recipient's outcome with the
+ * suppressions the bounces stage decides on, hands failures to the bounce notifier, and sleeps
+ * until the next due time, the poll interval, or a wake() after an enqueue. It survives errors:
+ * they are logged, and the recipients of an attempt that failed unexpectedly are deferred, never
+ * dropped. Claimed work that was never finished (a crash) comes back when its lease runs out, or
+ * at once when the node starts again under its name (cluster/node.ts).
  */
-import { buildDsn } from '../bounces/dsn.js';
+import type { BounceNotifier } from '../bounces/notifier.js';
+import { suppressionsFor } from '../bounces/suppress.js';
 import type { BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { DeliveryJob, RecipientOutcome, Store } from '../queue/store.js';
-import { newQueueId } from '../queue/ids.js';
+import type { DeliveryJob, MessageQueue, RecipientOutcome } from '../queue/storage.js';
 import { attemptDelivery, outcomesForReply, type AttemptContext } from './attempt.js';
 import { ConnectionPool, PoolClosedError } from './pool.js';
 import { DestinationCache } from './destination-cache.js';
 import { createResolver } from './resolver.js';
 
 export interface DeliveryLoopOptions {
-  store: Store;
+  queue: Pick<MessageQueue, 'claimDue' | 'body' | 'recordAttempt' | 'nextDueAt'>;
+  /** The node name claims are leased to. */
+  node: string;
+  bounces: Pick<BounceNotifier, 'notify'>;
   config: RelayConfig;
   logger: Logger;
   rules: BounceRules;
@@ -32,7 +37,9 @@ const STOPPED_RESPONSE = '4.3.2 delivery stopped before the attempt finished';
 const ABORT_GRACE_MS = 1000;
 
 export class DeliveryLoop {
-  private readonly store: Store;
+  private readonly queue: DeliveryLoopOptions['queue'];
+  private readonly bounces: DeliveryLoopOptions['bounces'];
+  private readonly node: string;
   private readonly onOutcomes: DeliveryLoopOptions['onOutcomes'];
   private readonly config: RelayConfig;
   private readonly logger: Logger;
@@ -43,9 +50,13 @@ export class DeliveryLoop {
   private readonly busyRecipients = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
   private active = false;
+  private ticking = false;
+  private tickAgain = false;
 
   constructor(opts: DeliveryLoopOptions) {
-    this.store = opts.store;
+    this.queue = opts.queue;
+    this.bounces = opts.bounces;
+    this.node = opts.node;
     this.onOutcomes = opts.onOutcomes;
     this.config = opts.config;
     this.logger = opts.logger;
@@ -87,29 +98,39 @@ export class DeliveryLoop {
 
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.tick(), delayMs);
+    this.timer = setTimeout(() => void this.tick(), delayMs);
   }
 
-  private tick(): void {
+  /** One claim at a time: a wake() during a tick runs another tick right after it. */
+  private async tick(): Promise<void> {
     if (!this.active) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    this.ticking = true;
+    this.tickAgain = false;
     const { concurrency, lease, poll_interval: poll } = this.config.delivery;
+    let delay = poll;
     try {
       const capacity = concurrency - this.running.size;
       let claimed = 0;
       if (capacity > 0) {
-        const jobs = this.store.claimDue(Date.now(), capacity, lease);
+        const jobs = await this.queue.claimDue(Date.now(), capacity, { owner: this.node, ms: lease });
         claimed = jobs.length;
         for (const job of jobs) this.run(job);
       }
       // A full claim may have left more due work behind; otherwise sleep until the next due time.
       const more = capacity > 0 && claimed === capacity && this.running.size < concurrency;
-      const next = this.store.nextDueAt();
+      const next = await this.queue.nextDueAt();
       const untilNext = next === null ? poll : Math.min(poll, next - Date.now());
-      this.schedule(more ? 0 : untilNext > 0 ? untilNext : poll);
+      delay = more || this.tickAgain ? 0 : untilNext > 0 ? untilNext : poll;
     } catch (err) {
       this.logger.error({ err }, 'delivery scheduler error');
-      this.schedule(poll);
+    } finally {
+      this.ticking = false;
     }
+    if (this.active) this.schedule(delay);
   }
 
   private run(claimed: DeliveryJob): void {
@@ -128,7 +149,7 @@ export class DeliveryLoop {
   }
 
   private async deliver(job: DeliveryJob): Promise<void> {
-    const body = this.store.body(job.queueId);
+    const body = await this.queue.body(job.queueId);
     if (!body) {
       this.logger.info({ queueId: job.queueId, recipientDomain: job.domain }, 'message deleted before delivery');
       return;
@@ -148,12 +169,12 @@ export class DeliveryLoop {
     } finally {
       release?.();
     }
-    if (await this.record(job, outcomes)) await this.notifySender(job, outcomes, body);
+    if (await this.record(job, outcomes)) await this.bounces.notify(job, outcomes, body);
   }
 
   private async record(job: DeliveryJob, outcomes: RecipientOutcome[]): Promise<boolean> {
     try {
-      await this.store.queueOutcomes(job, outcomes);
+      await this.queue.recordAttempt({ job, outcomes, suppressions: suppressionsFor(job, outcomes) });
     } catch (err) {
       this.logger.error({ err, queueId: job.queueId, recipientDomain: job.domain }, 'could not record outcomes; retried when the lease runs out');
       return false;
@@ -166,41 +187,6 @@ export class DeliveryLoop {
       );
     }
     return true;
-  }
-
-  /** Queues one DSN for the recipients that failed for good in this attempt (bounces.notify_sender). */
-  private async notifySender(job: DeliveryJob, outcomes: RecipientOutcome[], message: Buffer): Promise<void> {
-    if (!this.config.bounces.notify_sender || job.mailFrom === '') return;
-    const addressOf = new Map(job.recipients.map((r) => [r.id, r.address]));
-    const failed = outcomes.flatMap((o) =>
-      o.status === 'bounced' || o.status === 'expired'
-        ? [{ address: addressOf.get(o.recipientId)!, status: o.status, smtpCode: o.smtpCode, response: o.response }]
-        : [],
-    );
-    if (failed.length === 0) return;
-    try {
-      if (this.store.isSuppressed(job.mailFrom)) {
-        this.logger.info({ queueId: job.queueId }, 'no bounce notification: the sender is on the suppression list');
-        return;
-      }
-      const now = Date.now();
-      const dsn = buildDsn({ hostname: this.config.hostname, queueId: job.queueId, mailFrom: job.mailFrom, receivedAt: job.receivedAt, message, recipients: failed });
-      const queueId = newQueueId();
-      await this.store.enqueue({
-        queueId,
-        messageId: dsn.messageId,
-        credential: 'MAILER-DAEMON',
-        mailFrom: '',
-        recipients: [job.mailFrom],
-        body: dsn.body,
-        receivedAt: now,
-        expiresAt: now + this.config.delivery.max_queue_age,
-      });
-      this.logger.info({ queueId, originalQueueId: job.queueId, recipients: failed.length }, 'bounce notification queued');
-      this.wake();
-    } catch (err) {
-      this.logger.error({ err, queueId: job.queueId }, 'could not queue bounce notification');
-    }
   }
 }
 

@@ -9,6 +9,8 @@ export interface Reply {
   code?: number;
   /** On one line. */
   text: string;
+  /** The server refused our envelope sender (MAIL FROM): the reply says nothing about the recipients. */
+  senderRefused?: boolean;
 }
 
 export const isSuccess = (reply: Reply): boolean => reply.code !== undefined && reply.code >= 200 && reply.code < 300;

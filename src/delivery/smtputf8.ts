@@ -3,16 +3,15 @@
  * go to a host that offers SMTPUTF8 (nodemailer then adds the SMTPUTF8 parameter itself).
  * Without it there is no faithful downgrade, so the recipient bounces with 5.6.7 (section 3.5).
  */
-import type { DeliveryJob } from '../queue/store.js';
+import type { DeliveryJob } from '../queue/storage.js';
 import type { Reply } from './reply.js';
 import type { Session } from './pool.js';
+import { offeredExtensions } from './smtp-connection-internals.js';
 
 const needsSmtpUtf8 = (address: string) => /[^\x00-\x7f]/.test(address);
 
-/** The server's extensions as nodemailer parsed them from EHLO (a private field it has kept for years). */
 function offersSmtpUtf8(session: Session): boolean {
-  const extensions = (session.connection as unknown as { _supportedExtensions?: string[] })._supportedExtensions ?? [];
-  return extensions.includes('SMTPUTF8');
+  return offeredExtensions(session.connection).includes('SMTPUTF8');
 }
 
 /** The recipients this session cannot take, each with its 5.6.7 reply; empty when all can go. */

@@ -3,7 +3,7 @@
  * the DKIM public key, and suggested SPF and DMARC records.
  */
 import { randomBytes } from 'node:crypto';
-import type { DomainRecord } from '../queue/store.js';
+import type { DomainRecord } from '../queue/storage.js';
 
 export type RecordPurpose = 'verification' | 'dkim' | 'spf' | 'dmarc';
 

@@ -15,6 +15,8 @@ export class ApiError extends Error {
     message: string,
     readonly field?: string,
     readonly smtpReply?: string,
+    /** Seconds for the Retry-After header of a 429 or 503, when not the default. */
+    readonly retryAfter?: number,
   ) {
     super(message);
   }

@@ -9,7 +9,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../metrics/metrics.js';
-import type { Store } from '../queue/store.js';
+import type { Storage } from '../queue/storage.js';
 import type { SubmissionPipeline } from '../submission/pipeline.js';
 import { bindError } from '../bind-error.js';
 import { authenticate } from './auth.js';
@@ -24,7 +24,7 @@ import { registerSuppressionRoutes } from './routes/suppressions.js';
 
 export interface ApiContext {
   config: RelayConfig;
-  store: Store;
+  storage: Storage;
   pipeline: SubmissionPipeline;
   metrics: RelayMetrics;
   logger: Logger;
@@ -74,7 +74,7 @@ export class HttpServer {
     app.decorateRequest('principal', null as never);
     app.addHook('onRequest', async (request) => {
       const access = request.routeOptions.config.access;
-      if (access) request.principal = authenticate(request, access, ctx.config, ctx.store);
+      if (access) request.principal = await authenticate(request, access, ctx.config, ctx.storage);
     });
     app.addHook('onSend', async (_request, reply, payload) => {
       reply.header('x-content-type-options', 'nosniff');
@@ -85,7 +85,7 @@ export class HttpServer {
     app.setErrorHandler((err: FastifyError | ApiError, _request, reply) => {
       const apiError = toApiError(err);
       if (apiError.status >= 500) ctx.logger.error({ err }, 'HTTP API error');
-      if (apiError.status === 429 || apiError.status === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      if (apiError.status === 429 || apiError.status === 503) reply.header('retry-after', String(apiError.retryAfter ?? RETRY_AFTER_SECONDS));
       if (apiError.status === 401) reply.header('www-authenticate', 'Bearer');
       return reply.code(apiError.status).send(apiError.toJSON());
     });

@@ -1,10 +1,14 @@
 /**
  * Prometheus metrics (prom-client), one registry per running relay so several relays in one
- * process (tests) do not mix. Counters are incremented where things happen; the queue and the
- * webhook backlog are read from the store when Prometheus scrapes.
+ * process (tests) do not mix. The acceptance pipeline and the delivery loop tell it what they
+ * decide (it is the pipeline's observer); the queue and the webhook backlog are read from
+ * storage when Prometheus scrapes.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { DeliveryJob, RecipientOutcome, Store } from '../queue/store.js';
+import type { DeliveryJob, RecipientOutcome, Stats, Storage } from '../queue/storage.js';
+import type { PipelineObserver } from '../submission/pipeline.js';
+import { refusalKind } from '../submission/refusal-reasons.js';
+import type { SmtpReply } from '../submission/replies.js';
 
 /**
  * The `domain` label of the delivery outcomes, bounded to `limit` domains plus `other`: at each
@@ -42,7 +46,7 @@ export class DomainLabels {
 
 const MAX_TRACKED_DOMAINS = 10_000;
 
-export class RelayMetrics {
+export class RelayMetrics implements PipelineObserver {
   readonly registry = new Registry();
   private readonly domains: DomainLabels;
   readonly accepted = new Counter({ name: 'relay_messages_accepted_total', help: 'Messages committed to the queue', registers: [this.registry] });
@@ -73,41 +77,53 @@ export class RelayMetrics {
   });
   readonly authFailures = new Counter({ name: 'relay_smtp_auth_failures_total', help: 'Failed SMTP AUTH attempts', registers: [this.registry] });
 
-  constructor(store: Store, domainLabels: () => number = () => 20) {
+  constructor(storage: Pick<Storage, 'queue' | 'webhooks'>, domainLabels: () => number = () => 20) {
     this.domains = new DomainLabels(domainLabels);
     collectDefaultMetrics({ register: this.registry, prefix: 'relay_' });
     const registers = [this.registry];
-    // Both queue gauges come from one store.stats() per scrape.
-    let queue: { at: number; value: ReturnType<Store['stats']>['queue'] } | undefined;
+    // Both queue gauges come from one stats() per scrape.
+    let queue: { at: number; value: Promise<Stats['queue']> } | undefined;
     const queueNow = () => {
-      if (!queue || Date.now() - queue.at > 1000) queue = { at: Date.now(), value: store.stats().queue };
+      if (!queue || Date.now() - queue.at > 1000) queue = { at: Date.now(), value: storage.queue.stats().then((s) => s.queue) };
       return queue.value;
     };
     new Gauge({
       name: 'relay_queue_depth',
       help: 'Recipients not yet final (queued or deferred)',
       registers,
-      collect() {
-        this.set(queueNow().recipientsPending);
+      async collect() {
+        this.set((await queueNow()).recipientsPending);
       },
     });
     new Gauge({
       name: 'relay_queue_oldest_age_seconds',
       help: 'Age of the oldest message with recipients not yet final (0 when the queue is empty)',
       registers,
-      collect() {
-        const oldest = queueNow().oldestReceivedAt;
-        this.set(oldest ? (Date.now() - Date.parse(oldest)) / 1000 : 0);
+      async collect() {
+        const oldest = (await queueNow()).oldestReceivedAt;
+        this.set(oldest ? (Date.now() - oldest) / 1000 : 0);
       },
     });
     new Gauge({
       name: 'relay_webhook_backlog',
       help: 'Webhook deliveries waiting in the outbox',
       registers,
-      collect() {
-        this.set(store.webhookBacklog().count);
+      async collect() {
+        this.set((await storage.webhooks.backlog()).count);
       },
     });
+  }
+
+  refused(refusal: SmtpReply): void {
+    this.rejected.inc({ reason: refusalKind(refusal).reason });
+  }
+
+  queued(): void {
+    this.accepted.inc();
+  }
+
+  loginFailed(): void {
+    this.authFailures.inc();
   }
 
   recordOutcomes(job: DeliveryJob, outcomes: RecipientOutcome[]): void {

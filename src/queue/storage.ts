@@ -14,6 +14,18 @@ export type RecipientStatus =
   | 'suppressed'
   | 'complained'
   | 'unsubscribed';
+export const EVENT_STATUSES: readonly RecipientStatus[] = [
+  'queued',
+  'delivered',
+  'deferred',
+  'bounced',
+  'expired',
+  'suppressed',
+  'complained',
+  'unsubscribed',
+];
+/** The statuses a webhook can subscribe to: every one but 'queued' (the submitter's own answer). */
+export const WEBHOOK_STATUSES: readonly RecipientStatus[] = EVENT_STATUSES.filter((s) => s !== 'queued');
 export const FINAL_STATUSES: readonly RecipientStatus[] = ['delivered', 'bounced', 'expired', 'suppressed'];
 /** The statuses a recipient row can hold (the others are events only). */
 export const RECIPIENT_STATUSES: readonly RecipientStatus[] = ['queued', 'delivered', 'deferred', 'bounced', 'expired', 'suppressed'];
@@ -31,7 +43,7 @@ export interface NewMessage {
   body: Buffer;
   receivedAt: number;
   expiresAt: number;
-  /** Recorded with the message; a key already recorded since `idempotencySince` makes this a duplicate. */
+  /** Recorded with the message; a key already recorded since `idempotencySince` (absent: ever) makes this a duplicate. */
   idempotencyKeys?: string[];
   idempotencySince?: number;
   /** Recipient caps checked and counted in the same transaction, so nodes sharing a database cannot overshoot. */
@@ -65,6 +77,8 @@ export interface RecipientOutcome {
   category?: string;
   /** For deferred: when to try again. */
   nextAttemptAt?: number;
+  /** The next hop refused our envelope sender, so the reply says nothing about the recipient. */
+  senderRefused?: boolean;
 }
 
 /** What one finished attempt leaves behind, written together. */
@@ -128,9 +142,12 @@ export interface MessageQueue {
   /** Messages with recipients not yet final, oldest first. */
   pending(): Promise<QueuedMessage[]>;
   message(queueId: string): Promise<QueuedMessage | undefined>;
-  /** Makes every pending recipient of the message due now. False if no such message. */
+  /**
+   * Makes every pending recipient of the message due now, except those under a live lease (an
+   * attempt is delivering them: its outcome decides). False if no such message.
+   */
   retry(queueId: string): Promise<boolean>;
-  /** Removes a message and its pending recipients. False if no such message. */
+  /** Removes a message and all its recipients. False if no such message. */
   delete(queueId: string): Promise<boolean>;
   stats(): Promise<Stats>;
   /** Retention: removes up to `limit` messages received before `before` whose recipients are all final. */
@@ -142,6 +159,8 @@ export interface MessageQueue {
 export interface NewEvent {
   queueId: string;
   messageId: string;
+  /** The credential that submitted the message ('' for Relay's own, e.g. a DSN). */
+  credential: string;
   recipient: string;
   status: RecipientStatus;
   smtpCode: number | null;
@@ -154,6 +173,7 @@ export interface EventRecord {
   id: number;
   queueId: string;
   messageId: string;
+  credential: string;
   recipient: string;
   domain: string;
   status: RecipientStatus;
@@ -213,7 +233,7 @@ export interface Suppression extends NewSuppression {
 export interface SuppressionList {
   /** True when the address is suppressed for every credential or for this one. */
   isSuppressed(address: string, credential: string): Promise<boolean>;
-  /** All entries, or (credential given) those scoped to it. */
+  /** All entries, or (credential given) only those scoped to it, without the global ones. */
   list(filter?: { credential?: string }): Promise<Suppression[]>;
   /** False if the address was already on the list in that scope. */
   add(entry: NewSuppression): Promise<boolean>;

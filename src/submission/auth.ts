@@ -1,12 +1,12 @@
 /**
- * SMTP AUTH against the credentials table. scrypt is slow by design, so a successful login
- * is remembered for a short while keyed by a SHA-256 of username and password; the row is
- * still read on every login, so a revoked or re-issued credential stops working at once.
- * An unknown username is verified against a dummy hash with the same parameters, so a failed
- * login takes as long whether or not the username exists.
+ * SMTP AUTH against the credentials store. scrypt is slow by design, so a successful login is
+ * remembered for a short while keyed by a SHA-256 of username and password; the row is still
+ * read on every login, so a revoked or re-issued credential stops working at once. An unknown
+ * username is verified against a dummy hash with the same parameters, so a failed login takes
+ * as long whether or not the username exists.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { CredentialRecord, Store } from '../queue/store.js';
+import type { CredentialRecord, CredentialStore } from '../queue/storage.js';
 import { hashPasswordAsync, verifyPassword } from './password.js';
 
 const CACHE_TTL_MS = 5 * 60_000;
@@ -18,10 +18,10 @@ export class Authenticator {
   /** The hash of a random password nobody knows, for unknown usernames. */
   private readonly dummyHash: Promise<string> = hashPasswordAsync(randomBytes(16).toString('base64'));
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly credentials: Pick<CredentialStore, 'byUsername'>) {}
 
   async authenticate(username: string, password: string): Promise<CredentialRecord | undefined> {
-    const credential = this.store.credentialByUsername(username);
+    const credential = await this.credentials.byUsername(username);
     if (!credential) {
       await verifyPassword(password, await this.dummyHash);
       return undefined;

@@ -5,26 +5,26 @@
  * relay runs is used at once; a removal, an unverification or a new key takes effect within
  * TTL_MS.
  */
-import type { DomainRecord, Store } from '../queue/store.js';
+import type { DomainRecord, DomainStore } from '../queue/storage.js';
 
 const TTL_MS = 2000;
 
-/** The one method of Store that sender policy and signing need. */
+/** What sender policy and signing ask of the domain store. */
 export interface DomainLookup {
-  getDomain(name: string): DomainRecord | undefined;
+  get(name: string): Promise<DomainRecord | undefined>;
 }
 
 export class VerifiedDomainCache implements DomainLookup {
   private readonly entries = new Map<string, { record: DomainRecord; until: number }>();
 
-  constructor(private readonly store: Pick<Store, 'getDomain'>) {}
+  constructor(private readonly domains: Pick<DomainStore, 'get'>) {}
 
-  getDomain(name: string): DomainRecord | undefined {
+  async get(name: string): Promise<DomainRecord | undefined> {
     const key = name.toLowerCase();
     const now = Date.now();
     const cached = this.entries.get(key);
     if (cached && cached.until > now) return cached.record;
-    const record = this.store.getDomain(key);
+    const record = await this.domains.get(key);
     if (record?.verified) this.entries.set(key, { record, until: now + TTL_MS });
     else this.entries.delete(key);
     return record;

@@ -7,31 +7,23 @@
  */
 import type { SMTPServer } from 'smtp-server';
 import { reply } from './replies.js';
+import { closeWith421, isGreeted, type ServerConnection } from './smtp-server-internals.js';
 
 export const shuttingDown = () => reply(421, '4.3.2', 'service shutting down, try again later');
 const SHUTTING_DOWN = shuttingDown().message;
 
-type Connection = SMTPServer['connections'] extends Set<infer C> ? C : never;
-
 /** A MAIL FROM has been accepted and its transaction has not had its final reply yet. */
-const inTransaction = (connection: Connection) => Boolean(connection.session?.envelope?.mailFrom);
-
-/** Ready: greeted, not already being refused (onConnect) or closed. */
-const isGreeted = (connection: Connection) => {
-  const state = connection as unknown as { _ready?: boolean; _closing?: boolean; _closed?: boolean };
-  return Boolean(state._ready) && !state._closing && !state._closed;
-};
+const inTransaction = (connection: ServerConnection) => Boolean(connection.session?.envelope?.mailFrom);
 
 export async function drainListener(server: SMTPServer, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     for (const connection of [...server.connections]) {
-      // smtp-server closes the connection after sending a 421.
-      if (isGreeted(connection) && !inTransaction(connection)) connection.send(421, SHUTTING_DOWN);
+      if (isGreeted(connection) && !inTransaction(connection)) closeWith421(connection, SHUTTING_DOWN);
     }
     if (server.connections.size === 0 || Date.now() >= deadline) break;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  for (const connection of [...server.connections]) connection.send(421, SHUTTING_DOWN);
+  for (const connection of [...server.connections]) closeWith421(connection, SHUTTING_DOWN);
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }

@@ -4,14 +4,17 @@
  * Idempotency-Key header, or with the same client-supplied Message-ID and the same envelope
  * (the envelope is part of that key so that one message sent in recipient batches still goes
  * to every batch), is answered with the original queue id and not queued again. Keys are
- * committed with the message (store.enqueue); one still in flight makes its twin wait for it.
+ * committed with the message, and the enqueue refuses a key already committed (so two nodes
+ * receiving the same submission at once queue it once); within this process, a submission still
+ * in flight makes its twin wait for it. An Idempotency-Key repeated with another envelope is a
+ * client bug, refused (550 5.5.0; 409 on the API) rather than answered as if it had been sent.
  */
 import { createHash } from 'node:crypto';
 import type { RelayConfig } from '../config/schema.js';
-import type { Store } from '../queue/store.js';
+import type { IdempotencyStore } from '../queue/storage.js';
+import { reply } from './replies.js';
 
 const LF = 0x0a;
-const PRUNE_EVERY_MS = 60 * 60_000;
 
 /**
  * Removes every Idempotency-Key field (with its folded lines) from the header of a CRLF message,
@@ -43,42 +46,52 @@ export function takeIdempotencyKey(message: Buffer): { message: Buffer; key: str
   return { message: Buffer.concat(kept), key: key.trim() || undefined };
 }
 
-/** The keys a submission is known by: its Idempotency-Key, and its client-supplied Message-ID with the envelope. */
+/**
+ * The keys a submission is known by: its Idempotency-Key, that key with the envelope (to tell a
+ * replay from a conflicting reuse), and its client-supplied Message-ID with the envelope.
+ */
 export function idempotencyKeys(options: {
   key: string | undefined;
   clientMessageId: string | undefined;
   mailFrom: string;
   recipients: string[];
 }): string[] {
+  const envelope = createHash('sha256')
+    .update([options.mailFrom, ...options.recipients.map((r) => r.toLowerCase()).sort()].join('\n'))
+    .digest('base64url');
   const keys: string[] = [];
-  if (options.key) keys.push(`key:${options.key}`);
-  if (options.clientMessageId) {
-    const envelope = [options.mailFrom, ...options.recipients.map((r) => r.toLowerCase()).sort()].join('\n');
-    keys.push(`mid:${options.clientMessageId} ${createHash('sha256').update(envelope).digest('base64url')}`);
-  }
+  if (options.key) keys.push(`key:${options.key}`, `${ENVELOPE_OF}${envelope} ${options.key}`);
+  if (options.clientMessageId) keys.push(`mid:${options.clientMessageId} ${envelope}`);
   return keys;
+}
+
+const ENVELOPE_OF = 'key-envelope:';
+
+/** The queue id a submission is known by, and whether it repeats one already committed. */
+export interface Accepted {
+  queueId: string;
+  duplicate: boolean;
 }
 
 export class IdempotentSubmissions {
   /** credential + key → the submission in flight under it. */
-  private readonly inFlight = new Map<string, Promise<string>>();
-  private prunedAt = 0;
+  private readonly inFlight = new Map<string, Promise<Accepted>>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: IdempotencyStore,
     private readonly config: RelayConfig,
   ) {}
 
   /** The original queue id when an equal submission was accepted, else runs `submit` and returns its queue id. */
-  async once(credential: string, keys: string[], submit: () => Promise<string>): Promise<{ queueId: string; duplicate: boolean }> {
-    if (keys.length === 0) return { queueId: await submit(), duplicate: false };
-    const now = Date.now();
-    const window = this.config.limits.idempotency_window;
-    this.prune(now - window);
+  async once(credential: string, keys: string[], submit: () => Promise<Accepted>): Promise<Accepted> {
+    if (keys.length === 0) return submit();
+    const since = this.since();
     for (;;) {
       for (const key of keys) {
-        const queueId = this.store.findIdempotentSubmission(credential, key, now - window);
-        if (queueId) return { queueId, duplicate: true };
+        const queueId = await this.store.find(credential, key, since);
+        if (!queueId) continue;
+        await this.checkSameEnvelope(credential, keys, queueId, since);
+        return { queueId, duplicate: true };
       }
       const running = keys.map((key) => this.inFlight.get(`${credential}\0${key}`)).find((p) => p !== undefined);
       if (!running) break;
@@ -89,15 +102,22 @@ export class IdempotentSubmissions {
     const names = keys.map((key) => `${credential}\0${key}`);
     for (const name of names) this.inFlight.set(name, submission);
     try {
-      return { queueId: await submission, duplicate: false };
+      return await submission;
     } finally {
       for (const name of names) if (this.inFlight.get(name) === submission) this.inFlight.delete(name);
     }
   }
 
-  private prune(before: number): void {
-    if (Date.now() - this.prunedAt < PRUNE_EVERY_MS) return;
-    this.prunedAt = Date.now();
-    this.store.pruneIdempotencyKeys(before);
+  /** A repeated Idempotency-Key must come with the envelope it was first used with. */
+  async checkSameEnvelope(credential: string, keys: string[], queueId: string, since: number): Promise<void> {
+    const envelopeKey = keys.find((k) => k.startsWith(ENVELOPE_OF));
+    if (!envelopeKey || (await this.store.find(credential, envelopeKey, since)) === queueId) return;
+    const key = envelopeKey.slice(envelopeKey.indexOf(' ') + 1);
+    throw reply(550, '5.5.0', `Idempotency-Key "${key}" was already used for message ${queueId} with other recipients or another sender`);
+  }
+
+  /** Keys recorded before this are forgotten. */
+  since(now = Date.now()): number {
+    return now - this.config.limits.idempotency_window;
   }
 }

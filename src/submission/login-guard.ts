@@ -1,51 +1,71 @@
 /**
- * AUTH brute-force protection shared by every door: failures are counted per client IP and per
- * username; past limits.auth_failures_per_ip / _per_user within limits.auth_failure_window, every
- * login from that IP or for that username is refused with 454 4.7.0 for limits.auth_lockout,
- * right password or not, so a locked-out attacker learns nothing. Successful logins are not slowed.
+ * AUTH brute-force protection shared by every door and every node (the failures are kept in
+ * storage). Failures are counted per client IP, per username from that IP, and per username
+ * from anywhere with a higher threshold; past limits.auth_failures_per_ip, _per_user or
+ * _per_user_total within limits.auth_failure_window, logins from that IP, or for that username
+ * (from that IP, or from anywhere), are refused with 454 4.7.0 for limits.auth_lockout, right
+ * password or not, so a locked-out attacker learns nothing. Counting per username and IP keeps
+ * one attacker from locking a real user out everywhere. Successful logins are not slowed.
  */
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { CredentialRecord, Store } from '../queue/store.js';
+import type { CredentialRecord, CredentialStore, LimitStore } from '../queue/storage.js';
 import { Authenticator } from './auth.js';
-import { FailureCounter } from './failure-counter.js';
 import { reply } from './replies.js';
+
+type Limit = 'auth_failures_per_ip' | 'auth_failures_per_user' | 'auth_failures_per_user_total';
 
 export class LoginGuard {
   private readonly authenticator: Authenticator;
-  private readonly byIp: FailureCounter;
-  private readonly byUser: FailureCounter;
 
   constructor(
-    store: Store,
-    config: RelayConfig,
+    credentials: Pick<CredentialStore, 'byUsername'>,
+    private readonly limits: LimitStore,
+    private readonly config: RelayConfig,
     private readonly logger: Logger,
   ) {
-    this.authenticator = new Authenticator(store);
-    const limits = (limit: 'auth_failures_per_ip' | 'auth_failures_per_user') => () => ({
-      limit: config.limits[limit],
-      windowMs: config.limits.auth_failure_window,
-      lockoutMs: config.limits.auth_lockout,
-    });
-    this.byIp = new FailureCounter(limits('auth_failures_per_ip'));
-    this.byUser = new FailureCounter(limits('auth_failures_per_user'));
+    this.authenticator = new Authenticator(credentials);
   }
 
   /** The credential, or throws 535 5.7.8 (wrong login) or 454 4.7.0 (cooling off). */
   async authenticate(username: string, password: string, remoteAddress: string): Promise<CredentialRecord> {
-    const userKey = username.toLowerCase();
-    if (this.byIp.isLocked(remoteAddress) || this.byUser.isLocked(userKey)) {
+    const keys = this.keys(username, remoteAddress);
+    const counts = await this.failures(keys);
+    if (this.isLocked(keys, counts)) {
       this.logger.warn({ remote: remoteAddress }, 'authentication refused: too many recent failures');
       throw reply(454, '4.7.0', 'too many failed logins: try again later');
     }
     const credential = await this.authenticator.authenticate(username, password);
     if (!credential) {
-      this.byIp.fail(remoteAddress);
-      this.byUser.fail(userKey);
+      const since = Date.now() - this.config.limits.auth_failure_window;
+      await Promise.all(keys.map(([key]) => this.limits.recordLoginFailure(key, Date.now(), since)));
       this.logger.warn({ remote: remoteAddress }, 'authentication failed');
       throw reply(535, '5.7.8', 'Authentication credentials invalid');
     }
-    this.byUser.clear(userKey);
+    // Only a login that follows failures writes: the common case stays a read.
+    if (counts[1]!.count > 0) await this.limits.clearLoginFailures(keys[1]![0]);
     return credential;
+  }
+
+  private keys(username: string, remoteAddress: string): [string, Limit][] {
+    const user = username.toLowerCase();
+    return [
+      [`ip:${remoteAddress}`, 'auth_failures_per_ip'],
+      [`user-ip:${user} ${remoteAddress}`, 'auth_failures_per_user'],
+      [`user:${user}`, 'auth_failures_per_user_total'],
+    ];
+  }
+
+  /** Failures under each key; a lockout outlives the window it was earned in, so look back over both. */
+  private failures(keys: [string, Limit][]): Promise<{ count: number; lastAt: number | null }[]> {
+    const { auth_failure_window: window, auth_lockout: lockout } = this.config.limits;
+    const since = Date.now() - window - lockout;
+    return Promise.all(keys.map(([key]) => this.limits.loginFailures(key, since)));
+  }
+
+  private isLocked(keys: [string, Limit][], counts: { count: number; lastAt: number | null }[]): boolean {
+    const now = Date.now();
+    const lockout = this.config.limits.auth_lockout;
+    return counts.some(({ count, lastAt }, i) => count >= this.config.limits[keys[i]![1]] && lastAt !== null && lastAt + lockout > now);
   }
 }

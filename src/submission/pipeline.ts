@@ -2,29 +2,40 @@
  * The acceptance pipeline every door into Relay goes through (the SMTP listeners and the HTTP API):
  * sender policy, recipient checks, then cleanup, header policy, DKIM signing and the durable
  * enqueue. Refusals are SmtpReply errors with exact codes; anything unexpected becomes a
- * temporary 451 4.3.0 (452 4.3.1 for a full disk), never a 5xx.
+ * temporary 451 4.3.0 (452 4.3.1 for a full storage), never a 5xx.
  */
 import type { RelayConfig } from '../config/schema.js';
+import { domainOf } from '../envelope/address.js';
 import type { Logger } from '../log.js';
-import type { CredentialRecord, Store } from '../queue/store.js';
+import type { CredentialRecord, Storage } from '../queue/storage.js';
 import type { DkimSigner } from '../signing/dkim.js';
-import { CredentialQuota } from './quota.js';
+import { ActiveCredentials } from './active-credentials.js';
+import { CredentialQuota, overQuota } from './quota.js';
 import { VerifiedDomainCache } from './domain-cache.js';
-import { IdempotentSubmissions, idempotencyKeys, takeIdempotencyKey } from './idempotency.js';
+import { IdempotentSubmissions, idempotencyKeys, takeIdempotencyKey, type Accepted } from './idempotency.js';
 import { LoginGuard } from './login-guard.js';
 import { normaliseLineEndings, prepareMessage, readHeader, type TraceInfo } from './message.js';
 import { checkRecipientAddress } from './recipient-address.js';
-import { checkSender, domainOfAddress } from './policy.js';
+import { checkSender } from './policy.js';
 import { internalFailureReply } from './faults.js';
 import { reply, SmtpReply } from './replies.js';
 
+/** Told what the pipeline decides, for metrics; never changes a decision. */
+export interface PipelineObserver {
+  refused(refusal: SmtpReply): void;
+  /** A message was committed to the queue (not a repeat of one already queued). */
+  queued(): void;
+  loginFailed(): void;
+}
+
 export interface PipelineDeps {
   config: RelayConfig;
-  store: Store;
+  storage: Pick<Storage, 'queue' | 'events' | 'suppressions' | 'domains' | 'credentials' | 'limits' | 'idempotency'>;
   signer: DkimSigner;
   logger: Logger;
   /** Called after each commit so delivery starts without waiting for its next poll. */
   onQueued: () => void;
+  observer?: PipelineObserver;
 }
 
 export interface Submission {
@@ -41,23 +52,38 @@ export class SubmissionPipeline {
   private readonly quota: CredentialQuota;
   private readonly idempotent: IdempotentSubmissions;
   private readonly domains: VerifiedDomainCache;
+  private readonly active: ActiveCredentials;
 
   constructor(private readonly deps: PipelineDeps) {
-    this.logins = new LoginGuard(deps.store, deps.config, deps.logger);
-    this.quota = new CredentialQuota(deps.store);
-    this.idempotent = new IdempotentSubmissions(deps.store, deps.config);
-    this.domains = new VerifiedDomainCache(deps.store);
+    const { storage, config, logger } = deps;
+    this.logins = new LoginGuard(storage.credentials, storage.limits, config, logger);
+    this.quota = new CredentialQuota(storage.limits);
+    this.idempotent = new IdempotentSubmissions(storage.idempotency, config);
+    this.domains = new VerifiedDomainCache(storage.domains);
+    this.active = new ActiveCredentials(storage.credentials);
   }
 
   /** The credential for a login, or throws 535 5.7.8 (wrong) or 454 4.7.0 (brute-force cooling off; login-guard.ts). */
-  authenticate(username: string, password: string, remoteAddress: string): Promise<CredentialRecord> {
-    return this.logins.authenticate(username, password, remoteAddress);
+  async authenticate(username: string, password: string, remoteAddress: string): Promise<CredentialRecord> {
+    try {
+      return await this.logins.authenticate(username, password, remoteAddress);
+    } catch (err) {
+      if (err instanceof SmtpReply) this.deps.observer?.loginFailed();
+      throw err;
+    }
   }
 
-  /** The envelope sender check (MAIL FROM). */
-  checkEnvelopeSender(credential: CredentialRecord, address: string): SmtpReply | undefined {
-    if (address === '') return reply(550, '5.7.1', 'null reverse-path is not accepted for submission');
-    return checkSender(this.domains, credential, address, 'envelope sender');
+  /**
+   * The envelope sender check (MAIL FROM). The credential is read again (within 2 s), so a
+   * revoke stops sessions that logged in before it.
+   */
+  async checkEnvelopeSender(credential: CredentialRecord, address: string): Promise<SmtpReply | undefined> {
+    return this.observed(async () => {
+      const current = await this.active.get(credential.name);
+      if (!current) return reply(550, '5.7.8', `credential ${credential.name} has been revoked`);
+      if (address === '') return reply(550, '5.7.1', 'null reverse-path is not accepted for submission');
+      return checkSender(this.domains, current, address, 'envelope sender');
+    });
   }
 
   /**
@@ -65,27 +91,30 @@ export class SubmissionPipeline {
    * recipient is reserved against the credential's rate and quotas until the transaction is
    * accepted or abandoned.
    */
-  checkRecipient(credential: CredentialRecord, queueId: string, address: string, accepted: number): SmtpReply | undefined {
-    const { store, config, logger } = this.deps;
-    const max = config.limits.max_recipients;
-    if (accepted >= max) return reply(452, '4.5.3', `too many recipients (at most ${max} per message)`, 'recipients');
-    const badAddress = checkRecipientAddress(address);
-    if (badAddress) return badAddress;
-    if (!store.isSuppressed(address)) return this.reserve(credential, queueId, [address]);
-    const refusal = reply(550, '5.1.1', `recipient <${address}> is on the suppression list`);
-    store
-      .recordEvent({
-        queue_id: queueId,
-        message_id: '',
-        recipient: address,
-        status: 'suppressed',
-        smtp_code: 550,
-        response: `550 ${refusal.message}`,
-        category: 'suppressed',
-      })
-      .catch((err) => logger.error({ err }, 'could not record suppressed event'));
-    logger.info({ queueId, recipientDomain: domainOfAddress(address), status: 'suppressed' }, 'recipient suppressed');
-    return refusal;
+  async checkRecipient(credential: CredentialRecord, queueId: string, address: string, accepted: number): Promise<SmtpReply | undefined> {
+    return this.observed(async () => {
+      const { storage, config, logger } = this.deps;
+      const max = config.limits.max_recipients;
+      if (accepted >= max) return reply(452, '4.5.3', `too many recipients (at most ${max} per message)`, 'recipients');
+      const badAddress = checkRecipientAddress(address);
+      if (badAddress) return badAddress;
+      if (!(await storage.suppressions.isSuppressed(address, credential.name))) return this.reserve(credential, queueId, [address]);
+      const refusal = reply(550, '5.1.1', `recipient <${address}> is on the suppression list`);
+      storage.events
+        .record({
+          queueId,
+          messageId: '',
+          credential: credential.name,
+          recipient: address,
+          status: 'suppressed',
+          smtpCode: 550,
+          response: `550 ${refusal.message}`,
+          category: 'suppressed',
+        })
+        .catch((err: unknown) => logger.error({ err }, 'could not record suppressed event'));
+      logger.info({ queueId, recipientDomain: domainOf(address), status: 'suppressed' }, 'recipient suppressed');
+      return refusal;
+    });
   }
 
   /** A transaction that ends without accept() (RSET, a new MAIL, disconnect) gives back its reservation. */
@@ -111,11 +140,14 @@ export class SubmissionPipeline {
       const result = await this.idempotent.once(credential.name, keys, () => this.enqueue(submission, message, keys));
       if (result.duplicate) {
         logger.info({ queueId: result.queueId, credential: credential.name, duplicate: queueId }, 'repeated submission: not queued again');
+      } else {
+        this.deps.observer?.queued();
       }
       return result.queueId;
     } catch (err) {
       if (err instanceof SmtpReply) {
         logger.info({ queueId, credential: credential.name, refused: err.message }, 'message refused');
+        this.deps.observer?.refused(err);
         throw err;
       }
       logger.error({ queueId, err }, 'could not queue message');
@@ -125,29 +157,37 @@ export class SubmissionPipeline {
     }
   }
 
+  private async observed(check: () => Promise<SmtpReply | undefined>): Promise<SmtpReply | undefined> {
+    const refusal = await check();
+    if (refusal) this.deps.observer?.refused(refusal);
+    return refusal;
+  }
+
   /** Reserves recipients against the credential's limits; the refusal is logged for the operator. */
-  private reserve(credential: CredentialRecord, queueId: string, recipients: string[]): SmtpReply | undefined {
-    const refusal = this.quota.reserve(credential.name, queueId, recipients);
+  private async reserve(credential: CredentialRecord, queueId: string, recipients: string[]): Promise<SmtpReply | undefined> {
+    const refusal = await this.quota.reserve(credential.name, queueId, recipients);
     if (refusal) this.deps.logger.warn({ queueId, credential: credential.name, refused: refusal.message }, 'over credential limit');
     return refusal;
   }
 
-  private async enqueue(submission: Submission, message: Buffer, idempotencyKeys: string[]): Promise<string> {
-    const { store, config, signer, logger } = this.deps;
-    const { queueId, credential, recipients } = submission;
+  private async enqueue(submission: Submission, message: Buffer, idempotencyKeys: string[]): Promise<Accepted> {
+    const { storage, config, signer, logger } = this.deps;
+    const { queueId, recipients } = submission;
+    const credential = await this.active.get(submission.credential.name);
+    if (!credential) throw reply(550, '5.7.8', `credential ${submission.credential.name} has been revoked`);
     // Doors that do not check recipients one by one (the HTTP API) are held to the limits here.
-    const overLimit = this.reserve(credential, queueId, recipients);
+    const overLimit = await this.reserve(credential, queueId, recipients);
     if (overLimit) throw overLimit;
     const prepared = prepareMessage(message, { ...submission.trace, queueId, hostname: config.hostname });
     for (const address of prepared.from) {
-      const refusal = checkSender(this.domains, credential, address, 'header From');
+      const refusal = await checkSender(this.domains, credential, address, 'header From');
       if (refusal) throw refusal;
     }
     if (prepared.sender) {
-      const refusal = checkSender(this.domains, credential, prepared.sender, 'header Sender');
+      const refusal = await checkSender(this.domains, credential, prepared.sender, 'header Sender');
       if (refusal) throw refusal;
     }
-    const signingDomain = this.domains.getDomain(domainOfAddress(prepared.from[0]!))!;
+    const signingDomain = (await this.domains.get(domainOf(prepared.from[0]!)))!;
     const signed = await signer.signAsync(prepared.bytes, {
       domain: signingDomain.name,
       selector: signingDomain.selector,
@@ -155,7 +195,7 @@ export class SubmissionPipeline {
       privateKeyPem: signingDomain.privateKeyPem,
     });
     const now = Date.now();
-    await store.enqueue({
+    const result = await storage.queue.enqueue({
       queueId,
       messageId: prepared.messageId,
       credential: credential.name,
@@ -165,11 +205,21 @@ export class SubmissionPipeline {
       receivedAt: now,
       expiresAt: now + config.delivery.max_queue_age,
       idempotencyKeys,
+      idempotencySince: this.idempotent.since(now),
+      quota: await this.quota.caps(credential.name),
     });
-    for (const domain of new Set(recipients.map(domainOfAddress))) {
+    if (result.status === 'duplicate') {
+      await this.idempotent.checkSameEnvelope(credential.name, idempotencyKeys, result.queueId, this.idempotent.since(now));
+      return { queueId: result.queueId, duplicate: true };
+    }
+    if (result.status === 'over-quota') {
+      const caps = await this.quota.caps(credential.name);
+      throw overQuota(credential.name, result.period, caps[result.period], now);
+    }
+    for (const domain of new Set(recipients.map(domainOf))) {
       logger.info({ queueId, credential: credential.name, recipientDomain: domain, status: 'queued', size: signed.length }, 'message queued');
     }
     this.deps.onQueued();
-    return queueId;
+    return { queueId, duplicate: false };
   }
 }

@@ -1,20 +1,15 @@
 /**
  * Per-credential rate limits and quotas, counted in recipients: a token bucket per credential
- * (in memory, per process) and daily/monthly limits checked against the durable usage the store
- * commits with each enqueue, plus the recipients reserved by transactions still in progress
- * (so concurrent sessions cannot overshoot). Over a limit is 451 4.7.1 with the reason, at RCPT.
+ * kept in storage (so every node draws from one bucket), and daily/monthly limits checked at RCPT
+ * against the durable usage plus the recipients reserved by this process's transactions still in
+ * progress. That early check is advisory across nodes: the enqueue itself commits only within the
+ * quota (NewMessage.quota), so N recipients a day means N however many nodes share the database.
+ * Over a limit is 451 4.7.1 with the reason.
  */
-import type { Store } from '../queue/store.js';
+import type { CredentialLimits, LimitStore } from '../queue/storage.js';
 import { usagePeriods } from '../queue/usage-periods.js';
 import { describeRate } from './rate.js';
 import { reply, type SmtpReply } from './replies.js';
-
-interface Bucket {
-  tokens: number;
-  at: number;
-  count: number;
-  perSeconds: number;
-}
 
 interface Reservation {
   credential: string;
@@ -22,23 +17,22 @@ interface Reservation {
 }
 
 export class CredentialQuota {
-  private readonly buckets = new Map<string, Bucket>();
   /** Transaction (queue id) → the recipients it has reserved. */
   private readonly reservations = new Map<string, Reservation>();
   /** Credential → recipients reserved by its transactions not yet committed. */
   private readonly pending = new Map<string, number>();
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly limits: LimitStore) {}
 
   /**
    * Reserves the recipients of transaction `queueId` that it has not reserved yet, all or none.
    * Undefined when they fit, else the 451 4.7.1 refusal.
    */
-  reserve(credential: string, queueId: string, addresses: string[], now = Date.now()): SmtpReply | undefined {
+  async reserve(credential: string, queueId: string, addresses: string[], now = Date.now()): Promise<SmtpReply | undefined> {
     const reservation = this.reservations.get(queueId) ?? { credential, addresses: new Set<string>() };
     const fresh = [...new Set(addresses.map((a) => a.toLowerCase()))].filter((a) => !reservation.addresses.has(a));
     if (fresh.length === 0) return undefined;
-    const refusal = this.check(credential, fresh.length, now);
+    const refusal = await this.check(credential, fresh.length, now);
     if (refusal) return refusal;
     for (const address of fresh) reservation.addresses.add(address);
     this.reservations.set(queueId, reservation);
@@ -56,39 +50,35 @@ export class CredentialQuota {
     else this.pending.delete(reservation.credential);
   }
 
-  private check(credential: string, n: number, now: number): SmtpReply | undefined {
-    const limits = this.store.getCredentialLimits(credential);
+  private async check(credential: string, n: number, now: number): Promise<SmtpReply | undefined> {
+    const limits = await this.limits.get(credential);
     if (limits.daily != null || limits.monthly != null) {
-      const used = this.store.credentialUsage(credential, now);
+      const used = await this.limits.usage(credential, now);
       const inFlight = this.pending.get(credential) ?? 0;
-      const periods = usagePeriods(now);
-      for (const [limit, count, name, endsAt] of [
-        [limits.daily, used.day, 'daily', periods.dayEndsAt],
-        [limits.monthly, used.month, 'monthly', periods.monthEndsAt],
+      for (const [limit, count, name] of [
+        [limits.daily, used.day, 'daily'],
+        [limits.monthly, used.month, 'monthly'],
       ] as const) {
-        if (limit != null && count + inFlight + n > limit) {
-          const resets = new Date(endsAt).toISOString().replace('.000Z', 'Z');
-          return reply(451, '4.7.1', `credential ${credential} is over its ${name} quota of ${limit} recipients; resets at ${resets}`);
-        }
+        if (limit != null && count + inFlight + n > limit) return overQuota(credential, name, limit, now);
       }
     }
-    if (limits.rate && !this.take(credential, limits.rate, n, now)) {
+    if (limits.rate && !(await this.limits.takeTokens(credential, limits.rate, n, now))) {
       return reply(451, '4.7.1', `credential ${credential} is over its rate of ${describeRate(limits.rate)}; try again in a moment`);
     }
     return undefined;
   }
 
-  /** Token bucket holding at most one period's worth; false (and nothing taken) when short. */
-  private take(credential: string, rate: { count: number; perSeconds: number }, n: number, now: number): boolean {
-    let bucket = this.buckets.get(credential);
-    if (!bucket || bucket.count !== rate.count || bucket.perSeconds !== rate.perSeconds) {
-      bucket = { tokens: rate.count, at: now, ...rate };
-      this.buckets.set(credential, bucket);
-    }
-    bucket.tokens = Math.min(rate.count, bucket.tokens + ((now - bucket.at) * rate.count) / (rate.perSeconds * 1000));
-    bucket.at = now;
-    if (bucket.tokens < n) return false;
-    bucket.tokens -= n;
-    return true;
+  /** The caps the enqueue enforces atomically. */
+  async caps(credential: string): Promise<Pick<CredentialLimits, 'daily' | 'monthly'>> {
+    const { daily, monthly } = await this.limits.get(credential);
+    return { daily, monthly };
   }
+}
+
+/** 451 4.7.1 naming the quota and when it resets. */
+export function overQuota(credential: string, period: 'daily' | 'monthly', limit: number | null, now: number): SmtpReply {
+  const periods = usagePeriods(now);
+  const endsAt = period === 'daily' ? periods.dayEndsAt : periods.monthEndsAt;
+  const resets = new Date(endsAt).toISOString().replace('.000Z', 'Z');
+  return reply(451, '4.7.1', `credential ${credential} is over its ${period} quota of ${limit} recipients; resets at ${resets}`);
 }

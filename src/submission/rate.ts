@@ -1,5 +1,5 @@
 /** Credential rate limits as written on the command line and shown back: "20/s", "600/m", "10000/h". */
-import type { CredentialLimits } from '../queue/store.js';
+import type { CredentialLimits } from '../queue/storage.js';
 
 type Rate = NonNullable<CredentialLimits['rate']>;
 

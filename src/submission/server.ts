@@ -8,7 +8,7 @@ import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { newQueueId } from '../queue/ids.js';
-import type { CredentialRecord, Store } from '../queue/store.js';
+import type { CredentialRecord } from '../queue/storage.js';
 import type { ConnectionLimiter } from './connection-limiter.js';
 import { guardAccept } from './accept-guard.js';
 import { hideAuthBeforeTls } from './auth-before-tls.js';
@@ -24,7 +24,6 @@ type Listener = RelayConfig['listeners'][number];
 
 export interface SubmissionDeps {
   config: RelayConfig;
-  store: Store;
   logger: Logger;
   tls: TlsMaterial;
   pipeline: SubmissionPipeline;
@@ -74,12 +73,16 @@ export class SubmissionServer {
       onAuth: (auth, session, callback) => {
         this.deadlines.arm(session.id);
         this.pipeline.authenticate(auth.username ?? '', auth.password ?? '', session.remoteAddress).then(
-          (user) => callback(null, { user }),
+          (credential) => callback(null, { user: credential }),
           (err: unknown) => callback(this.authRefused(session, err)),
         );
       },
-      onMailFrom: (address, session, callback) => callback(this.guard(() => this.mailFrom(address.address, session))),
-      onRcptTo: (address, session, callback) => callback(this.guard(() => this.rcptTo(address.address, session))),
+      onMailFrom: (address, session, callback) => {
+        this.guard(this.mailFrom(address.address, session)).then(callback);
+      },
+      onRcptTo: (address, session, callback) => {
+        this.guard(this.rcptTo(address.address, session)).then(callback);
+      },
       onData: (stream, session, callback) => {
         this.deadlines.arm(session.id);
         const chunks: Buffer[] = [];
@@ -145,14 +148,12 @@ export class SubmissionServer {
     Object.assign(this.server.options, connectionOptions(this.deps.config.limits));
   }
 
-  /** Runs a session step that reads the store; an exception (a database fault) becomes a 4xx reply instead of crashing the listener. */
-  private guard<T>(step: () => T): T | SmtpReply {
-    try {
-      return step();
-    } catch (err) {
+  /** A session step that reads storage: a failure (a database fault) becomes a 4xx reply instead of crashing the listener. */
+  private guard(step: Promise<SmtpReply | null>): Promise<SmtpReply | null> {
+    return step.catch((err: unknown) => {
       this.deps.logger.error({ listener: this.listener.name, err }, 'session step failed');
       return internalFailureReply(err);
-    }
+    });
   }
 
   /** onConnect: refused while draining (the connection limits were applied at accept), else the command timeout starts. */
@@ -188,20 +189,20 @@ export class SubmissionServer {
     return transaction;
   }
 
-  private mailFrom(address: string, session: SMTPServerSession): SmtpReply | null {
+  private async mailFrom(address: string, session: SMTPServerSession): Promise<SmtpReply | null> {
     this.deadlines.arm(session.id);
     // After RSET or a refused DATA, smtp-server starts a new transaction without telling us.
     this.endTransaction(session.id);
-    const refusal = this.pipeline.checkEnvelopeSender(credentialOf(session), address);
+    const refusal = await this.pipeline.checkEnvelopeSender(credentialOf(session), address);
     if (refusal) return refusal;
     this.transactions.set(session.id, { queueId: newQueueId() });
     return null;
   }
 
-  private rcptTo(address: string, session: SMTPServerSession): SmtpReply | null {
+  private async rcptTo(address: string, session: SMTPServerSession): Promise<SmtpReply | null> {
     this.deadlines.arm(session.id);
     const { queueId } = this.transactions.get(session.id)!;
-    return this.pipeline.checkRecipient(credentialOf(session), queueId, address, session.envelope.rcptTo.length) ?? null;
+    return (await this.pipeline.checkRecipient(credentialOf(session), queueId, address, session.envelope.rcptTo.length)) ?? null;
   }
 
   private async data(raw: Buffer, session: SMTPServerSession): Promise<string> {

@@ -6,6 +6,7 @@
  */
 import type { SMTPServer } from 'smtp-server';
 import { reply } from './replies.js';
+import { closeWith421 } from './smtp-server-internals.js';
 
 export class StepDeadlines {
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -32,8 +33,7 @@ export class StepDeadlines {
   private expire(sessionId: string): void {
     this.timers.delete(sessionId);
     for (const connection of this.server.connections) {
-      // smtp-server closes the connection after sending a 421.
-      if (connection.id === sessionId) connection.send(421, reply(421, '4.4.2', 'command timeout: closing connection').message);
+      if (connection.id === sessionId) closeWith421(connection, reply(421, '4.4.2', 'command timeout: closing connection').message);
     }
   }
 }

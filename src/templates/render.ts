@@ -5,7 +5,7 @@
  * silently empty hole in a customer's mail.
  */
 import Mustache from 'mustache';
-import type { TemplateRecord } from '../queue/store.js';
+import type { TemplateRecord } from '../queue/storage.js';
 
 export type Variables = Record<string, unknown>;
 

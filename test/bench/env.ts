@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { openStore } from '../../src/queue/sqlite.js';
+import { openSqlite } from '../../src/queue/sqlite/index.js';
 import { createSelfSignedCertificate } from '../../src/submission/tls.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns.js';
 import { addCredential, addSenderDomain } from '../helpers/relay.js';
@@ -54,7 +54,7 @@ export async function startBenchEnv(): Promise<BenchEnv> {
 }
 
 /** A new relay directory: config (production-like: info logs, fsync'd queue), domain, credential. */
-export function newRelayDir(env: BenchEnv, name: string, paused: boolean): RelayDir {
+export async function newRelayDir(env: BenchEnv, name: string, paused: boolean): Promise<RelayDir> {
   const dir = mkdtempSync(path.join(env.root, `${name}-`));
   const configFile = path.join(dir, 'relay.yaml');
   const write = (paused: boolean) =>
@@ -73,9 +73,12 @@ export function newRelayDir(env: BenchEnv, name: string, paused: boolean): Relay
       }),
     );
   write(paused);
-  const store = openStore({ database: path.join(dir, 'relay.db') });
-  addSenderDomain(store, SENDER_DOMAIN, { algorithm: 'rsa' });
-  const { username, password } = addCredential(store, 'bench-app', [SENDER_DOMAIN]);
-  store.close();
-  return { configFile, user: username, pass: password, setPaused: write };
+  const storage = await openSqlite(path.join(dir, 'relay.db'));
+  try {
+    await addSenderDomain(storage, SENDER_DOMAIN, { algorithm: 'rsa' });
+    const { username, password } = await addCredential(storage, 'bench-app', [SENDER_DOMAIN]);
+    return { configFile, user: username, pass: password, setPaused: write };
+  } finally {
+    await storage.close();
+  }
 }

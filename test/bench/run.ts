@@ -94,7 +94,7 @@ async function startRelay(dir: RelayDir): Promise<RelayProcess> {
 
 /** A fresh relay, warmed up (JIT, key cache, outbound sessions) before the measured load. */
 async function withRelay<T>(env: BenchEnv, name: string, paused: boolean, fn: (dir: RelayDir, relay: RelayProcess) => Promise<T>): Promise<T> {
-  const dir = newRelayDir(env, name, paused);
+  const dir = await newRelayDir(env, name, paused);
   const relay = await startRelay(dir);
   try {
     env.sink.reset();
@@ -145,7 +145,7 @@ async function backlog(env: BenchEnv): Promise<void> {
 
   for (const queued of [0, SIZES.backlog]) {
     const label = queued === 0 ? 'empty queue' : `${queued} queued`;
-    const dir = newRelayDir(env, `backlog-${queued}`, true);
+    const dir = await newRelayDir(env, `backlog-${queued}`, true);
     let relay = await startRelay(dir);
     let pending = 0;
     try {

@@ -65,7 +65,7 @@ export async function startBenchSink(): Promise<BenchSink> {
     socket.on('error', () => socket.destroy());
     socket.write('220 sink.bench ESMTP\r\n');
     let inData = false;
-    let pending = Buffer.alloc(0);
+    let pending: Buffer = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
       let replies = '';

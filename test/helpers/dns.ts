@@ -7,6 +7,9 @@
  */
 import { createServer, Packet } from 'dns2';
 
+/** RFC 1035 4.1.1 response codes (dns2 has them as Packet.RCODE, which its typings omit). */
+const RCODE = { SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
+
 export interface ZoneEntry {
   mx?: { exchange: string; priority: number }[];
   a?: string[];
@@ -70,8 +73,8 @@ export async function startDnsServer(zone: Zone = {}): Promise<TestDnsServer> {
       queries.push(`${normalise(question.name)} ${typeName(question.type)}`);
       const entry = records.get(normalise(question.name));
       if (entry?.silent) return;
-      if (!entry) response.header.rcode = Packet.RCODE.NXDOMAIN;
-      else if (entry.rcode) response.header.rcode = Packet.RCODE[entry.rcode];
+      if (!entry) response.header.rcode = RCODE.NXDOMAIN;
+      else if (entry.rcode) response.header.rcode = RCODE[entry.rcode];
       else if (entry.cname) {
         const { name, type } = question;
         response.answers.push({ name, type: Packet.TYPE.CNAME, class: Packet.CLASS.IN, ttl: 60, domain: entry.cname } as never);

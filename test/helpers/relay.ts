@@ -13,7 +13,7 @@ import { startRelay, type RunningRelay } from '../../src/relay.js';
 import { dnsRecords, newVerificationToken } from '../../src/domains/records.js';
 import { generateDkimKey, type DkimAlgorithm } from '../../src/signing/dkim.js';
 import { hashPassword } from '../../src/submission/password.js';
-import type { Store } from '../../src/queue/store.js';
+import type { Storage } from '../../src/queue/storage.js';
 
 export type ConfigOverrides = Record<string, unknown>;
 
@@ -61,9 +61,9 @@ export async function startTestRelay(overrides: ConfigOverrides = {}, options: {
   return { ...relay, configFile, dir: path.dirname(configFile) };
 }
 
-/** What `relay domain add` + a passing `relay domain verify` leave in the store. Returns the DNS records to publish. */
-export function addSenderDomain(
-  store: Store,
+/** What `relay domain add` + a passing `relay domain verify` leave in storage. Returns the DNS records to publish. */
+export async function addSenderDomain(
+  storage: Pick<Storage, 'domains'>,
   name: string,
   options: { verified?: boolean; algorithm?: DkimAlgorithm; selector?: string; hostname?: string } = {},
 ) {
@@ -76,14 +76,14 @@ export function addSenderDomain(
     publicKey: key.publicKey,
     verificationToken: newVerificationToken(),
   } as const;
-  store.addDomain(domain);
-  if (options.verified ?? true) store.setDomainVerification(name, true, {});
+  await storage.domains.add(domain);
+  if (options.verified ?? true) await storage.domains.setVerification(name, true, {});
   return dnsRecords(domain, options.hostname ?? 'relay.test');
 }
 
 /** What `relay credential add` does; returns the password it would print once. */
-export function addCredential(store: Store, name: string, domains: string[]): { username: string; password: string } {
+export async function addCredential(storage: Pick<Storage, 'credentials'>, name: string, domains: string[]): Promise<{ username: string; password: string }> {
   const password = `pw-${name}-${Math.random().toString(36).slice(2)}`;
-  store.addCredential({ name, username: name, passwordHash: hashPassword(password), domains });
+  await storage.credentials.add({ name, username: name, passwordHash: hashPassword(password), domains });
   return { username: name, password };
 }

@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { loadConfig } from '../../src/config/load.js';
-import { openStore } from '../../src/queue/sqlite.js';
+import { openStorage } from '../../src/queue/open.js';
 import { spawnCli } from './cli.js';
 import { addCredential, addSenderDomain, writeTestConfig, type ConfigOverrides } from './relay.js';
 import { waitFor } from './wait.js';
@@ -33,11 +33,14 @@ export async function prepareServe(overrides: ConfigOverrides = {}): Promise<Ser
   const port = await freePort();
   const configFile = writeTestConfig({ listeners: [{ name: 'smtps', host: '127.0.0.1', port, tls: 'implicit' }], ...overrides });
   const config = loadConfig(configFile);
-  const store = openStore(config);
-  addSenderDomain(store, 'acme.test');
-  const creds = addCredential(store, 'app', ['acme.test']);
-  store.close();
-  return { configFile, dir: path.dirname(configFile), database: config.database, port, creds };
+  const storage = await openStorage(config);
+  try {
+    await addSenderDomain(storage, 'acme.test');
+    const creds = await addCredential(storage, 'app', ['acme.test']);
+    return { configFile, dir: path.dirname(configFile), database: config.database, port, creds };
+  } finally {
+    await storage.close();
+  }
 }
 
 const listening = (port: number) =>
@@ -48,15 +51,28 @@ const listening = (port: number) =>
 
 export type ServeProcess = ReturnType<typeof spawnCli>;
 
-/** Starts `relay serve` and resolves once its listener accepts connections. */
-export async function startServe(setup: ServeSetup): Promise<ServeProcess> {
+/**
+ * Starts `relay serve` and resolves once its listener accepts connections. A start that fails
+ * or takes longer than `timeoutMs` (a loaded machine starts slowly) kills the process, so no
+ * relay outlives its test.
+ */
+export async function startServe(setup: ServeSetup, timeoutMs = 60_000): Promise<ServeProcess> {
   const serve = spawnCli(['--config', setup.configFile, 'serve'], { cwd: setup.dir });
   let exited = false;
   void serve.exited.then(() => (exited = true));
-  await waitFor(async () => {
-    if (exited) throw new Error(`relay serve exited: ${serve.output()}`);
-    return listening(setup.port);
-  }, `relay serve to listen (output: ${serve.output()})`);
+  try {
+    await waitFor(
+      async () => {
+        if (exited) throw new Error(`relay serve exited: ${serve.output()}`);
+        return listening(setup.port);
+      },
+      'relay serve to listen',
+      timeoutMs,
+    );
+  } catch (err) {
+    if (!exited) await kill(serve);
+    throw new Error(`${(err as Error).message} (output: ${serve.output()})`);
+  }
   return serve;
 }
 

@@ -16,6 +16,11 @@ export interface ReceivedMessage {
   secure: boolean;
   /** smtp-server's id of the connection, to tell reused connections from new ones. */
   connectionId: string;
+  /** The name the client gave in EHLO (a relay node's hostname). */
+  heloName: string;
+  /** When DATA began and when the message was accepted (epoch ms). */
+  dataStartedAt: number;
+  acceptedAt: number;
 }
 
 /** A reply such as "550 5.1.1 <x@y>: user unknown", or undefined to accept. */
@@ -85,6 +90,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
       callback(reply ? refusal(reply) : undefined);
     },
     onData(stream, session, callback) {
+      const dataStartedAt = Date.now();
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
@@ -94,10 +100,14 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
           raw: Buffer.concat(chunks),
           secure: session.secure,
           connectionId: session.id,
+          heloName: session.hostNameAppearsAs,
+          dataStartedAt,
+          acceptedAt: 0,
         };
         const finish = () => {
           const reply = opts.data?.(message);
           if (reply) return callback(refusal(reply));
+          message.acceptedAt = Date.now();
           sink.messages.push(message);
           callback();
         };

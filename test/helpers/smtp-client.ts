@@ -30,8 +30,9 @@ export class RawSmtpClient {
   ): Promise<{ client: RawSmtpClient; greeting: Reply }> {
     const host = options.host ?? '127.0.0.1';
     const { localAddress } = options;
+    // tls.connect passes localAddress on to the TCP connection, though tls.ConnectionOptions does not list it.
     const socket = options.implicitTls
-      ? tls.connect({ port, host, localAddress, rejectUnauthorized: false })
+      ? tls.connect({ port, host, localAddress, rejectUnauthorized: false } as tls.ConnectionOptions)
       : net.connect({ port, host, localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once(options.implicitTls ? 'secureConnect' : 'connect', () => resolve());

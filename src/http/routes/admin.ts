@@ -2,6 +2,7 @@
  * Admin endpoints (the admin token only): sending domains with their DNS check status (the last
  * `relay domain verify`), and credentials. Keys and password hashes are never returned.
  */
+import { isoTime } from '../../envelope/time.js';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../server.js';
 
@@ -42,13 +43,13 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ApiContext): void
       },
     },
     async () => ({
-      domains: ctx.store.listDomains().map((d) => ({
+      domains: (await ctx.storage.domains.list()).map((d) => ({
         name: d.name,
         selector: d.selector,
         algorithm: d.algorithm,
         verified: d.verified,
-        verified_at: d.verifiedAt,
-        created_at: d.createdAt,
+        verified_at: isoTime(d.verifiedAt),
+        created_at: isoTime(d.createdAt),
         checks: d.checks,
       })),
     }),
@@ -83,7 +84,12 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ApiContext): void
       },
     },
     async () => ({
-      credentials: ctx.store.listCredentials().map((c) => ({ name: c.name, domains: c.domains, created_at: c.createdAt, revoked_at: c.revokedAt })),
+      credentials: (await ctx.storage.credentials.list()).map((c) => ({
+        name: c.name,
+        domains: c.domains,
+        created_at: isoTime(c.createdAt),
+        revoked_at: isoTime(c.revokedAt),
+      })),
     }),
   );
 }

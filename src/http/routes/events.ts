@@ -1,12 +1,13 @@
 /** `GET /v1/events`: the event log, filtered and cursor-paged (the cursor is the last event id seen). */
 import type { FastifyInstance } from 'fastify';
-import type { ApiEvent, RecipientStatus } from '../../queue/store.js';
+import { isoTime } from '../../envelope/time.js';
+import { EVENT_STATUSES, type EventRecord, type RecipientStatus } from '../../queue/storage.js';
 import { scopeOf } from '../auth.js';
 import { ApiError } from '../errors.js';
 import type { ApiContext } from '../server.js';
 import { parseTime } from '../time.js';
 
-export const STATUSES: RecipientStatus[] = ['queued', 'delivered', 'deferred', 'bounced', 'expired', 'suppressed'];
+export const STATUSES = [...EVENT_STATUSES];
 
 export const eventSchema = {
   type: 'object',
@@ -24,17 +25,17 @@ export const eventSchema = {
   },
 } as const;
 
-export const apiEvent = (e: ApiEvent) => ({
+export const apiEvent = (e: EventRecord) => ({
   id: e.id,
-  queue_id: e.queue_id,
-  message_id: e.message_id,
+  queue_id: e.queueId,
+  message_id: e.messageId,
   recipient: e.recipient,
   domain: e.domain,
   status: e.status,
-  smtp_code: e.smtp_code,
+  smtp_code: e.smtpCode,
   response: e.response,
   category: e.category,
-  at: e.at,
+  at: isoTime(e.at),
 });
 
 interface EventsQuery {
@@ -84,7 +85,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ApiContext): void
       const q = request.query;
       const newestFirst = q.order === 'desc';
       if (newestFirst && q.cursor !== undefined) throw new ApiError(422, 'cursor pages oldest first: drop order=desc', 'cursor');
-      const rows = ctx.store.queryEvents({
+      const rows = await ctx.storage.events.query({
         afterId: q.cursor,
         since: q.since === undefined ? undefined : parseTime(q.since, 'since'),
         status: q.status,

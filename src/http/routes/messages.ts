@@ -4,9 +4,10 @@
  * SubmissionPipeline as SMTP: sender policy, recipient checks and quotas, signing, the durable
  * queue. `GET /v1/messages/{id}` is each recipient's status with its events.
  */
+import { isoTime } from '../../envelope/time.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { newQueueId } from '../../queue/ids.js';
-import type { CredentialRecord } from '../../queue/store.js';
+import type { CredentialRecord } from '../../queue/storage.js';
 import { refusalKind } from '../../submission/refusal-reasons.js';
 import { SmtpReply, type ReplySubject } from '../../submission/replies.js';
 import { MissingVariableError, renderTemplate } from '../../templates/render.js';
@@ -88,7 +89,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
     },
     async (request, replyTo) => {
       const body = request.body;
-      const content = body.template ? fromTemplate(ctx, body.template) : { subject: body.subject, text: body.text, html: body.html };
+      const content = body.template ? await fromTemplate(ctx, body.template) : { subject: body.subject, text: body.text, html: body.html };
       if (content.subject === undefined) throw new ApiError(422, 'subject is required (or use a template)', 'subject');
       if (content.text === undefined && content.html === undefined) throw new ApiError(422, 'give text, html or a template', 'text');
       const { mailFrom, recipients } = envelopeOf(body);
@@ -189,24 +190,24 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
       },
     },
     async (request) => {
-      const message = ctx.store.getMessage(request.params.id);
+      const message = await ctx.storage.queue.message(request.params.id);
       const scope = scopeOf(request.principal);
       if (!message || (scope !== undefined && message.credential !== scope)) {
         throw new ApiError(404, `no message ${request.params.id}`, 'id');
       }
-      const events = ctx.store.queryEvents({ queueId: message.queueId, limit: 10_000 }).map(apiEvent);
+      const events = (await ctx.storage.events.query({ queueId: message.queueId, limit: 10_000 })).map(apiEvent);
       return {
         id: message.queueId,
         message_id: message.messageId,
         credential: message.credential,
         mail_from: message.mailFrom,
         size: message.size,
-        received_at: message.receivedAt,
+        received_at: isoTime(message.receivedAt),
         recipients: message.recipients.map((r) => ({
           address: r.address,
           status: r.status,
           attempts: r.attempts,
-          next_attempt_at: r.nextAttemptAt,
+          next_attempt_at: isoTime(r.nextAttemptAt),
           last_code: r.lastCode,
           last_response: r.lastResponse,
           events: events.filter((e) => e.recipient.toLowerCase() === r.address.toLowerCase()),
@@ -216,8 +217,8 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
   );
 }
 
-function fromTemplate(ctx: ApiContext, ref: NonNullable<MessageRequest['template']>) {
-  const template = ctx.store.getTemplate(ref.name, ref.version);
+async function fromTemplate(ctx: ApiContext, ref: NonNullable<MessageRequest['template']>) {
+  const template = await ctx.storage.templates.get(ref.name, ref.version);
   if (!template) {
     throw new ApiError(422, `no template ${ref.name}${ref.version ? ` version ${ref.version}` : ''}: add it with \`relay template add\``, 'template.name');
   }
@@ -241,14 +242,14 @@ async function submit(
 ): Promise<{ id: string; recipients: RecipientResult[] }> {
   const { pipeline } = ctx;
   const credential = (request.principal as { credential: CredentialRecord }).credential;
-  const senderRefusal = pipeline.checkEnvelopeSender(credential, options.mailFrom);
+  const senderRefusal = await pipeline.checkEnvelopeSender(credential, options.mailFrom);
   if (senderRefusal) throw refusalToApiError(senderRefusal, options.fields);
   const queueId = newQueueId();
   try {
     const results: RecipientResult[] = [];
     const accepted: string[] = [];
     for (const address of options.recipients) {
-      const refusal = pipeline.checkRecipient(credential, queueId, address, accepted.length);
+      const refusal = await pipeline.checkRecipient(credential, queueId, address, accepted.length);
       if (!refusal) {
         accepted.push(address);
         results.push({ address, status: 'queued' });

@@ -16,7 +16,7 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ApiContext): 
   app.get('/readyz', { schema: { summary: 'Readiness: database writable, listeners up' } }, async (_request, reply) => {
     const problems: string[] = [];
     try {
-      ctx.store.checkWritable();
+      await ctx.storage.checkWritable();
     } catch (err) {
       problems.push(`database not writable: ${(err as Error).message}`);
     }

@@ -4,7 +4,8 @@
  * domains failing most with their last reply, and (admin) the queue right now.
  */
 import type { FastifyInstance } from 'fastify';
-import type { RecipientStatus } from '../../queue/store.js';
+import { isoTime } from '../../envelope/time.js';
+import type { RecipientStatus } from '../../queue/storage.js';
 import { scopeOf } from '../auth.js';
 import { ApiError } from '../errors.js';
 import type { ApiContext } from '../server.js';
@@ -24,6 +25,8 @@ const COUNTED: Record<RecipientStatus, string> = {
   bounced: 'bounced',
   expired: 'expired',
   suppressed: 'suppressed',
+  complained: 'complained',
+  unsubscribed: 'unsubscribed',
 };
 const COUNT_NAMES = Object.values(COUNTED);
 
@@ -96,14 +99,13 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
       // Every bucket of the window, empty ones too, so a chart has a continuous axis.
       for (let t = Math.floor(from / bucket) * bucket; t < to; t += bucket) series.set(new Date(t).toISOString(), zero());
       const byDomain: Record<string, Counts> = {};
-      for (const row of ctx.store.eventBuckets(from, to, bucket, scope)) {
+      for (const row of await ctx.storage.events.buckets(from, to, bucket, scope)) {
         const name = COUNTED[row.status];
         totals[name]! += row.count;
-        series.get(row.start)![name]! += row.count;
+        series.get(isoTime(row.start))![name]! += row.count;
         (byDomain[row.domain] ??= zero())[name]! += row.count;
       }
-      const failing = ctx.store
-        .lastFailures(from, to, scope)
+      const failing = (await ctx.storage.events.lastFailures(from, to, scope))
         .map((last) => ({ last, counts: byDomain[last.domain]! }))
         .sort((a, b) => b.counts.bounced! + b.counts.expired! - (a.counts.bounced! + a.counts.expired!) || b.counts.deferred! - a.counts.deferred!)
         .slice(0, TOP_FAILING)
@@ -112,11 +114,11 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
           bounced: counts.bounced,
           deferred: counts.deferred,
           expired: counts.expired,
-          last_code: last.smtp_code,
+          last_code: last.smtpCode,
           last_response: last.response,
-          last_at: last.at,
+          last_at: isoTime(last.at),
         }));
-      const queue = scope === undefined ? ctx.store.stats().queue : undefined;
+      const queue = scope === undefined ? (await ctx.storage.queue.stats()).queue : undefined;
       return {
         from: new Date(from).toISOString(),
         to: new Date(to).toISOString(),
@@ -125,7 +127,7 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
         series: [...series].map(([start, counts]) => ({ start, ...counts })),
         by_domain: byDomain,
         failing_domains: failing,
-        queue: queue ? { messages: queue.messages, recipients_pending: queue.recipientsPending, oldest_received_at: queue.oldestReceivedAt } : null,
+        queue: queue ? { messages: queue.messages, recipients_pending: queue.recipientsPending, oldest_received_at: isoTime(queue.oldestReceivedAt) } : null,
       };
     },
   );

@@ -1,5 +1,12 @@
-/** The SQLite schema. Statements are idempotent so every process can apply them at open. */
-export const SCHEMA = `
+/**
+ * The SQLite schema, as numbered migrations recorded in PRAGMA user_version. Each runs once, in
+ * an IMMEDIATE transaction that re-reads the version, so processes opening the file together
+ * (the CLI beside `relay serve`) never apply one twice. Version 1 is the schema of release
+ * 0.1.0, written with IF NOT EXISTS because that release kept no version.
+ */
+import type Database from 'better-sqlite3';
+
+const V1_RELEASE_0_1_0 = `
 CREATE TABLE IF NOT EXISTS messages (
   queue_id    TEXT PRIMARY KEY,
   message_id  TEXT NOT NULL,
@@ -26,7 +33,7 @@ CREATE TABLE IF NOT EXISTS recipients (
 );
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients (next_attempt_at) WHERE status IN ('queued', 'deferred');
 CREATE INDEX IF NOT EXISTS recipients_queue ON recipients (queue_id);
--- Performance (issue 4): the few recipients an attempt holds, so the scheduler's next due time is a short walk.
+-- The few recipients an attempt holds, so the scheduler's next due time is a short walk.
 CREATE INDEX IF NOT EXISTS recipients_leased ON recipients (lease_until) WHERE lease_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
   id         INTEGER PRIMARY KEY,
@@ -71,7 +78,6 @@ CREATE TABLE IF NOT EXISTS credential_domains (
   PRIMARY KEY (credential, domain)
 );
 
--- Abuse protection (issue 3): per-credential quotas, their durable usage, idempotent submission
 CREATE TABLE IF NOT EXISTS credential_limits (
   credential       TEXT PRIMARY KEY REFERENCES credentials(name) ON DELETE CASCADE,
   rate_count       INTEGER,       -- recipients per rate_per_seconds; NULL = no rate limit
@@ -94,7 +100,6 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
 
--- HTTP API, templates and webhooks (issue 5) -------------------------------------------------
 CREATE TABLE IF NOT EXISTS api_keys (
   key_hash   TEXT PRIMARY KEY,   -- SHA-256 of the key; the key itself is shown once and never stored
   credential TEXT NOT NULL REFERENCES credentials(name) ON DELETE CASCADE,
@@ -129,3 +134,80 @@ CREATE TABLE IF NOT EXISTS webhook_outbox (
 CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (next_attempt_at);
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
 `;
+
+const V2_SEVERAL_NODES = `
+ALTER TABLE recipients ADD COLUMN lease_owner TEXT;
+ALTER TABLE events ADD COLUMN credential TEXT NOT NULL DEFAULT '';
+UPDATE events SET credential = coalesce((SELECT credential FROM messages m WHERE m.queue_id = events.queue_id), '');
+CREATE INDEX events_credential ON events (credential, id);
+CREATE INDEX messages_received ON messages (received_at);
+
+-- Suppressions gain a scope: '' applies to every credential, else to the one named.
+CREATE TABLE suppressions_v2 (
+  address    TEXT NOT NULL,       -- lower-cased
+  credential TEXT NOT NULL DEFAULT '',
+  reason     TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (address, credential)
+);
+INSERT INTO suppressions_v2 (address, credential, reason, created_at) SELECT address, '', reason, created_at FROM suppressions;
+DROP TABLE suppressions;
+ALTER TABLE suppressions_v2 RENAME TO suppressions;
+
+-- The outbox names the event; the payload is built from it when sent.
+CREATE TABLE webhook_outbox_v2 (
+  id              INTEGER PRIMARY KEY,
+  webhook_id      INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+  event_id        INTEGER NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_error      TEXT,
+  created_at      INTEGER NOT NULL
+);
+INSERT INTO webhook_outbox_v2 (id, webhook_id, event_id, attempts, next_attempt_at, last_error, created_at)
+  SELECT id, webhook_id, event_id, attempts, next_attempt_at, last_error, created_at FROM webhook_outbox;
+DROP TABLE webhook_outbox;
+ALTER TABLE webhook_outbox_v2 RENAME TO webhook_outbox;
+CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at);
+
+CREATE TABLE nodes (
+  name         TEXT PRIMARY KEY,
+  host         TEXT NOT NULL,
+  pid          INTEGER NOT NULL,
+  started_at   INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL
+);
+CREATE TABLE rate_buckets (
+  credential TEXT PRIMARY KEY,
+  tokens     REAL NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE login_failures (
+  key TEXT NOT NULL,              -- 'ip:ADDR', 'user:NAME' or 'user-ip:NAME ADDR'
+  at  INTEGER NOT NULL
+);
+CREATE INDEX login_failures_key ON login_failures (key, at);
+`;
+
+const MIGRATIONS = [V1_RELEASE_0_1_0, V2_SEVERAL_NODES];
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(db: Database.Database): void {
+  const version = () => db.pragma('user_version', { simple: true }) as number;
+  if (version() === SCHEMA_VERSION) return;
+  if (version() > SCHEMA_VERSION) {
+    throw new Error(`the database has schema version ${version()}, newer than this release knows (${SCHEMA_VERSION}): upgrade Relay`);
+  }
+  // Table rebuilds must not cascade deletes while a table is swapped.
+  db.pragma('foreign_keys = OFF');
+  try {
+    db.transaction(() => {
+      for (let v = version(); v < SCHEMA_VERSION; v++) {
+        db.exec(MIGRATIONS[v]!);
+        db.pragma(`user_version = ${v + 1}`);
+      }
+    }).immediate();
+  } finally {
+    db.pragma('foreign_keys = ON');
+  }
+}

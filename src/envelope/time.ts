@@ -1,0 +1,7 @@
+/** Times leave Relay as ISO 8601 text (API, CLI JSON, webhooks) and are stored as epoch milliseconds. */
+
+export function isoTime(ms: number): string;
+export function isoTime(ms: number | null): string | null;
+export function isoTime(ms: number | null): string | null {
+  return ms == null ? null : new Date(ms).toISOString();
+}

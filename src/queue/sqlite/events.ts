@@ -1,0 +1,111 @@
+/**
+ * The event log in SQLite. Every event is written with one outbox row per webhook subscribed to
+ * its status, in the same transaction, so a webhook announcement is never lost or invented.
+ */
+import type Database from 'better-sqlite3';
+import { domainOf } from '../../envelope/address.js';
+import type { EventLog, EventQuery, EventRecord, NewEvent, StatsBucket } from '../storage.js';
+import type { SqliteConnection } from './connection.js';
+import { type EventRow, toEvent } from './rows.js';
+
+export class SqliteEvents implements EventLog {
+  private readonly insertEvent: Database.Statement;
+  private readonly fanOut: Database.Statement;
+
+  constructor(private readonly conn: SqliteConnection) {
+    const db = conn.db;
+    this.insertEvent = db.prepare(
+      `INSERT INTO events (queue_id, message_id, credential, recipient, domain, status, smtp_code, response, category, at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    // Webhooks list their statuses comma-separated; 'queued' is the API's own answer, never posted.
+    this.fanOut = db.prepare(
+      `INSERT INTO webhook_outbox (webhook_id, event_id, next_attempt_at, created_at)
+       SELECT id, ?, ?, ? FROM webhooks WHERE ? <> 'queued' AND instr(',' || events || ',', ',' || ? || ',') > 0`,
+    );
+  }
+
+  /** Inserts inside the caller's transaction. */
+  insert(event: NewEvent): void {
+    const at = event.at ?? Date.now();
+    const { lastInsertRowid } = this.insertEvent.run(
+      event.queueId,
+      event.messageId,
+      event.credential,
+      event.recipient,
+      domainOf(event.recipient),
+      event.status,
+      event.smtpCode,
+      event.response,
+      event.category,
+      at,
+    );
+    this.fanOut.run(Number(lastInsertRowid), at, at, event.status, event.status);
+  }
+
+  record(event: NewEvent): Promise<void> {
+    return this.conn.lazyWrite(() => this.insert(event));
+  }
+
+  async query(query: EventQuery): Promise<EventRecord[]> {
+    const where = ['id > ?'];
+    const args: unknown[] = [query.afterId ?? 0];
+    const filter = (clause: string, value: unknown) => {
+      if (value === undefined) return;
+      where.push(clause);
+      args.push(value);
+    };
+    filter('at >= ?', query.since);
+    filter('status = ?', query.status);
+    filter('domain = ?', query.domain?.toLowerCase());
+    filter('recipient = ? COLLATE NOCASE', query.recipient);
+    filter('queue_id = ?', query.queueId);
+    filter('credential = ?', query.credential);
+    const order = query.newestFirst ? 'DESC' : 'ASC';
+    const rows = this.conn.db
+      .prepare(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id ${order} LIMIT ?`)
+      .all(...args, query.limit) as EventRow[];
+    return rows.map(toEvent);
+  }
+
+  async buckets(from: number, to: number, bucketMs: number, credential?: string): Promise<StatsBucket[]> {
+    const scope = credential === undefined ? '' : 'AND credential = ?';
+    const rows = this.conn.db
+      .prepare(
+        `SELECT (at / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, domain, status, count(*) AS n FROM events
+         WHERE at >= ? AND at < ? ${scope} GROUP BY start, domain, status ORDER BY start`,
+      )
+      .all(bucketMs, bucketMs, from, to, ...(credential === undefined ? [] : [credential])) as {
+      start: number;
+      domain: string;
+      status: StatsBucket['status'];
+      n: number;
+    }[];
+    return rows.map((r) => ({ start: r.start, domain: r.domain, status: r.status, count: r.n }));
+  }
+
+  async lastFailures(from: number, to: number, credential?: string): Promise<EventRecord[]> {
+    const scope = credential === undefined ? '' : 'AND credential = ?';
+    const rows = this.conn.db
+      .prepare(
+        `SELECT * FROM events WHERE id IN (
+           SELECT max(id) FROM events WHERE status IN ('bounced','deferred','expired') AND at >= ? AND at < ? ${scope}
+           GROUP BY domain) ORDER BY id`,
+      )
+      .all(from, to, ...(credential === undefined ? [] : [credential])) as EventRow[];
+    return rows.map(toEvent);
+  }
+
+  purge(before: number, limit: number): Promise<number> {
+    return this.conn.lazyWrite(() => {
+      const ids = this.conn.db
+        .prepare(`SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?`)
+        .pluck()
+        .all(before, limit) as number[];
+      if (ids.length === 0) return 0;
+      const list = ids.join(',');
+      this.conn.db.exec(`DELETE FROM webhook_outbox WHERE event_id IN (${list}); DELETE FROM events WHERE id IN (${list})`);
+      return ids.length;
+    });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The parts of smtp-server that the submission listeners use beyond its documented options and
+ * handlers, in one place. smtp-server is pinned to an exact version (package.json), and
+ * test/upstream-internals.test.ts checks each of these against a real server on loopback, so an
+ * upgrade that changes one fails there. Each says which upstream option would replace it.
+ */
+import type { SMTPServer } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+
+/** One client session as smtp-server keeps it (the members of `server.connections`). */
+export type ServerConnection = SMTPServer['connections'] extends Set<infer C> ? C : never;
+
+/**
+ * Greeted (past onConnect and, for implicit TLS, the handshake) and not already closing or
+ * closed, read from the private `_ready`, `_closing` and `_closed`. A connection still in
+ * onConnect must not be sent a reply before its greeting.
+ * Upstream replacement: a public session state on the connection (or a server method that ends
+ * the idle sessions with a reply).
+ */
+export function isGreeted(connection: ServerConnection): boolean {
+  const state = connection as unknown as { _ready?: boolean; _closing?: boolean; _closed?: boolean };
+  return Boolean(state._ready) && !state._closing && !state._closed;
+}
+
+/**
+ * Sends a 421 reply and closes the session: smtp-server's SMTPConnection#send closes the
+ * connection itself after any 421 (and still closes it when the reply cannot be written).
+ * Upstream replacement: a public way to end one session with a reply, such as a per-command
+ * timeout option (for the command timeout) or a close() that refuses idle sessions at once
+ * while it keeps greeting new ones with 421 (for the drain).
+ */
+export function closeWith421(connection: ServerConnection, text: string): void {
+  connection.send(421, text);
+}
+
+const ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+let patched = false;
+
+/**
+ * Patches SMTPConnection#send (process-wide, once). smtp-server prefixes every application
+ * error with a default enhanced code for its reply code (550 always becomes 5.1.1), so a
+ * refusal for policy (5.7.1) would read "550 5.1.1 5.7.1 ...". With the patch a reply whose
+ * text already starts with an enhanced code goes out as written (send's `context` false means
+ * "no enhanced code"), and smtp-server's non-standard 538 (AUTH before STARTTLS) becomes the
+ * standard 530 5.7.0.
+ * Upstream replacement: an `enhancedCode` on the errors that handlers return (or honouring a
+ * code already at the start of the text), and 530 for AUTH before STARTTLS.
+ */
+export function useExactEnhancedCodes(): void {
+  if (patched) return;
+  patched = true;
+  const send = SMTPConnection.prototype.send;
+  SMTPConnection.prototype.send = function (code, data, context) {
+    if (code === 538) return send.call(this, 530, '5.7.0 Must issue a STARTTLS command first', false);
+    if (typeof data === 'string' && ENHANCED_CODE.test(data)) return send.call(this, code, data, false);
+    return send.call(this, code, data, context);
+  };
+}

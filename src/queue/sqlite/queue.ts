@@ -137,6 +137,8 @@ export class SqliteQueue implements MessageQueue {
   async claimDue(now: number, limit: number, lease: Lease): Promise<DeliveryJob[]> {
     type Row = Pick<RecipientRow, 'id' | 'address' | 'attempts'> &
       Pick<MessageRow, 'message_id' | 'credential' | 'mail_from' | 'received_at' | 'expires_at'>;
+    // Polled all the time: when nothing is due that costs a read, never the write lock.
+    if (this.stmt.dueJobs.get(now, now) === undefined) return [];
     return this.conn.writeNow(() => {
       // Walk due recipients in due order (the partial index) just far enough to find `limit` jobs;
       // then every due recipient of each job, so one message and domain is one transaction.

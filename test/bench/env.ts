@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
+import { openStorage } from '../../src/queue/open.js';
 import { openSqlite } from '../../src/queue/sqlite/index.js';
 import { createSelfSignedCertificate } from '../../src/submission/tls.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns.js';
@@ -53,8 +54,14 @@ export async function startBenchEnv(): Promise<BenchEnv> {
   };
 }
 
-/** A new relay directory: config (production-like: info logs, fsync'd queue), domain, credential. */
-export async function newRelayDir(env: BenchEnv, name: string, paused: boolean): Promise<RelayDir> {
+/** Where a relay keeps its queue: its own SQLite file, or a PostgreSQL database (shared by several nodes). */
+export type BenchDatabase = { kind: 'sqlite' } | { kind: 'postgres'; url: string; node?: string; creds?: { user: string; pass: string } };
+
+/**
+ * A new relay directory: config (production-like: info logs, fsync'd queue), domain, credential.
+ * A PostgreSQL database is set up once: later nodes on it pass the credential they share.
+ */
+export async function newRelayDir(env: BenchEnv, name: string, paused: boolean, db: BenchDatabase = { kind: 'sqlite' }): Promise<RelayDir> {
   const dir = mkdtempSync(path.join(env.root, `${name}-`));
   const configFile = path.join(dir, 'relay.yaml');
   const write = (paused: boolean) =>
@@ -62,7 +69,8 @@ export async function newRelayDir(env: BenchEnv, name: string, paused: boolean):
       configFile,
       YAML.stringify({
         hostname: 'relay.bench',
-        database: './relay.db',
+        database: db.kind === 'sqlite' ? './relay.db' : db.url,
+        ...(db.kind === 'postgres' && db.node ? { node_name: db.node } : {}),
         tls: env.cert,
         listeners: [
           { name: 'smtps', host: '127.0.0.1', port: 0, tls: 'implicit' },
@@ -73,7 +81,8 @@ export async function newRelayDir(env: BenchEnv, name: string, paused: boolean):
       }),
     );
   write(paused);
-  const storage = await openSqlite(path.join(dir, 'relay.db'));
+  if (db.kind === 'postgres' && db.creds) return { configFile, ...db.creds, setPaused: write };
+  const storage = db.kind === 'sqlite' ? await openSqlite(path.join(dir, 'relay.db')) : await openStorage({ database: db.url, database_pool: 2 });
   try {
     await addSenderDomain(storage, SENDER_DOMAIN, { algorithm: 'rsa' });
     const { username, password } = await addCredential(storage, 'bench-app', [SENDER_DOMAIN]);

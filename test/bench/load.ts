@@ -85,7 +85,8 @@ class Run {
 }
 
 export interface PooledOptions {
-  target: Target;
+  /** Several targets (nodes) share the connections round-robin. */
+  target: Target | Target[];
   source: MessageSource;
   connections: number;
   /** Stop after this many messages or this long, whichever comes first. */
@@ -97,7 +98,8 @@ export interface PooledOptions {
 
 /** Pooled sessions: each connection authenticates once, then sends until the run is over. */
 export async function runPooled(opts: PooledOptions): Promise<LoadResult> {
-  const clients = await Promise.all(Array.from({ length: opts.connections }, () => openClient(opts.target)));
+  const targets = Array.isArray(opts.target) ? opts.target : [opts.target];
+  const clients = await Promise.all(Array.from({ length: opts.connections }, (_, i) => openClient(targets[i % targets.length]!)));
   const started = performance.now();
   const run = new Run(opts.messages, started + opts.durationMs);
   const dueAt = (i: number) => (opts.ratePerSecond ? started + (i * 1000) / opts.ratePerSecond : performance.now());

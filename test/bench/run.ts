@@ -1,12 +1,16 @@
 /**
- * `npm run bench [-- --quick] [-- --only NAME,NAME] [-- --profile DIR]`: the relay's
- * throughput, latency, CPU and memory under load, one scenario at a time, each on a fresh relay
- * process (see README "Benchmark"). Prints a table at the end and a `BENCH {json}` line per
- * scenario as it finishes. Not a test: nothing here passes or fails on speed.
+ * `npm run bench [-- --quick] [-- --only NAME,NAME] [-- --store sqlite|postgres|both] [-- --profile DIR]`:
+ * the relay's throughput, latency, CPU and memory under load, one scenario at a time, each on a
+ * fresh relay process and a fresh database (see README "Benchmark"). With PostgreSQL, each row
+ * also gives the database's statements, commits and WAL bytes per message, and the `nodes`
+ * scenario runs 1, 2 and 3 nodes on one database. Prints a table at the end and a
+ * `BENCH {json}` line per scenario as it finishes. Not a test: nothing here passes or fails on speed.
  */
+import { createTestDatabase } from '../helpers/postgres.js';
 import { percentile, runConnectionPerMessage, runPooled, type LoadResult, type MessageSource, type Target } from './load.js';
 import { messageSource } from './messages.js';
-import { newRelayDir, startBenchEnv, type BenchEnv, type RelayDir } from './env.js';
+import { newRelayDir, startBenchEnv, type BenchDatabase, type BenchEnv, type RelayDir } from './env.js';
+import { PgProbe, perMessage } from './pg-probe.js';
 import { startRelayProcess, type RelayProcess } from './relay-process.js';
 
 const args = process.argv.slice(2);
@@ -17,6 +21,11 @@ const flag = (name: string) => {
 const quick = args.includes('--quick');
 const only = flag('--only')?.split(',');
 const profileDir = flag('--profile');
+const storeFlag = flag('--store') ?? 'sqlite';
+if (!['sqlite', 'postgres', 'both'].includes(storeFlag)) throw new Error(`--store takes sqlite, postgres or both, not "${storeFlag}"`);
+const STORES = storeFlag === 'both' ? (['sqlite', 'postgres'] as const) : [storeFlag as 'sqlite' | 'postgres'];
+/** The store of the scenarios now running. */
+let store: 'sqlite' | 'postgres' = 'sqlite';
 
 /** Run lengths: --quick takes two to three minutes in all; the full run about fifteen. */
 const SIZES = quick
@@ -39,12 +48,17 @@ interface Row {
   peak_rss_mb: number;
   /** CPU of the bench process itself (load generator, sink, DNS): the relay's competition for the cores. */
   bench_cpu_ms_per_msg?: number;
+  /** PostgreSQL only: the database's work per message. */
+  db_statements_per_msg?: number | null;
+  db_commits_per_msg?: number;
+  wal_bytes_per_msg?: number;
   note?: string;
 }
 
 const rows: Row[] = [];
 
 function report(row: Row): void {
+  if (store === 'postgres') row = { ...row, scenario: `${row.scenario}@pg` };
   rows.push(row);
   console.log(`BENCH ${JSON.stringify(row)}`);
 }
@@ -54,19 +68,23 @@ const round = (n: number, digits = 1) => (Number.isFinite(n) ? Number(n.toFixed(
 /** The figures of one measured load on one relay. */
 async function measure(
   env: BenchEnv,
-  relay: RelayProcess,
+  relay: RelayProcess | RelayProcess[],
   scenario: string,
   load: () => Promise<LoadResult>,
-  options: { delivered: boolean; note?: string },
+  options: { delivered: boolean; note?: string; probe?: PgProbe },
 ): Promise<Row> {
+  const relays = Array.isArray(relay) ? relay : [relay];
+  const cpuMs = () => relays.reduce((sum, r) => sum + r.cpuMs(), 0);
   env.sink.reset();
-  relay.resetPeak();
-  const cpuBefore = relay.cpuMs();
+  for (const r of relays) r.resetPeak();
+  const cpuBefore = cpuMs();
   const benchCpuBefore = process.cpuUsage();
+  const dbBefore = await options.probe?.read();
   const result = await load();
   if (options.delivered) await env.sink.waitFor(result.accepted, STALL_MS);
-  const cpu = relay.cpuMs() - cpuBefore;
+  const cpu = cpuMs() - cpuBefore;
   const benchCpu = process.cpuUsage(benchCpuBefore);
+  const dbAfter = await options.probe?.read();
   if (result.firstError) console.error(`${scenario}: ${result.failed} failed, first: ${result.firstError}`);
   const seconds = (to: number) => (to - result.firstAt) / 1000;
   return {
@@ -78,9 +96,25 @@ async function measure(
     p99_ms: round(percentile(result.latenciesMs, 99)),
     e2e_per_s: options.delivered ? round(result.accepted / seconds(env.sink.lastAt), 0) : null,
     cpu_ms_per_msg: round(cpu / result.accepted, 2),
-    peak_rss_mb: round(relay.peakRssMb(), 0),
+    peak_rss_mb: round(Math.max(...relays.map((r) => r.peakRssMb())), 0),
     bench_cpu_ms_per_msg: round((benchCpu.user + benchCpu.system) / 1000 / result.accepted, 2),
+    ...(dbBefore && dbAfter ? perMessage(dbBefore, dbAfter, result.accepted) : {}),
     ...(options.note ? { note: options.note } : {}),
+  };
+}
+
+/** A database for one scenario: the relay's own SQLite file, or a fresh PostgreSQL database with a probe. */
+async function scenarioDatabase(): Promise<{ db: BenchDatabase; probe?: PgProbe; drop(): Promise<void> }> {
+  if (store === 'sqlite') return { db: { kind: 'sqlite' }, drop: async () => {} };
+  const database = await createTestDatabase();
+  const probe = await PgProbe.open(database.url);
+  return {
+    db: { kind: 'postgres', url: database.url },
+    probe,
+    async drop() {
+      await probe.close();
+      await database.drop();
+    },
   };
 }
 
@@ -93,22 +127,32 @@ async function startRelay(dir: RelayDir): Promise<RelayProcess> {
 }
 
 /** A fresh relay, warmed up (JIT, key cache, outbound sessions) before the measured load. */
-async function withRelay<T>(env: BenchEnv, name: string, paused: boolean, fn: (dir: RelayDir, relay: RelayProcess) => Promise<T>): Promise<T> {
-  const dir = await newRelayDir(env, name, paused);
-  const relay = await startRelay(dir);
+async function withRelay<T>(
+  env: BenchEnv,
+  name: string,
+  paused: boolean,
+  fn: (dir: RelayDir, relay: RelayProcess, probe: PgProbe | undefined) => Promise<T>,
+): Promise<T> {
+  const database = await scenarioDatabase();
   try {
-    env.sink.reset();
-    const warm = await runPooled({ target: target(dir, relay), source: messageSource(4096), connections: 4, messages: WARMUP_MESSAGES, durationMs: 30_000 });
-    if (!paused) await env.sink.waitFor(warm.accepted, STALL_MS);
-    return await fn(dir, relay);
+    const dir = await newRelayDir(env, name, paused, database.db);
+    const relay = await startRelay(dir);
+    try {
+      env.sink.reset();
+      const warm = await runPooled({ target: target(dir, relay), source: messageSource(4096), connections: 4, messages: WARMUP_MESSAGES, durationMs: 30_000 });
+      if (!paused) await env.sink.waitFor(warm.accepted, STALL_MS);
+      return await fn(dir, relay, database.probe);
+    } finally {
+      await relay.stop();
+    }
   } finally {
-    await relay.stop();
+    await database.drop();
   }
 }
 
 function pooledScenario(name: string, connections: number, size: number, implicitTls: boolean, ratePerSecond?: number) {
   return async (env: BenchEnv) =>
-    withRelay(env, name, false, async (dir, relay) =>
+    withRelay(env, name, false, async (dir, relay, probe) =>
       report(
         await measure(env, relay, name, () =>
           runPooled({
@@ -118,18 +162,18 @@ function pooledScenario(name: string, connections: number, size: number, implici
             messages: Infinity,
             durationMs: ratePerSecond ? SIZES.rateDurationMs : SIZES.durationMs,
             ratePerSecond,
-          }), { delivered: true, note: ratePerSecond ? `${ratePerSecond} msg/s offered` : undefined }),
+          }), { delivered: true, probe, note: ratePerSecond ? `${ratePerSecond} msg/s offered` : undefined }),
       ),
     );
 }
 
 async function connectionPerMessage(env: BenchEnv): Promise<void> {
   const name = 'conn-per-msg-8x4k';
-  await withRelay(env, name, false, async (dir, relay) =>
+  await withRelay(env, name, false, async (dir, relay, probe) =>
     report(
       await measure(env, relay, name, () =>
         runConnectionPerMessage({ target: target(dir, relay), source: messageSource(4096), concurrency: 8, messages: Infinity, durationMs: SIZES.durationMs }),
-      { delivered: true, note: 'STARTTLS + AUTH per message' }),
+      { delivered: true, probe, note: 'STARTTLS + AUTH per message' }),
     ),
   );
 }
@@ -145,7 +189,8 @@ async function backlog(env: BenchEnv): Promise<void> {
 
   for (const queued of [0, SIZES.backlog]) {
     const label = queued === 0 ? 'empty queue' : `${queued} queued`;
-    const dir = await newRelayDir(env, `backlog-${queued}`, true);
+    const database = await scenarioDatabase();
+    const dir = await newRelayDir(env, `backlog-${queued}`, true, database.db);
     let relay = await startRelay(dir);
     let pending = 0;
     try {
@@ -157,7 +202,7 @@ async function backlog(env: BenchEnv): Promise<void> {
         pending += fill.accepted;
         console.error(`backlog: queued ${fill.accepted} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       }
-      const accept = await measure(env, relay, `accept, ${label}`, probe(dir, relay, source), { delivered: false, note: 'delivery paused' });
+      const accept = await measure(env, relay, `accept, ${label}`, probe(dir, relay, source), { delivered: false, probe: database.probe, note: 'delivery paused' });
       pending += accept.messages;
       report({ ...accept, scenario: `backlog-accept-${queued}` });
     } finally {
@@ -190,6 +235,42 @@ async function backlog(env: BenchEnv): Promise<void> {
       });
     } finally {
       await relay.stop();
+      await database.drop();
+    }
+  }
+}
+
+/**
+ * Several nodes on one PostgreSQL database (PostgreSQL runs only): 8 pooled connections shared
+ * round-robin by 1, 2 and 3 nodes, each node delivering. On a 2-core machine the nodes share the
+ * cores, so the interesting figures are the per-message costs, not the aggregate rate.
+ */
+async function nodes(env: BenchEnv): Promise<void> {
+  if (store !== 'postgres') return;
+  for (const count of [1, 2, 3]) {
+    const database = await scenarioDatabase();
+    const url = (database.db as Extract<BenchDatabase, { kind: 'postgres' }>).url;
+    const relays: RelayProcess[] = [];
+    try {
+      const first = await newRelayDir(env, `nodes-${count}-1`, false, { kind: 'postgres', url, node: 'node-1' });
+      const dirs = [first];
+      for (let n = 2; n <= count; n++) {
+        dirs.push(await newRelayDir(env, `nodes-${count}-${n}`, false, { kind: 'postgres', url, node: `node-${n}`, creds: { user: first.user, pass: first.pass } }));
+      }
+      for (const dir of dirs) relays.push(await startRelay(dir));
+      const targets = dirs.map((dir, i) => target(dir, relays[i]!));
+      env.sink.reset();
+      const warm = await runPooled({ target: targets, source: messageSource(4096), connections: 4 * count, messages: WARMUP_MESSAGES, durationMs: 30_000 });
+      await env.sink.waitFor(warm.accepted, STALL_MS);
+      const name = `nodes-${count}`;
+      report(
+        await measure(env, relays, name, () =>
+          runPooled({ target: targets, source: messageSource(4096), connections: 8, messages: Infinity, durationMs: SIZES.durationMs }),
+        { delivered: true, probe: database.probe, note: `${count} node${count > 1 ? 's' : ''}, 8 connections round-robin; cpu summed over nodes` }),
+      );
+    } finally {
+      await Promise.all(relays.map((r) => r.stop()));
+      await database.drop();
     }
   }
 }
@@ -217,10 +298,26 @@ const SCENARIOS: [string, (env: BenchEnv) => Promise<void>][] = [
   ['rate-500', pooledScenario('rate-500', 8, 4096, false, 500)],
   ['backlog', backlog],
   ['big-25mb', bigMessage],
+  ['nodes', nodes],
 ];
 
 function printTable(): void {
-  const columns: (keyof Row)[] = ['scenario', 'messages', 'failed', 'accepted_per_s', 'p50_ms', 'p99_ms', 'e2e_per_s', 'cpu_ms_per_msg', 'peak_rss_mb', 'bench_cpu_ms_per_msg', 'note'];
+  const columns: (keyof Row)[] = [
+    'scenario',
+    'messages',
+    'failed',
+    'accepted_per_s',
+    'p50_ms',
+    'p99_ms',
+    'e2e_per_s',
+    'cpu_ms_per_msg',
+    'peak_rss_mb',
+    'bench_cpu_ms_per_msg',
+    'db_statements_per_msg',
+    'db_commits_per_msg',
+    'wal_bytes_per_msg',
+    'note',
+  ];
   const cell = (v: unknown) => (v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v)) ? '-' : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
@@ -231,10 +328,13 @@ function printTable(): void {
 
 const env = await startBenchEnv();
 try {
-  for (const [name, scenario] of SCENARIOS) {
-    if (only && !only.includes(name)) continue;
-    console.error(`-- ${name}`);
-    await scenario(env);
+  for (const current of STORES) {
+    store = current;
+    for (const [name, scenario] of SCENARIOS) {
+      if (only && !only.includes(name)) continue;
+      console.error(`-- ${name} (${store})`);
+      await scenario(env);
+    }
   }
 } finally {
   await env.stop();

@@ -163,6 +163,8 @@ async function initAndStart(c: Cluster): Promise<number> {
       `-c unix_socket_directories=${c.dir}`,
       `-c max_connections=300`,
       `-c synchronous_commit=on`,
+      // Statement counts for the benchmark's database load per message.
+      `-c shared_preload_libraries=pg_stat_statements`,
     ].join(' ');
     if (c.asUser) writeFileSync(c.log, '');
     if (c.asUser) chownSync(c.log, c.asUser.uid, c.asUser.gid);

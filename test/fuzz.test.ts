@@ -118,7 +118,7 @@ describe('fuzzed SMTP sessions', () => {
       }),
       { numRuns: 100_000, interruptAfterTimeLimit: FUZZ_MS, markInterruptAsFailure: false },
     );
-    const port = env.relay.ports.smtps;
+    const port = env.relay.ports.smtps!;
     await waitFor(() => openConnections(port) <= 0, 'every fuzz connection closed', 20_000);
     const rssGrowth = process.memoryUsage().rss - rssBefore;
 

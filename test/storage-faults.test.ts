@@ -98,7 +98,7 @@ describe('storage faults', { timeout: 30_000 }, () => {
     const { byUsername } = credentials;
     const { get: getDomain } = domains;
     credentials.byUsername = damaged;
-    const { client } = await RawSmtpClient.connect(relay!.ports.smtps, { implicitTls: true });
+    const { client } = await RawSmtpClient.connect(relay!.ports.smtps!, { implicitTls: true });
     await client.command('EHLO client.test');
     const auth = await client.authPlain(creds.username, creds.password);
     expect([auth.code, auth.text.slice(0, 5)]).toEqual([454, '4.7.0']);

@@ -38,7 +38,7 @@ export async function startDeliveringRelay(
     creds,
     dkim,
     async session() {
-      const { client } = await RawSmtpClient.connect(relay.ports.smtps, { implicitTls: true });
+      const { client } = await RawSmtpClient.connect(relay.ports.smtps!, { implicitTls: true });
       await client.command('EHLO client.test');
       const auth = await client.authPlain(creds.username, creds.password);
       if (auth.code !== 235) throw new Error(`AUTH failed: ${auth.code} ${auth.text}`);

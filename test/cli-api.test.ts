@@ -57,7 +57,7 @@ describe('relay credential add --api-key and relay template add', { timeout: 30_
     expect(await relay.storage.queue.pending()).toHaveLength(2);
 
     expect((await cli('credential', 'revoke', 'shop')).code).toBe(0);
-    const revoked = await apiClient(relay.ports.http!, key!)('POST', '/v1/messages', { from: 'shop@acme.test', to: 'a@example.test', subject: 's', text: 't' });
+    const revoked = await apiClient(relay.ports.http!, key)('POST', '/v1/messages', { from: 'shop@acme.test', to: 'a@example.test', subject: 's', text: 't' });
     expect(revoked.status).toBe(401);
   });
 });

@@ -52,7 +52,7 @@ describe('SIGKILL at any moment', () => {
     const killer = (async () => {
       while (kills < KILLS && !finished) {
         await sleep(150 + Math.random() * 600);
-        await kill(serve!);
+        await kill(serve);
         kills++;
         if (!finished) serve = await startServe(setup);
       }
@@ -74,7 +74,7 @@ describe('SIGKILL at any moment', () => {
     expect(report.acknowledged.size).toBe(MESSAGES);
     expect(lost).toEqual([]);
 
-    expect(await kill(serve!, 'SIGTERM')).toBe(0);
+    expect(await kill(serve, 'SIGTERM')).toBe(0);
     serve = undefined;
   });
 });

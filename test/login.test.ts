@@ -54,7 +54,7 @@ describe('password checks', () => {
     credentials.byUsername = function (this: typeof credentials, username: string) {
       if (username === 'slow-app') started();
       return lookup.call(this, username);
-    } as typeof lookup;
+    };
 
     const order: string[] = [];
     try {

@@ -61,7 +61,7 @@ async function smtpConnection(port: number, options: SMTPConnectionOptions = {})
 type SendResult = { info: SMTPConnectionSendInfo; err?: undefined } | { err: Error & { rejectedErrors?: Error[]; responseCode?: number }; info?: undefined };
 
 const send = (connection: SMTPConnection, envelope: SMTPEnvelope, body: string) =>
-  new Promise<SendResult>((resolve) => connection.send(envelope, body, (err, info) => resolve(err ? { err } : { info: info! })));
+  new Promise<SendResult>((resolve) => connection.send(envelope, body, (err, info) => resolve(err ? { err } : { info })));
 
 const refusal = (responseCode: number, text: string) => Object.assign(new Error(text), { responseCode });
 

@@ -107,7 +107,7 @@ async function exchange(session: Session, job: DeliveryJob, body: Buffer): Promi
 type SendInfo = { response: string; rejectedErrors?: Error[] };
 
 function send(session: Session, envelope: { from: string; to: string[]; size: number; use8BitMime: boolean }, body: Buffer): Promise<SendInfo> {
-  return new Promise((resolve, reject) => session.connection.send(envelope, body, (err, info) => (err ? reject(err) : resolve(info!))));
+  return new Promise((resolve, reject) => session.connection.send(envelope, body, (err, info) => (err ? reject(err) : resolve(info))));
 }
 
 const recipientOf = (err: Error) => (err as Error & { recipient: string }).recipient;

@@ -77,11 +77,12 @@ export class SubmissionServer {
           (err: unknown) => callback(this.authRefused(session, err)),
         );
       },
+      // guard() turns every rejection into a reply, so the promise handed to `void` cannot reject.
       onMailFrom: (address, session, callback) => {
-        this.guard(this.mailFrom(address.address, session)).then(callback);
+        void this.guard(this.mailFrom(address.address, session)).then(callback);
       },
       onRcptTo: (address, session, callback) => {
-        this.guard(this.rcptTo(address.address, session)).then(callback);
+        void this.guard(this.rcptTo(address.address, session)).then(callback);
       },
       onData: (stream, session, callback) => {
         this.deadlines.arm(session.id);

@@ -105,7 +105,7 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
         status,
         ...(code === null ? {} : { smtpCode: code, response: `${code} reply for ${address}` }),
         ...extra,
-      } as RecipientOutcome;
+      };
     };
 
     // ---- Queue ---------------------------------------------------------------------------------

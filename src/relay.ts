@@ -10,7 +10,6 @@ import { NodeMembership, nodeName } from './cluster/node.js';
 import { DeliveryLoop } from './delivery/loop.js';
 import { createLogger, type Logger } from './log.js';
 import { openStorage } from './queue/open.js';
-import type { PostgresStorage } from './queue/postgres/index.js';
 import type { Storage } from './queue/storage.js';
 import { RetentionPurger } from './retention/purger.js';
 import { DkimSigner } from './signing/dkim.js';
@@ -62,7 +61,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes),
   });
   // Other nodes' submissions wake this node's scheduler at once where the backend can tell (PostgreSQL NOTIFY); polling stays the rule.
-  const stopListening = 'onWork' in storage ? (storage as PostgresStorage).onWork(wake) : undefined;
+  const stopListening = storage.onWork?.(wake);
   const pipeline = new SubmissionPipeline({ config, storage, signer: new DkimSigner(), logger, onQueued: wake, observer: metrics });
   const connections = new ConnectionLimiter(config);
   const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, logger, tls, pipeline, connections }));

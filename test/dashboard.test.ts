@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey, newApiKey } from '../src/http/api-keys.js';
+import { hashApiKey, newApiKey } from '../src/submission/api-keys.js';
 import { ROOT } from './helpers/cli.js';
 import { apiClient } from './helpers/http.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';

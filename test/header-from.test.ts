@@ -6,7 +6,7 @@
  * other.test (verified, but not this credential's), or that is not one clean mailbox list.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey, newApiKey } from '../src/http/api-keys.js';
+import { hashApiKey, newApiKey } from '../src/submission/api-keys.js';
 import { apiClient } from './helpers/http.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';

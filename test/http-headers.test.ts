@@ -4,7 +4,7 @@
  * sniffed as another type; it has an icon, so loading it logs no failed request.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey, newApiKey } from '../src/http/api-keys.js';
+import { hashApiKey, newApiKey } from '../src/submission/api-keys.js';
 import { apiClient } from './helpers/http.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
 

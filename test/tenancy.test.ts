@@ -5,7 +5,7 @@
  * bounce caused by our own envelope sender never suppresses the recipient.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey, newApiKey } from '../src/http/api-keys.js';
+import { hashApiKey, newApiKey } from '../src/submission/api-keys.js';
 import { startDeliveringRelay, type DeliveringRelay } from './helpers/delivering-relay.js';
 import { apiClient } from './helpers/http.js';
 import { waitFor } from './helpers/wait.js';

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
-import { hashApiKey, newApiKey } from '../src/http/api-keys.js';
+import { hashApiKey, newApiKey } from '../src/submission/api-keys.js';
 import { createLogger } from '../src/log.js';
 import { startRelay, type RunningRelay } from '../src/relay.js';
 import { verifySignature } from '../src/webhooks/sign.js';

@@ -1,7 +1,7 @@
 /** `relay credential ...`: SMTP AUTH logins, the sender domains each may use, and their rate limits and quotas. */
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { hashApiKey, newApiKey } from '../http/api-keys.js';
+import { hashApiKey, newApiKey } from '../submission/api-keys.js';
 import type { Storage } from '../queue/storage.js';
 import { hashPassword } from '../submission/password.js';
 import { CliError, type Cli } from './context.js';

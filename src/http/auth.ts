@@ -9,7 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { RelayConfig } from '../config/schema.js';
 import type { CredentialRecord, CredentialStore, LimitStore } from '../queue/storage.js';
-import { hashApiKey } from './api-keys.js';
+import { hashApiKey } from '../submission/api-keys.js';
 import { ApiError } from './errors.js';
 
 /** `send`: an API key; `read`: an API key (scoped) or the admin token; `admin`: the admin token. */

@@ -6,11 +6,6 @@
 import type { AddressInfo } from 'node:net';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import type { RelayConfig } from '../config/schema.js';
-import type { Logger } from '../log.js';
-import type { RelayMetrics } from '../metrics/metrics.js';
-import type { Storage } from '../queue/storage.js';
-import type { SubmissionPipeline } from '../submission/pipeline.js';
 import { bindError } from '../bind-error.js';
 import { authenticate } from './auth.js';
 import { ApiError, RETRY_AFTER_SECONDS } from './errors.js';
@@ -21,16 +16,7 @@ import { registerMessageRoutes } from './routes/messages.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerStatsRoutes } from './routes/stats.js';
 import { registerSuppressionRoutes } from './routes/suppressions.js';
-
-export interface ApiContext {
-  config: RelayConfig;
-  storage: Storage;
-  pipeline: SubmissionPipeline;
-  metrics: RelayMetrics;
-  logger: Logger;
-  /** Names of submission listeners that are not listening. */
-  listenersDown: () => string[];
-}
+import type { ApiContext } from './context.js';
 
 export class HttpServer {
   private readonly app: FastifyInstance;

@@ -442,6 +442,13 @@ export interface Storage {
   readonly templates: TemplateStore;
   readonly webhooks: WebhookStore;
   readonly nodes: NodeRegistry;
+  /**
+   * Where the backend can tell (PostgreSQL's LISTEN/NOTIFY), calls `listener` when any node queues
+   * mail or retries a message, so an idle scheduler can wake early; only a hint, polling
+   * nextDueAt() stays the rule. Absent where every submission is in this process (SQLite).
+   * Returns the unsubscribe.
+   */
+  onWork?(listener: () => void): () => void;
   /** Rejects unless a write transaction can be started (readiness probe). */
   checkWritable(): Promise<void>;
   /** Waits for pending writes, then closes the connection(s). */

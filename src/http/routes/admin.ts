@@ -4,7 +4,7 @@
  */
 import { isoTime } from '../../envelope/time.js';
 import type { FastifyInstance } from 'fastify';
-import type { ApiContext } from '../server.js';
+import type { ApiContext } from '../context.js';
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get(

@@ -4,7 +4,7 @@ import { isoTime } from '../../envelope/time.js';
 import { EVENT_STATUSES, type EventRecord, type RecipientStatus } from '../../queue/storage.js';
 import { scopeOf } from '../auth.js';
 import { ApiError } from '../errors.js';
-import type { ApiContext } from '../server.js';
+import type { ApiContext } from '../context.js';
 import { parseTime } from '../time.js';
 
 export const STATUSES = [...EVENT_STATUSES];

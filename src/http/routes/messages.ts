@@ -17,7 +17,7 @@ import { checkRecipientAddress } from '../../submission/recipient-address.js';
 import { composeMessage, envelopeOf, invalidAddress, type MessageRequest } from '../compose.js';
 import { ApiError, refusalToApiError } from '../errors.js';
 import { apiEvent, eventSchema } from './events.js';
-import type { ApiContext } from '../server.js';
+import type { ApiContext } from '../context.js';
 
 const addressList = { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 }] };
 const idempotencyKey = { 'idempotency-key': { type: 'string', maxLength: 255, description: 'Retries with the same key within limits.idempotency_window are not queued again' } };

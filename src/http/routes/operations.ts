@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.js';
-import type { ApiContext } from '../server.js';
+import type { ApiContext } from '../context.js';
 
 export function registerOperationRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const hidden = { hide: true };

@@ -8,7 +8,7 @@ import { isoTime } from '../../envelope/time.js';
 import type { RecipientStatus } from '../../queue/storage.js';
 import { scopeOf } from '../auth.js';
 import { ApiError } from '../errors.js';
-import type { ApiContext } from '../server.js';
+import type { ApiContext } from '../context.js';
 import { parseTime } from '../time.js';
 
 const HOUR = 3_600_000;

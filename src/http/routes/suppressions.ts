@@ -10,7 +10,7 @@ import type { Suppression } from '../../queue/storage.js';
 import { checkRecipientAddress } from '../../submission/recipient-address.js';
 import { scopeOf } from '../auth.js';
 import { ApiError } from '../errors.js';
-import type { ApiContext } from '../server.js';
+import type { ApiContext } from '../context.js';
 
 const suppressionSchema = {
   type: 'object',

@@ -1,0 +1,16 @@
+/** What every HTTP route is handed: the stages it calls and the relay's state it reports. */
+import type { RelayConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { RelayMetrics } from '../metrics/metrics.js';
+import type { Storage } from '../queue/storage.js';
+import type { SubmissionPipeline } from '../submission/pipeline.js';
+
+export interface ApiContext {
+  config: RelayConfig;
+  storage: Storage;
+  pipeline: SubmissionPipeline;
+  metrics: RelayMetrics;
+  logger: Logger;
+  /** Names of submission listeners that are not listening. */
+  listenersDown: () => string[];
+}

@@ -26,7 +26,16 @@ export interface AcceptGuardOptions {
  */
 type PendingSockets = Map<Socket, Socket>;
 
-export function guardAccept(smtp: SMTPServer, options: AcceptGuardOptions): void {
+/** Lets a session's end give back its connection's slot. */
+export interface AcceptedConnections {
+  sessionClosed(session: { remoteAddress: string; remotePort: number }): void;
+}
+
+export function guardAccept(smtp: SMTPServer, options: AcceptGuardOptions): AcceptedConnections {
+  // STARTTLS (and implicit TLS) moves the socket's handle into a TLSSocket, after which the
+  // accepted socket never emits 'close': the session's end releases the slot then.
+  const releases = new Map<string, () => void>();
+  const key = (address: string | undefined, port: number | undefined) => `${address}|${port}`;
   const server = smtp.server;
   const handlers = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
@@ -41,7 +50,13 @@ export function guardAccept(smtp: SMTPServer, options: AcceptGuardOptions): void
       else socket.end(`421 ${admitted.refusal.message}\r\n`, () => socket.destroy());
       return;
     }
-    socket.once('close', admitted.release);
+    const connection = key(ip, socket.remotePort);
+    const release = () => {
+      admitted.release();
+      releases.delete(connection);
+    };
+    releases.set(connection, release);
+    socket.once('close', release);
     if (options.implicitTls) {
       const timer = setTimeout(() => {
         const pending = (smtp as unknown as { _pendingSockets?: PendingSockets })._pendingSockets?.get(socket);
@@ -54,4 +69,7 @@ export function guardAccept(smtp: SMTPServer, options: AcceptGuardOptions): void
     }
     for (const handler of handlers) handler.call(server, socket);
   });
+  return {
+    sessionClosed: (session) => releases.get(key(session.remoteAddress, session.remotePort))?.(),
+  };
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import { newQueueId } from '../queue/ids.js';
 import type { CredentialRecord } from '../queue/storage.js';
 import type { ConnectionLimiter } from './connection-limiter.js';
-import { guardAccept } from './accept-guard.js';
+import { guardAccept, type AcceptedConnections } from './accept-guard.js';
 import { hideAuthBeforeTls } from './auth-before-tls.js';
 import type { SubmissionPipeline } from './pipeline.js';
 import { internalFailureReply } from './faults.js';
@@ -43,6 +43,7 @@ export class SubmissionServer {
   /** Failed AUTH attempts per session; at limits.auth_failures_per_connection the session is closed. */
   private readonly authFailures = new Map<string, number>();
   private readonly deadlines: StepDeadlines;
+  private readonly accepted: AcceptedConnections;
   /** Set by close(): new sessions are refused with 421 4.3.2 while the transactions in progress finish. */
   private draining = false;
 
@@ -111,10 +112,11 @@ export class SubmissionServer {
         this.endTransaction(session.id);
         this.authFailures.delete(session.id);
         this.deadlines.clear(session.id);
+        this.accepted.sessionClosed(session);
       },
     });
     this.deadlines = new StepDeadlines(this.server, () => config.limits.command_timeout);
-    guardAccept(this.server, {
+    this.accepted = guardAccept(this.server, {
       listener: listener.name,
       implicitTls: listener.tls === 'implicit',
       connections: deps.connections,

@@ -76,6 +76,8 @@ export async function newRelayDir(env: BenchEnv, name: string, paused: boolean, 
           { name: 'smtps', host: '127.0.0.1', port: 0, tls: 'implicit' },
           { name: 'submission', host: '127.0.0.1', port: 0, tls: 'starttls' },
         ],
+        // Several nodes run side by side in the nodes scenario.
+        http: { host: '127.0.0.1', port: 0 },
         delivery: { dns_servers: [env.dns.address], smtp_port: env.sink.port, paused },
         log: { level: 'info' },
       }),

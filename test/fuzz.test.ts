@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readHeader } from '../src/submission/message.js';
+import { readHeader } from '../src/envelope/header.js';
 import { startDeliveringRelay, type DeliveringRelay } from './helpers/delivering-relay.js';
 import { waitFor } from './helpers/wait.js';
 

@@ -5,6 +5,7 @@
  * as text/rfc822-headers (never the body). CRLF line endings throughout.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { headerText } from '../envelope/header.js';
 import { enhancedStatusOf } from './classify.js';
 import { rfc5322Date } from '../submission/message.js';
 
@@ -51,7 +52,7 @@ export function buildDsn(input: DsnInput): Dsn {
   const parts = [
     ['Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit', '', ...explanation(input)],
     ['Content-Type: message/delivery-status', '', ...deliveryStatus(input, now)],
-    ['Content-Type: text/rfc822-headers', '', originalHeaders(input.message)],
+    ['Content-Type: text/rfc822-headers', '', headerText(input.message)],
   ];
   const text = [
     ...header,
@@ -104,10 +105,6 @@ function statusOf(r: FailedRecipient): string {
   return status?.startsWith('5.') ? status : '5.0.0';
 }
 
-function originalHeaders(message: Buffer): string {
-  const end = message.indexOf('\r\n\r\n');
-  return message.toString('utf8', 0, end === -1 ? message.length : end);
-}
 
 /** Folds a header field at spaces so lines stay near 78 characters (RFC 5322 section 2.2.3). */
 function fold(field: string): string {

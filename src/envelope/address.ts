@@ -9,6 +9,12 @@ export function domainOf(address: string): string {
   return at === -1 ? '' : address.slice(at + 1).toLowerCase();
 }
 
+/** The local part, as written ('' when there is no @). */
+export function localPartOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at === -1 ? '' : address.slice(0, at);
+}
+
 /** The form addresses are compared and stored in (suppression list, login keys). */
 export function normaliseAddress(address: string): string {
   return address.trim().toLowerCase();

@@ -4,6 +4,7 @@
  * and with the parsed private key cached: parsing the PEM per message halves throughput.
  */
 import crypto, { type KeyObject } from 'node:crypto';
+import { blankLineAt, HEADER_END, prependHeaderField } from '../envelope/header.js';
 import type { DkimAlgorithm } from './keys.js';
 import { dkimBody, generateCanonicalizedHeader, tools } from './mailauth.js';
 
@@ -15,8 +16,6 @@ export interface DkimKey {
   algorithm: DkimAlgorithm;
   privateKeyPem: string;
 }
-
-const HEADER_END = Buffer.from('\r\n\r\n');
 
 export class DkimSigner {
   private readonly keys = new Map<string, KeyObject>();
@@ -72,7 +71,7 @@ export class DkimSigner {
       signedData: rsa ? canonicalizedHeader : crypto.createHash('sha256').update(canonicalizedHeader).digest(),
       finish(signature: Buffer): Buffer {
         const headerLine = tools.formatSignatureHeaderLine('DKIM', { ...dkimHeaderOpts, b: signature.toString('base64') }, true);
-        return Buffer.concat([Buffer.from(`${headerLine}\r\n`), complete]);
+        return prependHeaderField(complete, headerLine);
       },
     };
   }
@@ -95,7 +94,7 @@ export class DkimSigner {
  * blank line; mailauth's verifier (and others) then see no header at all, so the blank line is added.
  */
 function splitMessage(message: Buffer): { message: Buffer; headers: Buffer; body: Buffer } {
-  let end = message.indexOf(HEADER_END);
+  let end = blankLineAt(message);
   if (end < 0) {
     const endsWithCrlf = message.length >= 2 && message[message.length - 2] === 0x0d && message[message.length - 1] === 0x0a;
     message = Buffer.concat([message, Buffer.from(endsWithCrlf ? '\r\n' : '\r\n\r\n')]);

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { RelayConfig } from '../config/schema.js';
 import type { IdempotencyStore } from '../queue/storage.js';
+import { headerEndOf } from '../envelope/header.js';
 import { reply } from './replies.js';
 
 const LF = 0x0a;
@@ -21,8 +22,7 @@ const LF = 0x0a;
  * returning the message without it and the first key's value.
  */
 export function takeIdempotencyKey(message: Buffer): { message: Buffer; key: string | undefined } {
-  const blank = message.indexOf('\r\n\r\n');
-  const headerEnd = blank === -1 ? message.length : blank + 2;
+  const headerEnd = headerEndOf(message);
   const kept: Buffer[] = [];
   let key: string | undefined;
   let dropping = false;

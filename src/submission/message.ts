@@ -4,6 +4,7 @@
  * and missing headers added. Signing comes after this, on exactly these bytes.
  */
 import { randomUUID } from 'node:crypto';
+import { readHeader } from '../envelope/header.js';
 import { reply } from './replies.js';
 import { parseMailboxList } from './header-address.js';
 import { traceToken } from './trace-text.js';
@@ -33,30 +34,6 @@ export function normaliseLineEndings(input: Buffer): Buffer {
     } else out[o++] = c;
   }
   return out.subarray(0, o);
-}
-
-export interface HeaderField {
-  /** Lower-cased field name. */
-  name: string;
-  value: string;
-}
-
-/** The header fields (unfolded) and where the body starts. A message with no blank line is all header. */
-export function readHeader(message: Buffer): { fields: HeaderField[]; headerEnd: number } {
-  const blank = message.indexOf('\r\n\r\n');
-  const headerEnd = blank === -1 ? message.length : blank + 2;
-  const fields: HeaderField[] = [];
-  for (const line of message.toString('utf8', 0, headerEnd).split('\r\n')) {
-    if (line === '') continue;
-    if ((line[0] === ' ' || line[0] === '\t') && fields.length) {
-      fields[fields.length - 1]!.value += line;
-      continue;
-    }
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    fields.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
-  }
-  return { fields, headerEnd };
 }
 
 /** Every mailbox of a From or Sender header, read strictly (header-address.ts), else 550 5.6.0. */

@@ -4,15 +4,15 @@
  * literals and no unqualified or single-label domains (which resolve inside our own network).
  * Source routes are stripped by smtp-server as RFC 5321 asks.
  */
+import { domainOf, localPartOf } from '../envelope/address.js';
 import { reply, type SmtpReply } from './replies.js';
 
 const ADDRESS = /^[^@\s"]+@[^@\s]+$/;
 
 export function checkRecipientAddress(address: string): SmtpReply | undefined {
   if (!ADDRESS.test(address)) return reply(501, '5.1.3', `bad recipient address syntax: <${address}>`);
-  const at = address.lastIndexOf('@');
-  const local = address.slice(0, at);
-  const domain = address.slice(at + 1);
+  const local = localPartOf(address);
+  const domain = domainOf(address);
   if (/[%!]/.test(local)) {
     return reply(550, '5.7.1', `recipient <${address}> routes through another host (percent hack or bang path): not accepted`);
   }

@@ -4,6 +4,7 @@
  * SubmissionPipeline as SMTP: sender policy, recipient checks and quotas, signing, the durable
  * queue. `GET /v1/messages/{id}` is each recipient's status with its events.
  */
+import { prependHeaderField } from '../../envelope/header.js';
 import { isoTime } from '../../envelope/time.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { newQueueId } from '../../queue/ids.js';
@@ -145,7 +146,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
         recipients: envelope.to,
         fields: FIELDS.raw,
         // As if the client had put the header in the message itself; the pipeline strips it.
-        build: async () => (key ? Buffer.concat([Buffer.from(`Idempotency-Key: ${key}\r\n`), bytes]) : bytes),
+        build: async () => (key ? prependHeaderField(bytes, `Idempotency-Key: ${key}`) : bytes),
       });
       return replyTo.code(202).send(result);
     },

@@ -97,7 +97,7 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
       const totals = zero();
       const series = new Map<string, Counts>();
       // Every bucket of the window, empty ones too, so a chart has a continuous axis.
-      for (let t = Math.floor(from / bucket) * bucket; t < to; t += bucket) series.set(new Date(t).toISOString(), zero());
+      for (let t = Math.floor(from / bucket) * bucket; t < to; t += bucket) series.set(isoTime(t), zero());
       const byDomain: Record<string, Counts> = {};
       for (const row of await ctx.storage.events.buckets(from, to, bucket, scope)) {
         const name = COUNTED[row.status];
@@ -120,8 +120,8 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
         }));
       const queue = scope === undefined ? (await ctx.storage.queue.stats()).queue : undefined;
       return {
-        from: new Date(from).toISOString(),
-        to: new Date(to).toISOString(),
+        from: isoTime(from),
+        to: isoTime(to),
         granularity,
         totals,
         series: [...series].map(([start, counts]) => ({ start, ...counts })),

@@ -1,0 +1,55 @@
+/**
+ * The header block of a CRLF message (RFC 5322): where it ends, its fields, adding one. The one
+ * home for what submission, signing, bounces and the HTTP API ask of a message's header.
+ */
+
+/** The blank line that ends the header block: the CRLF ending the last field, then an empty line. */
+export const HEADER_END = Buffer.from('\r\n\r\n');
+
+/** Where the header block's closing CRLF CRLF starts, or -1 when the message has no blank line. */
+export function blankLineAt(message: Buffer): number {
+  return message.indexOf(HEADER_END);
+}
+
+/**
+ * Where the header block ends: just past the last field's CRLF, so the blank line (and then the
+ * body) starts there. A message with no blank line is all header.
+ */
+export function headerEndOf(message: Buffer): number {
+  const blank = blankLineAt(message);
+  return blank === -1 ? message.length : blank + 2;
+}
+
+/** The header block as text, without the blank line and the CRLF before it (all of a message with no blank line). */
+export function headerText(message: Buffer): string {
+  const blank = blankLineAt(message);
+  return message.toString('utf8', 0, blank === -1 ? message.length : blank);
+}
+
+export interface HeaderField {
+  /** Lower-cased field name. */
+  name: string;
+  value: string;
+}
+
+/** The header fields (unfolded) and where the header block ends (headerEndOf). */
+export function readHeader(message: Buffer): { fields: HeaderField[]; headerEnd: number } {
+  const headerEnd = headerEndOf(message);
+  const fields: HeaderField[] = [];
+  for (const line of message.toString('utf8', 0, headerEnd).split('\r\n')) {
+    if (line === '') continue;
+    if ((line[0] === ' ' || line[0] === '\t') && fields.length) {
+      fields[fields.length - 1]!.value += line;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    fields.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
+  }
+  return { fields, headerEnd };
+}
+
+/** The message with `field` (a whole `Name: value` line, folded or not, without its final CRLF) added at the top of its header. */
+export function prependHeaderField(message: Buffer, field: string): Buffer {
+  return Buffer.concat([Buffer.from(`${field}\r\n`), message]);
+}

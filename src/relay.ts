@@ -22,6 +22,9 @@ import { HttpServer } from './http/server.js';
 import { RelayMetrics } from './metrics/metrics.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 
+/** How often another node's new mail may wake this node's scheduler. */
+const WAKE_HINT_MS = 100;
+
 export interface RunningRelay {
   config: RelayConfig;
   storage: Storage;
@@ -60,8 +63,17 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     rules,
     onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes),
   });
-  // Other nodes' submissions wake this node's scheduler at once where the backend can tell (PostgreSQL NOTIFY); polling stays the rule.
-  const stopListening = storage.onWork?.(wake);
+  // Other nodes' new mail wakes this node's scheduler at most every WAKE_HINT_MS: the node that
+  // took a message wakes itself at once, and a wake per message on every node would cost each
+  // node a claim per message. Polling stays the rule.
+  let hinted: NodeJS.Timeout | undefined;
+  const hint = () => {
+    hinted ??= setTimeout(() => {
+      hinted = undefined;
+      wake();
+    }, WAKE_HINT_MS);
+  };
+  const stopListening = storage.onWork?.(hint);
   const pipeline = new SubmissionPipeline({ config, storage, signer: new DkimSigner(), logger, onQueued: wake, observer: metrics });
   const connections = new ConnectionLimiter(config);
   const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, logger, tls, pipeline, connections }));
@@ -95,6 +107,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     async stop() {
       await Promise.all([...servers.map((s) => s.close()), http.close()]);
       stopListening?.();
+      clearTimeout(hinted);
       await Promise.all([delivery.stop(), webhooks.stop(), retention.stop()]);
       await membership.leave();
       await storage.close();

@@ -52,6 +52,7 @@ interface Row {
   db_statements_per_msg?: number | null;
   db_commits_per_msg?: number;
   wal_bytes_per_msg?: number;
+  db_cpu_ms_per_msg?: number;
   note?: string;
 }
 
@@ -316,6 +317,7 @@ function printTable(): void {
     'db_statements_per_msg',
     'db_commits_per_msg',
     'wal_bytes_per_msg',
+    'db_cpu_ms_per_msg',
     'note',
   ];
   const cell = (v: unknown) => (v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v)) ? '-' : String(v));

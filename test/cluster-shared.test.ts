@@ -6,7 +6,7 @@
  */
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey, newApiKey } from '../src/http/api-keys.js';
+import { hashApiKey, newApiKey } from '../src/submission/api-keys.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 import { apiClient } from './helpers/http.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';

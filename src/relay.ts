@@ -97,7 +97,10 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   delivery.start();
   webhooks.start();
   retention.start();
-  logger.info({ config: config.source, listeners: ports, database: redactDatabase(config.database), storage: storage.kind, node }, 'relay started');
+  logger.info(
+    { config: config.source, listeners: ports, database: redactDatabase(config.database), storage: storage.kind, node },
+    'relay started',
+  );
 
   return {
     config,

@@ -53,7 +53,10 @@ describe('POST /v1/messages/raw envelope', () => {
 
   it.each(BAD_ADDRESSES.filter(([what]) => what !== 'no domain'))('refuses a sender with %s: 422 naming it', async (_what, address) => {
     const before = await queued();
-    const res = await api('POST', '/v1/messages/raw', { envelope: { from: address.replace('example.net', 'acme.test'), to: ['ok@example.net'] }, raw });
+    const res = await api('POST', '/v1/messages/raw', {
+      envelope: { from: address.replace('example.net', 'acme.test'), to: ['ok@example.net'] },
+      raw,
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(422);
     expect(res.body.error.field).toBe('envelope.from');
     expect(res.body.error.smtp_reply).toMatch(/^501 5\.1\.7 /);
@@ -74,13 +77,17 @@ describe('POST /v1/messages/raw envelope', () => {
   });
 
   it('still queues a request whose addresses are all good', async () => {
-    const res = await api('POST', '/v1/messages/raw', { envelope: { from: 'app@acme.test', to: ['ok@example.net', 'Also.OK+tag@sub.example.net'] }, raw });
+    const res = await api('POST', '/v1/messages/raw', {
+      envelope: { from: 'app@acme.test', to: ['ok@example.net', 'Also.OK+tag@sub.example.net'] },
+      raw,
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
   });
 });
 
 describe('POST /v1/messages addresses', () => {
-  const send = (fields: Record<string, unknown>) => api('POST', '/v1/messages', { from: 'app@acme.test', to: 'ok@example.net', subject: 's', text: 't', ...fields });
+  const send = (fields: Record<string, unknown>) =>
+    api('POST', '/v1/messages', { from: 'app@acme.test', to: 'ok@example.net', subject: 's', text: 't', ...fields });
 
   it('refuses an unparsable recipient instead of dropping it: 422 naming it, nothing queued', async () => {
     const before = await queued();
@@ -121,8 +128,18 @@ describe('POST /v1/messages addresses', () => {
   });
 
   it('queues display names and lists of good addresses', async () => {
-    const res = await send({ from: 'App <app@acme.test>', to: ['Ann <ann@example.net>', 'bob@example.net'], cc: 'Carl <carl@example.net>, dee@example.net', reply_to: 'help@acme.test' });
+    const res = await send({
+      from: 'App <app@acme.test>',
+      to: ['Ann <ann@example.net>', 'bob@example.net'],
+      cc: 'Carl <carl@example.net>, dee@example.net',
+      reply_to: 'help@acme.test',
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
-    expect(res.body.recipients.map((r: { address: string }) => r.address)).toEqual(['ann@example.net', 'bob@example.net', 'carl@example.net', 'dee@example.net']);
+    expect(res.body.recipients.map((r: { address: string }) => r.address)).toEqual([
+      'ann@example.net',
+      'bob@example.net',
+      'carl@example.net',
+      'dee@example.net',
+    ]);
   });
 });

@@ -118,7 +118,10 @@ describe('bad input', { timeout: 60_000 }, () => {
 
   it('relays lines over 998 octets intact', async () => {
     const token = 'long-lines';
-    await relayedIntact(token, Buffer.from(`From: app@acme.test\r\nSubject: ${token}\r\nX-Long: ${'h'.repeat(2000)}\r\n\r\n${'b'.repeat(5000)}\r\nend\r\n`));
+    await relayedIntact(
+      token,
+      Buffer.from(`From: app@acme.test\r\nSubject: ${token}\r\nX-Long: ${'h'.repeat(2000)}\r\n\r\n${'b'.repeat(5000)}\r\nend\r\n`),
+    );
   });
 
   it('relays NUL bytes intact', async () => {
@@ -128,11 +131,20 @@ describe('bad input', { timeout: 60_000 }, () => {
 
   it('relays 8-bit data sent without BODY=8BITMIME intact', async () => {
     const token = 'eight-bit';
-    await relayedIntact(token, Buffer.concat([Buffer.from(`From: app@acme.test\r\nSubject: ${token}\r\n\r\n`), Buffer.from('Grüße, naïve café\r\n'), Buffer.from([0xe9, 0xff, 0x80, 0x0d, 0x0a])]));
+    await relayedIntact(
+      token,
+      Buffer.concat([
+        Buffer.from(`From: app@acme.test\r\nSubject: ${token}\r\n\r\n`),
+        Buffer.from('Grüße, naïve café\r\n'),
+        Buffer.from([0xe9, 0xff, 0x80, 0x0d, 0x0a]),
+      ]),
+    );
   });
 
   it('relays a message that is only a header block intact, with the empty line that ends a header', async () => {
     const token = 'only-headers';
-    await relayedIntact(token, Buffer.from(`From: app@acme.test\r\nSubject: ${token}\r\nX-Note: no blank line, no body`), { added: '\r\n' });
+    await relayedIntact(token, Buffer.from(`From: app@acme.test\r\nSubject: ${token}\r\nX-Note: no blank line, no body`), {
+      added: '\r\n',
+    });
   });
 });

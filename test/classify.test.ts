@@ -20,7 +20,11 @@ const CASES: [reply: string, category: BounceCategory, permanent: boolean][] = [
   ['550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown in virtual mailbox table', 'bad_mailbox', true],
   ['550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup', 'bad_mailbox', true],
   ['550 5.4.1 Recipient address rejected: Access denied. AS(201806281)', 'bad_mailbox', true],
-  ["554 delivery error: dd This user doesn't have a yahoo.com account (bob@yahoo.com) [0] - mta1234.mail.ne1.yahoo.com", 'bad_mailbox', true],
+  [
+    "554 delivery error: dd This user doesn't have a yahoo.com account (bob@yahoo.com) [0] - mta1234.mail.ne1.yahoo.com",
+    'bad_mailbox',
+    true,
+  ],
   ['550 5.2.1 The email account that you tried to reach is disabled.', 'bad_mailbox', true],
   // A 4xx stays temporary even when its text says the user is unknown.
   ['450 4.1.1 <bob@example.org>: Recipient address rejected: unverified address: user unknown', 'bad_mailbox', false],
@@ -32,15 +36,31 @@ const CASES: [reply: string, category: BounceCategory, permanent: boolean][] = [
   ['550 5.7.1 Service temporarily unavailable, try again later', 'rate_limited', false],
   ['550 5.7.0 rate limit exceeded', 'rate_limited', false],
   ['451 4.7.1 Greylisted, see https://postgrey.schweikert.ch/help/example.org.html', 'rate_limited', false],
-  ['421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited.', 'rate_limited', false],
+  [
+    '421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited.',
+    'rate_limited',
+    false,
+  ],
   ['421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints', 'rate_limited', false],
-  ['450 4.2.1 The user you are trying to contact is receiving mail at a rate that prevents additional messages from being delivered.', 'rate_limited', false],
+  [
+    '450 4.2.1 The user you are trying to contact is receiving mail at a rate that prevents additional messages from being delivered.',
+    'rate_limited',
+    false,
+  ],
   // Policy and blocklists.
   ['550 5.7.1 Service unavailable, Client host [192.0.2.1] blocked using Spamhaus', 'policy', true],
-  ["550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150).", 'policy', true],
-  ['553 5.7.1 [BL21] Connections will not be accepted from 192.0.2.1, because the ip is in Spamhaus\'s list', 'policy', true],
+  [
+    "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150).",
+    'policy',
+    true,
+  ],
+  ["553 5.7.1 [BL21] Connections will not be accepted from 192.0.2.1, because the ip is in Spamhaus's list", 'policy', true],
   ['554 5.7.9 Message not accepted for policy reasons.', 'policy', true],
-  ['550 5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail requires all senders to authenticate with either SPF or DKIM.', 'policy', true],
+  [
+    '550 5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail requires all senders to authenticate with either SPF or DKIM.',
+    'policy',
+    true,
+  ],
   ['554 5.7.1 <bob@example.org>: Relay access denied', 'policy', true],
   ['450 4.1.8 <alice@acme.test>: Sender address rejected: Domain not found', 'policy', false],
   ['550 5.7.0 not allowed', 'policy', true],
@@ -126,7 +146,10 @@ describe('loadBounceRules', () => {
   };
 
   it('names the file and the rule when a rule is invalid', () => {
-    const file = write('bad.yaml', 'rules:\n  - { status: "5.1.1", category: lost }\n  - { match: "(unclosed", category: other }\n  - { category: other }\n');
+    const file = write(
+      'bad.yaml',
+      'rules:\n  - { status: "5.1.1", category: lost }\n  - { match: "(unclosed", category: other }\n  - { category: other }\n',
+    );
     expect(() => loadBounceRules(file)).toThrowError(file);
     expect(() => loadBounceRules(file)).toThrowError(/rules\.0\.category/);
     expect(() => loadBounceRules(file)).toThrowError(/rules\.1\.match: invalid regular expression/);

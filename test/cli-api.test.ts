@@ -38,13 +38,27 @@ describe('relay credential add --api-key and relay template add', { timeout: 30_
 
     writeFileSync(path.join(relay.dir, 'welcome.txt'), 'Hi {{name}}, welcome.');
     writeFileSync(path.join(relay.dir, 'welcome.html'), '<p>Hi {{name}}</p>');
-    const added = await cli('template', 'add', 'welcome', '--subject', 'Welcome {{name}}', '--text-file', 'welcome.txt', '--html-file', 'welcome.html');
+    const added = await cli(
+      'template',
+      'add',
+      'welcome',
+      '--subject',
+      'Welcome {{name}}',
+      '--text-file',
+      'welcome.txt',
+      '--html-file',
+      'welcome.html',
+    );
     expect(added.code, added.stderr).toBe(0);
     expect(added.stdout).toMatch(/version 1/);
-    expect((await cli('template', 'add', 'welcome', '--subject', 'Welcome again {{name}}', '--text-file', 'welcome.txt')).stdout).toMatch(/version 2/);
+    expect((await cli('template', 'add', 'welcome', '--subject', 'Welcome again {{name}}', '--text-file', 'welcome.txt')).stdout).toMatch(
+      /version 2/,
+    );
     const listed = JSON.parse((await cli('template', 'list', '--json')).stdout) as { name: string; version: number; parts: string[] }[];
     expect(listed).toEqual([expect.objectContaining({ name: 'welcome', version: 2, parts: ['text'] })]);
-    expect((await cli('template', 'add', 'bad', '--subject', '{{#open}}', '--text-file', 'welcome.txt')).stderr).toMatch(/not a valid template/);
+    expect((await cli('template', 'add', 'bad', '--subject', '{{#open}}', '--text-file', 'welcome.txt')).stderr).toMatch(
+      /not a valid template/,
+    );
 
     for (const apiKey of [key!, secondKey]) {
       const res = await apiClient(relay.ports.http!, apiKey)('POST', '/v1/messages', {
@@ -57,7 +71,12 @@ describe('relay credential add --api-key and relay template add', { timeout: 30_
     expect(await relay.storage.queue.pending()).toHaveLength(2);
 
     expect((await cli('credential', 'revoke', 'shop')).code).toBe(0);
-    const revoked = await apiClient(relay.ports.http!, key)('POST', '/v1/messages', { from: 'shop@acme.test', to: 'a@example.test', subject: 's', text: 't' });
+    const revoked = await apiClient(relay.ports.http!, key)('POST', '/v1/messages', {
+      from: 'shop@acme.test',
+      to: 'a@example.test',
+      subject: 's',
+      text: 't',
+    });
     expect(revoked.status).toBe(401);
   });
 });

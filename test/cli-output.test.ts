@@ -52,7 +52,9 @@ describe('a closed output pipe', () => {
 
   it('through a shell pipeline into head', async () => {
     const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn('sh', ['-c', `"${process.execPath}" "${BIN}" --config "${configFile}" domain add head.test | head -1`], { cwd: dir });
+      const child = spawn('sh', ['-c', `"${process.execPath}" "${BIN}" --config "${configFile}" domain add head.test | head -1`], {
+        cwd: dir,
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));

@@ -30,7 +30,10 @@ beforeAll(async () => {
   db = await createTestDatabase();
   dir = mkdtempSync(path.join(tmpdir(), 'relay-cli-pg-'));
   configFile = path.join(dir, 'relay.yaml');
-  writeFileSync(configFile, YAML.stringify({ hostname: 'relay.test', database: db.url, node_name: 'cli-test-node', log: { level: 'silent' } }));
+  writeFileSync(
+    configFile,
+    YAML.stringify({ hostname: 'relay.test', database: db.url, node_name: 'cli-test-node', log: { level: 'silent' } }),
+  );
   relay = await startTestRelay({ database: db.url, node_name: 'running-node' });
 });
 
@@ -43,7 +46,9 @@ describe('the CLI on PostgreSQL', () => {
   it('adds a domain and a credential that a running node on the database uses at once', async () => {
     const domain = json<{ domain: string; records: unknown[] }>(await cli('domain', 'add', 'acme.test', '--json'));
     expect(domain.domain).toBe('acme.test');
-    const created = json<{ name: string; password: string }>(await cli('credential', 'add', 'billing-app', '--domain', 'acme.test', '--daily', '100', '--json'));
+    const created = json<{ name: string; password: string }>(
+      await cli('credential', 'add', 'billing-app', '--domain', 'acme.test', '--daily', '100', '--json'),
+    );
     const listed = json<{ name: string; limits: { daily: number } }[]>(await cli('credential', 'list', '--json'));
     expect(listed).toMatchObject([{ name: 'billing-app', limits: { daily: 100 } }]);
 

@@ -33,14 +33,9 @@ beforeAll(async () => {
   configFile = path.join(dir, 'relay.yaml');
   writeFileSync(
     configFile,
-    [
-      `hostname: ${HOSTNAME}`,
-      'database: ./data/relay.db',
-      'delivery:',
-      `  dns_servers: ["${dns.address}"]`,
-      '  dns_timeout: 2s',
-      '',
-    ].join('\n'),
+    [`hostname: ${HOSTNAME}`, 'database: ./data/relay.db', 'delivery:', `  dns_servers: ["${dns.address}"]`, '  dns_timeout: 2s', ''].join(
+      '\n',
+    ),
   );
 });
 
@@ -240,7 +235,9 @@ describe('relay suppression', () => {
   it('scopes an address to one credential with --credential', async () => {
     expect((await relay('suppression', 'add', 'carl@example.org', '--credential', 'app')).code).toBe(0);
     expect((await relay('suppression', 'add', 'carl@example.org', '--credential', 'app')).code).toBe(1);
-    expect((await relay('suppression', 'add', 'carl@example.org', '--credential', 'ghost')).stderr).toBe('relay: unknown credential ghost\n');
+    expect((await relay('suppression', 'add', 'carl@example.org', '--credential', 'ghost')).stderr).toBe(
+      'relay: unknown credential ghost\n',
+    );
     expect(json(await relay('suppression', 'list', '--json'))).toEqual([
       { address: 'carl@example.org', credential: 'app', reason: 'added by operator', created: expect.any(String) },
     ]);

@@ -76,7 +76,8 @@ describe('nodes sharing one PostgreSQL database', () => {
     const replies = await Promise.all(Array.from({ length: 24 }, (_, i) => send(i % 2 ? a : b, 'quota-app', `q${i}@example.net`)));
     const accepted = replies.filter((r) => r.startsWith('250'));
     expect(accepted).toHaveLength(7);
-    for (const r of replies.filter((r) => !r.startsWith('250'))) expect(r).toMatch(/^451 4\.7\.1 credential quota-app is over its daily quota of 7/);
+    for (const r of replies.filter((r) => !r.startsWith('250')))
+      expect(r).toMatch(/^451 4\.7\.1 credential quota-app is over its daily quota of 7/);
     expect((await b.storage.limits.usage('quota-app', Date.now())).day).toBe(7);
   });
 
@@ -99,7 +100,10 @@ describe('nodes sharing one PostgreSQL database', () => {
     } finally {
       client.close();
     }
-    await waitFor(() => receiver.received.some((h) => JSON.parse(h.body).recipient === 'blocked@example.net'), 'the suppressed event at the webhook');
+    await waitFor(
+      () => receiver.received.some((h) => JSON.parse(h.body).recipient === 'blocked@example.net'),
+      'the suppressed event at the webhook',
+    );
     // Both dispatchers poll every 50 ms; give them a few rounds to post a second copy if they would.
     await waitFor(async () => (await a.storage.webhooks.backlog()).count === 0, 'an empty outbox');
     const ids = receiver.received.map((h) => (JSON.parse(h.body) as { id: number }).id);
@@ -113,11 +117,15 @@ describe('nodes sharing one PostgreSQL database', () => {
       expect((await client.command('MAIL FROM:<app@acme.test>')).code).toBe(250);
       await client.command('RSET');
       await a.storage.credentials.revoke('revoked-app');
-      const refused = await waitFor(async () => {
-        const r = await client.command('MAIL FROM:<app@acme.test>');
-        if (r.code === 250) await client.command('RSET');
-        return r.code === 250 ? undefined : r;
-      }, 'MAIL FROM refused after the revoke', 5000);
+      const refused = await waitFor(
+        async () => {
+          const r = await client.command('MAIL FROM:<app@acme.test>');
+          if (r.code === 250) await client.command('RSET');
+          return r.code === 250 ? undefined : r;
+        },
+        'MAIL FROM refused after the revoke',
+        5000,
+      );
       expect(`${refused.code} ${refused.text}`).toMatch(/^550 5\.7\.8 credential revoked-app has been revoked/);
     } finally {
       client.close();
@@ -151,7 +159,12 @@ describe('nodes sharing one PostgreSQL database', () => {
 
   it('uses on every node, within 2 s, a sender domain verified through one', async () => {
     await addSenderDomain(a.storage, 'late.test', { verified: false });
-    await a.storage.credentials.add({ name: 'late-app', username: 'late-app', passwordHash: (await a.storage.credentials.get('plain-app'))!.passwordHash, domains: ['late.test'] });
+    await a.storage.credentials.add({
+      name: 'late-app',
+      username: 'late-app',
+      passwordHash: (await a.storage.credentials.get('plain-app'))!.passwordHash,
+      domains: ['late.test'],
+    });
     const client = nodemailer.createTransport({
       host: '127.0.0.1',
       port: b.ports.smtps!,
@@ -160,10 +173,16 @@ describe('nodes sharing one PostgreSQL database', () => {
       tls: { rejectUnauthorized: false },
     });
     try {
-      await expect(client.sendMail({ from: 'news@late.test', to: 'x@example.net', text: 'x' })).rejects.toThrow(/5\.7\.1 sender domain late\.test is not verified/);
+      await expect(client.sendMail({ from: 'news@late.test', to: 'x@example.net', text: 'x' })).rejects.toThrow(
+        /5\.7\.1 sender domain late\.test is not verified/,
+      );
       await a.storage.domains.setVerification('late.test', true, {});
       await waitFor(
-        () => client.sendMail({ from: 'news@late.test', to: 'x@example.net', text: 'x' }).then(() => true, () => false),
+        () =>
+          client.sendMail({ from: 'news@late.test', to: 'x@example.net', text: 'x' }).then(
+            () => true,
+            () => false,
+          ),
         'the verified domain accepted on the other node',
       );
     } finally {

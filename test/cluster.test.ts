@@ -51,7 +51,10 @@ beforeAll(async () => {
       else await sleep(Math.random() * 5);
     },
   });
-  dns = await startDnsServer({ 'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] }, 'mx.example.net': { a: ['127.0.0.2'] } });
+  dns = await startDnsServer({
+    'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] },
+    'mx.example.net': { a: ['127.0.0.2'] },
+  });
   const storage = await openStorage({ database: db.url, database_pool: 2 });
   let creds: { username: string; password: string };
   try {
@@ -111,7 +114,14 @@ describe('three nodes on one PostgreSQL database', () => {
     const perNode = Math.ceil(MESSAGES / NODES.length);
     const reports = await Promise.all(
       NODES.map((name, i) =>
-        submitLoad({ port: setups.get(name)!.port, creds: setups.get(name)!.creds, clients: 2, messages: perNode, prefix: `cluster${i}`, stop: () => failed }),
+        submitLoad({
+          port: setups.get(name)!.port,
+          creds: setups.get(name)!.creds,
+          clients: 2,
+          messages: perNode,
+          prefix: `cluster${i}`,
+          stop: () => failed,
+        }),
       ),
     );
     submitting = false;
@@ -163,7 +173,12 @@ describe('three nodes on one PostgreSQL database', () => {
     const queueIds: string[] = [];
     try {
       for (let i = 0; i < 10; i++) {
-        const info = await client.sendMail({ from: 'app@acme.test', to: `held${i}@example.net`, subject: `hold ${i}`, text: 'held at the MX' });
+        const info = await client.sendMail({
+          from: 'app@acme.test',
+          to: `held${i}@example.net`,
+          subject: `hold ${i}`,
+          text: 'held at the MX',
+        });
         queueIds.push(/queued as (\S+)/.exec(info.response)![1]!);
       }
     } finally {
@@ -172,7 +187,10 @@ describe('three nodes on one PostgreSQL database', () => {
     // Wait until the victim itself has claimed some of them and is stuck at the MX's DATA.
     const storage = await openStorage({ database: db.url, database_pool: 2 });
     try {
-      await waitFor(async () => (await storage.nodes.list(Date.now())).find((n) => n.name === VICTIM && n.leased > 0), `${VICTIM} holding leases`);
+      await waitFor(
+        async () => (await storage.nodes.list(Date.now())).find((n) => n.name === VICTIM && n.leased > 0),
+        `${VICTIM} holding leases`,
+      );
       await kill(serves.get(VICTIM)!);
       serves.delete(VICTIM);
       hold.release();

@@ -26,7 +26,10 @@ let serve: ServeProcess | undefined;
 beforeAll(async () => {
   assertBuilt();
   sink = await startSink({ host: '127.0.0.2' });
-  dns = await startDnsServer({ 'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] }, 'mx.example.net': { a: ['127.0.0.2'] } });
+  dns = await startDnsServer({
+    'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] },
+    'mx.example.net': { a: ['127.0.0.2'] },
+  });
   setup = await prepareServe({
     delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port, lease: '2s', retry_schedule: ['500ms'] },
     log: { level: 'error' },
@@ -62,7 +65,9 @@ describe('SIGKILL at any moment', () => {
     const submitSeconds = (Date.now() - started) / 1000;
     await killer;
 
-    await waitFor(() => compare(report, tallySink(sink)).lost.length === 0, 'every acknowledged message at the sink', 60_000).catch(() => {});
+    await waitFor(() => compare(report, tallySink(sink)).lost.length === 0, 'every acknowledged message at the sink', 60_000).catch(
+      () => {},
+    );
     const { lost, relayDuplicates, resubmissionDuplicates } = compare(report, tallySink(sink));
     console.log(
       `crash test: ${kills} kills survived; ${report.acknowledged.size} of ${MESSAGES} messages acknowledged in ${submitSeconds.toFixed(1)} s ` +

@@ -34,14 +34,18 @@ beforeAll(async () => {
   relay = await startTestRelay({ http: { admin_token: ADMIN_TOKEN }, delivery: hosts.delivery });
   await addSenderDomain(relay.storage, 'acme.test');
   await relay.storage.domains.setVerification('acme.test', true, {
-    verification: { status: 'found' }, dkim: { status: 'found' }, spf: { status: 'found' }, dmarc: { status: 'missing' },
+    verification: { status: 'found' },
+    dkim: { status: 'found' },
+    spf: { status: 'found' },
+    dmarc: { status: 'missing' },
   });
   await addCredential(relay.storage, 'shop', ['acme.test']);
   const key = newApiKey();
   await relay.storage.credentials.addApiKey('shop', hashApiKey(key));
   const app = apiClient(relay.ports.http!, key);
   const to = [...Array.from({ length: 8 }, (_, i) => `customer${i}@example.test`), 'nobody1@bouncy.test', 'nobody2@bouncy.test'];
-  for (const address of to) await app('POST', '/v1/messages', { from: 'shop@acme.test', to: address, subject: 'Your order', text: 'Thanks!' });
+  for (const address of to)
+    await app('POST', '/v1/messages', { from: 'shop@acme.test', to: address, subject: 'Your order', text: 'Thanks!' });
   await waitFor(async () => {
     const { byStatus } = await relay.storage.queue.stats();
     return byStatus.bounced === 2 && byStatus.delivered === 8;
@@ -53,8 +57,14 @@ beforeAll(async () => {
     headless: true,
     viewport: { width: 1280, height: 900 },
     args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync',
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
     ],
   });
 }, 60_000);

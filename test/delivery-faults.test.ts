@@ -77,7 +77,13 @@ async function startLoop(name: string, wrapQueue?: (queue: MessageQueue) => Deli
   });
   const storage = await openSqlite(config.database);
   const logger = createLogger('info', { destination: { write: (line: string) => void logLines.push(line) } });
-  const bounces = new BounceNotifier({ config, queue: storage.queue, suppressions: storage.suppressions, logger, onQueued: () => loop.wake() });
+  const bounces = new BounceNotifier({
+    config,
+    queue: storage.queue,
+    suppressions: storage.suppressions,
+    logger,
+    onQueued: () => loop.wake(),
+  });
   const loop = new DeliveryLoop({
     queue: wrapQueue ? wrapQueue(storage.queue) : storage.queue,
     node: `node-${name}`,
@@ -114,10 +120,14 @@ async function submit(relay: Relay, to: string[], from = 'alice@sender.test'): P
 const latest = async (storage: Storage, queueId: string) => new Map((await eventsOf(storage, { queueId })).map((e) => [e.recipient, e]));
 
 function outcome(storage: Storage, queueId: string, recipient: string, status: RecipientStatus): Promise<EventRecord> {
-  return waitFor(async () => {
-    const event = (await latest(storage, queueId)).get(recipient);
-    return event?.status === status ? event : undefined;
-  }, `${recipient} to be ${status}`, 10_000);
+  return waitFor(
+    async () => {
+      const event = (await latest(storage, queueId)).get(recipient);
+      return event?.status === status ? event : undefined;
+    },
+    `${recipient} to be ${status}`,
+    10_000,
+  );
 }
 
 describe('DNS per RFC 5321', { timeout: 20_000 }, () => {

@@ -93,7 +93,11 @@ afterAll(async () => {
     await loop.stop(2000);
     await storage.close();
   }
-  await Promise.all(Object.values(sinks ?? {}).filter(Boolean).map((s) => s.stop()));
+  await Promise.all(
+    Object.values(sinks ?? {})
+      .filter(Boolean)
+      .map((s) => s.stop()),
+  );
   await dns?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -125,10 +129,20 @@ function relayConfig(name: string, delivery: Record<string, unknown> = {}, bounc
 /** The credential test messages are submitted under. */
 const CREDENTIAL = 'test';
 
-async function startLoop(name: string, delivery?: Record<string, unknown>, wrapQueue?: (queue: MessageQueue) => DeliveryLoopOptions['queue']) {
+async function startLoop(
+  name: string,
+  delivery?: Record<string, unknown>,
+  wrapQueue?: (queue: MessageQueue) => DeliveryLoopOptions['queue'],
+) {
   const config = relayConfig(name, delivery);
   const storage = await openSqlite(config.database);
-  const bounces = new BounceNotifier({ config, queue: storage.queue, suppressions: storage.suppressions, logger, onQueued: () => loop.wake() });
+  const bounces = new BounceNotifier({
+    config,
+    queue: storage.queue,
+    suppressions: storage.suppressions,
+    logger,
+    onQueued: () => loop.wake(),
+  });
   const loop = new DeliveryLoop({
     queue: wrapQueue ? wrapQueue(storage.queue) : storage.queue,
     node: `node-${name}`,
@@ -184,10 +198,14 @@ async function latest(storage: Storage, queueId: string): Promise<Map<string, Ev
 
 /** Waits until every recipient of the message has one of the statuses. */
 function settled(storage: Storage, queueId: string, count: number, statuses: RecipientStatus[] = ['delivered', 'bounced', 'expired']) {
-  return waitFor(async () => {
-    const events = await latest(storage, queueId);
-    return events.size === count && [...events.values()].every((e) => statuses.includes(e.status)) ? events : undefined;
-  }, `${queueId} to be ${statuses.join(' or ')}`, 8000);
+  return waitFor(
+    async () => {
+      const events = await latest(storage, queueId);
+      return events.size === count && [...events.values()].every((e) => statuses.includes(e.status)) ? events : undefined;
+    },
+    `${queueId} to be ${statuses.join(' or ')}`,
+    8000,
+  );
 }
 
 const received = (sink: Sink, queueId: string) => sink.messages.filter((m) => m.raw.includes(queueId));
@@ -236,7 +254,9 @@ describe('DeliveryLoop', { timeout: 20_000 }, () => {
     // A hard bounce suppresses the address for the credential that sent the message only.
     expect(await relay.storage.suppressions.isSuppressed('unknown@reject.test', CREDENTIAL)).toBe(true);
     expect(await relay.storage.suppressions.isSuppressed('unknown@reject.test', 'another-app')).toBe(false);
-    expect(await relay.storage.suppressions.list()).toContainEqual(expect.objectContaining({ address: 'unknown@reject.test', credential: CREDENTIAL }));
+    expect(await relay.storage.suppressions.list()).toContainEqual(
+      expect.objectContaining({ address: 'unknown@reject.test', credential: CREDENTIAL }),
+    );
 
     const dsn = await waitFor(() => received(sinks.plain, queueId).find((m) => m.mailFrom === ''), 'the bounce notification');
     expect(dsn.rcptTo).toEqual(['alice@sender.test']);
@@ -267,9 +287,17 @@ describe('DeliveryLoop', { timeout: 20_000 }, () => {
   it('applies a failure at DATA to every recipient accepted at RCPT', async () => {
     const queueId = await submit(relay, ['unknown@datafail.test', 'hal@datafail.test', 'ivy@datafail.test']);
     const events = await settled(relay.storage, queueId, 3);
-    expect(events.get('unknown@datafail.test')).toMatchObject({ status: 'bounced', response: '550 5.1.1 <unknown@datafail.test>: user unknown' });
+    expect(events.get('unknown@datafail.test')).toMatchObject({
+      status: 'bounced',
+      response: '550 5.1.1 <unknown@datafail.test>: user unknown',
+    });
     for (const rcpt of ['hal@datafail.test', 'ivy@datafail.test']) {
-      expect(events.get(rcpt)).toMatchObject({ status: 'bounced', smtpCode: 554, response: '554 5.6.0 message content rejected', category: 'content' });
+      expect(events.get(rcpt)).toMatchObject({
+        status: 'bounced',
+        smtpCode: 554,
+        response: '554 5.6.0 message content rejected',
+        category: 'content',
+      });
     }
   });
 
@@ -424,6 +452,13 @@ describe('buildDsn', () => {
     expect(text).toContain('Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 long');
     expect(text).toContain('Content-Type: text/rfc822-headers\r\n\r\nFrom: a@sender.test\r\nSubject: hi\r\n');
     expect(text).not.toContain('secret body');
-    expect(Math.max(...text.split('\r\n').filter((l) => l.startsWith('Diagnostic') || l.startsWith(' ')).map((l) => l.length))).toBeLessThanOrEqual(78);
+    expect(
+      Math.max(
+        ...text
+          .split('\r\n')
+          .filter((l) => l.startsWith('Diagnostic') || l.startsWith(' '))
+          .map((l) => l.length),
+      ),
+    ).toBeLessThanOrEqual(78);
   });
 });

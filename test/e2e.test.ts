@@ -21,7 +21,10 @@ import { waitFor } from './helpers/wait.js';
 
 const require = createRequire(import.meta.url);
 const { dkimVerify } = require('mailauth/lib/dkim/verify') as {
-  dkimVerify: (msg: Buffer, opts: { resolver: (name: string, type: string) => Promise<unknown> }) => Promise<{ results: { status: { result: string }; signingDomain: string }[] }>;
+  dkimVerify: (
+    msg: Buffer,
+    opts: { resolver: (name: string, type: string) => Promise<unknown> },
+  ) => Promise<{ results: { status: { result: string }; signingDomain: string }[] }>;
 };
 
 let dnsServer: TestDnsServer;
@@ -108,14 +111,16 @@ describe('from a clean install to delivered mail', { timeout: 60_000 }, () => {
     const unpublished = await cli('domain', 'verify', 'acme.test', '--json');
     expect(unpublished.code).toBe(1);
     for (const record of added.records) dnsServer.setZone(record.name, { ...dnsServer.records.get(record.name), txt: [record.value] });
-    const verified = json<{ verified: boolean; checks: Record<string, { status: string }> }>(await cli('domain', 'verify', 'acme.test', '--json'));
+    const verified = json<{ verified: boolean; checks: Record<string, { status: string }> }>(
+      await cli('domain', 'verify', 'acme.test', '--json'),
+    );
     expect(verified.verified).toBe(true);
     expect(Object.values(verified.checks).map((c) => c.status)).toEqual(['found', 'found', 'found', 'found']);
     credential = json(await cli('credential', 'add', 'billing-app', '--domain', 'acme.test', '--json'));
     expect(credential.password.length).toBeGreaterThanOrEqual(16);
   });
 
-  it('delivers an app\'s mail to each recipient domain, signed so that the published key verifies it', async () => {
+  it("delivers an app's mail to each recipient domain, signed so that the published key verifies it", async () => {
     await startServe();
     const info = await send('submission', {
       from: 'Billing <billing@acme.test>',
@@ -160,11 +165,20 @@ describe('from a clean install to delivered mail', { timeout: 60_000 }, () => {
     const file = path.join(dir, 'curl-message.txt');
     writeFileSync(file, 'From: billing@acme.test\r\nTo: dan@example.net\r\nSubject: from curl\r\n\r\nsent by curl\r\n');
     execFileSync('curl', [
-      '--silent', '--show-error', '--insecure', '--ssl-reqd',
-      '--url', `smtps://127.0.0.1:${ports.smtps}`,
-      '--user', `${credential.username}:${credential.password}`,
-      '--mail-from', 'billing@acme.test', '--mail-rcpt', 'dan@example.net',
-      '--upload-file', file,
+      '--silent',
+      '--show-error',
+      '--insecure',
+      '--ssl-reqd',
+      '--url',
+      `smtps://127.0.0.1:${ports.smtps}`,
+      '--user',
+      `${credential.username}:${credential.password}`,
+      '--mail-from',
+      'billing@acme.test',
+      '--mail-rcpt',
+      'dan@example.net',
+      '--upload-file',
+      file,
     ]);
     await waitFor(() => sinks[0]!.messages.find((m) => m.raw.includes('sent by curl')), 'the curl message at the MX');
   });
@@ -172,7 +186,9 @@ describe('from a clean install to delivered mail', { timeout: 60_000 }, () => {
   it('keeps a deferred message across SIGKILL and delivers it exactly once after restart', async () => {
     await send('smtps', { from: 'billing@acme.test', to: 'later@example.org', subject: 'held', text: 'held mail' });
     await waitFor(async () => {
-      const events = json<{ recipient: string }[]>(await cli('events', '--json', '--status', 'deferred', '--recipient', 'later@example.org'));
+      const events = json<{ recipient: string }[]>(
+        await cli('events', '--json', '--status', 'deferred', '--recipient', 'later@example.org'),
+      );
       return events.length > 0;
     }, 'a deferred event');
     const queue = json<unknown[]>(await cli('queue', 'list', '--json'));

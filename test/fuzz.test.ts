@@ -17,7 +17,10 @@ import { waitFor } from './helpers/wait.js';
 
 const require = createRequire(import.meta.url);
 const { dkimVerify } = require('mailauth/lib/dkim/verify') as {
-  dkimVerify: (msg: Buffer, opts: { resolver: (name: string, type: string) => Promise<string[][]> }) => Promise<{ results: { status: { result: string } }[] }>;
+  dkimVerify: (
+    msg: Buffer,
+    opts: { resolver: (name: string, type: string) => Promise<string[][]> },
+  ) => Promise<{ results: { status: { result: string } }[] }>;
 };
 
 const FUZZ_MS = 30_000;
@@ -47,7 +50,16 @@ function openConnections(port: number): number {
 }
 
 const CRLF = '\r\n';
-const header = fc.constantFrom('From: app@acme.test', 'From: Other <other@elsewhere.test>', 'Subject: fuzz', 'To: someone@example.net', 'Message-ID: <fuzz@acme.test>', 'Sender: app@acme.test', 'X-Folded: a\r\n\tb', 'Content-Type: multipart/mixed; boundary=x');
+const header = fc.constantFrom(
+  'From: app@acme.test',
+  'From: Other <other@elsewhere.test>',
+  'Subject: fuzz',
+  'To: someone@example.net',
+  'Message-ID: <fuzz@acme.test>',
+  'Sender: app@acme.test',
+  'X-Folded: a\r\n\tb',
+  'Content-Type: multipart/mixed; boundary=x',
+);
 const bodyLine = fc.oneof(
   fc.string({ maxLength: 80 }),
   fc.constantFrom('.', '..', '.\n', '\n.\n', '\r.\r', 'MAIL FROM:<app@acme.test>', '\0', 'x'.repeat(1200)),
@@ -58,16 +70,45 @@ const message = fc
   .map(([headers, blank, body, eol]) => headers.join(eol) + (blank ? eol + eol : eol) + body.join(eol));
 
 const command = fc.oneof(
-  fc.constantFrom('EHLO fuzz.test', 'HELO fuzz', 'RSET', 'NOOP', 'QUIT', 'VRFY app', 'HELP', 'STARTTLS', 'AUTH PLAIN', 'AUTH LOGIN', 'BDAT 10 LAST', 'DATA', '*'),
-  fc.constantFrom('MAIL FROM:<app@acme.test>', 'MAIL FROM:<app@acme.test> BODY=8BITMIME', 'MAIL FROM:<app@acme.test> SMTPUTF8', 'MAIL FROM:<>', 'MAIL FROM:<x@other.test>', 'MAIL FROM:app@acme.test'),
-  fc.constantFrom('RCPT TO:<someone@example.net>', 'RCPT TO:<jörg@example.net>', 'RCPT TO:<a%b@example.net>', 'RCPT TO:<@a,@b:c@example.net>', 'RCPT TO:<>'),
+  fc.constantFrom(
+    'EHLO fuzz.test',
+    'HELO fuzz',
+    'RSET',
+    'NOOP',
+    'QUIT',
+    'VRFY app',
+    'HELP',
+    'STARTTLS',
+    'AUTH PLAIN',
+    'AUTH LOGIN',
+    'BDAT 10 LAST',
+    'DATA',
+    '*',
+  ),
+  fc.constantFrom(
+    'MAIL FROM:<app@acme.test>',
+    'MAIL FROM:<app@acme.test> BODY=8BITMIME',
+    'MAIL FROM:<app@acme.test> SMTPUTF8',
+    'MAIL FROM:<>',
+    'MAIL FROM:<x@other.test>',
+    'MAIL FROM:app@acme.test',
+  ),
+  fc.constantFrom(
+    'RCPT TO:<someone@example.net>',
+    'RCPT TO:<jörg@example.net>',
+    'RCPT TO:<a%b@example.net>',
+    'RCPT TO:<@a,@b:c@example.net>',
+    'RCPT TO:<>',
+  ),
   message.map((m) => `DATA${CRLF}${m}${CRLF}.`),
   fc.string({ maxLength: 100 }),
   fc.constant('A'.repeat(5000)),
 );
 const randomSession = fc.array(command, { maxLength: 12 }).map((steps) => Buffer.from(steps.map((s) => s + CRLF).join(''), 'latin1'));
 
-const VALID = Buffer.from(`MAIL FROM:<app@acme.test>${CRLF}RCPT TO:<someone@example.net>${CRLF}DATA${CRLF}From: app@acme.test${CRLF}Subject: valid${CRLF}${CRLF}Hello.${CRLF}.${CRLF}QUIT${CRLF}`);
+const VALID = Buffer.from(
+  `MAIL FROM:<app@acme.test>${CRLF}RCPT TO:<someone@example.net>${CRLF}DATA${CRLF}From: app@acme.test${CRLF}Subject: valid${CRLF}${CRLF}Hello.${CRLF}.${CRLF}QUIT${CRLF}`,
+);
 const mutatedSession = fc
   .array(fc.record({ at: fc.nat(VALID.length - 1), byte: fc.integer({ min: 0, max: 255 }), insert: fc.boolean() }), { maxLength: 6 })
   .map((mutations) => {
@@ -107,35 +148,44 @@ function runSession(bytes: Buffer, cutAt: number | null): Promise<void> {
 }
 
 describe('fuzzed SMTP sessions', () => {
-  it(`never crash or leak the listener, and what is accepted is well-formed and signed (${FUZZ_MS / 1000} s)`, { timeout: FUZZ_MS + 60_000 }, async () => {
-    const rssBefore = process.memoryUsage().rss;
-    let sessions = 0;
-    await fc.assert(
-      // Several sessions at once, as a busy listener sees them.
-      fc.asyncProperty(fc.array(fc.tuple(fc.oneof(randomSession, mutatedSession), fc.option(fc.nat(2000))), { minLength: 1, maxLength: 8 }), async (batch) => {
-        sessions += batch.length;
-        await Promise.all(batch.map(([bytes, cutAt]) => runSession(bytes, cutAt)));
-      }),
-      { numRuns: 100_000, interruptAfterTimeLimit: FUZZ_MS, markInterruptAsFailure: false },
-    );
-    const port = env.relay.ports.smtps!;
-    await waitFor(() => openConnections(port) <= 0, 'every fuzz connection closed', 20_000);
-    const rssGrowth = process.memoryUsage().rss - rssBefore;
+  it(
+    `never crash or leak the listener, and what is accepted is well-formed and signed (${FUZZ_MS / 1000} s)`,
+    { timeout: FUZZ_MS + 60_000 },
+    async () => {
+      const rssBefore = process.memoryUsage().rss;
+      let sessions = 0;
+      await fc.assert(
+        // Several sessions at once, as a busy listener sees them.
+        fc.asyncProperty(
+          fc.array(fc.tuple(fc.oneof(randomSession, mutatedSession), fc.option(fc.nat(2000))), { minLength: 1, maxLength: 8 }),
+          async (batch) => {
+            sessions += batch.length;
+            await Promise.all(batch.map(([bytes, cutAt]) => runSession(bytes, cutAt)));
+          },
+        ),
+        { numRuns: 100_000, interruptAfterTimeLimit: FUZZ_MS, markInterruptAsFailure: false },
+      );
+      const port = env.relay.ports.smtps!;
+      await waitFor(() => openConnections(port) <= 0, 'every fuzz connection closed', 20_000);
+      const rssGrowth = process.memoryUsage().rss - rssBefore;
 
-    const queued = await env.relay.storage.queue.pending();
-    const resolver = async (name: string) => [[env.dkim.get(name.replace(/\.$/, '')) ?? '']];
-    for (const entry of queued) {
-      const body = (await env.relay.storage.queue.body(entry.queueId))!;
-      const text = body.toString('latin1');
-      expect(/[^\r]\n|\r(?!\n)/.test(text), `bare CR or LF in ${entry.queueId}`).toBe(false);
-      const { fields } = readHeader(body);
-      expect(fields.filter((f) => f.name === 'from')).toHaveLength(1);
-      expect(fields.some((f) => f.name === 'dkim-signature')).toBe(true);
-      const { results } = await dkimVerify(body, { resolver });
-      expect(results[0]?.status.result, `DKIM of ${entry.queueId}`).toBe('pass');
-    }
-    console.log(`fuzz: ${sessions} sessions, ${queued.length} messages accepted and verified, RSS growth ${(rssGrowth / 1e6).toFixed(1)} MB`);
-    expect(sessions).toBeGreaterThan(100);
-    expect(rssGrowth).toBeLessThan(300e6);
-  });
+      const queued = await env.relay.storage.queue.pending();
+      const resolver = async (name: string) => [[env.dkim.get(name.replace(/\.$/, '')) ?? '']];
+      for (const entry of queued) {
+        const body = (await env.relay.storage.queue.body(entry.queueId))!;
+        const text = body.toString('latin1');
+        expect(/[^\r]\n|\r(?!\n)/.test(text), `bare CR or LF in ${entry.queueId}`).toBe(false);
+        const { fields } = readHeader(body);
+        expect(fields.filter((f) => f.name === 'from')).toHaveLength(1);
+        expect(fields.some((f) => f.name === 'dkim-signature')).toBe(true);
+        const { results } = await dkimVerify(body, { resolver });
+        expect(results[0]?.status.result, `DKIM of ${entry.queueId}`).toBe('pass');
+      }
+      console.log(
+        `fuzz: ${sessions} sessions, ${queued.length} messages accepted and verified, RSS growth ${(rssGrowth / 1e6).toFixed(1)} MB`,
+      );
+      expect(sessions).toBeGreaterThan(100);
+      expect(rssGrowth).toBeLessThan(300e6);
+    },
+  );
 });

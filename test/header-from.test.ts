@@ -49,7 +49,11 @@ const CASES: [name: string, header: string[], expected: Outcome][] = [
   ['an empty group', ['From: undisclosed-senders:;'], '5.6.0'],
   ['an encoded word holding an address, outside quotes', ['From: =?utf-8?Q?app@acme.test?= <evil@other.test>'], '5.6.0'],
   ['an encoded word and no address', ['From: =?utf-8?B?ZXZpbEBvdGhlci50ZXN0?='], '5.6.0'],
-  ['an encoded display name of an allowed address, the address another domain', ['From: =?utf-8?B?YXBwQGFjbWUudGVzdA==?= <evil@other.test>'], '5.7.1'],
+  [
+    'an encoded display name of an allowed address, the address another domain',
+    ['From: =?utf-8?B?YXBwQGFjbWUudGVzdA==?= <evil@other.test>'],
+    '5.7.1',
+  ],
   ['a bare address followed by another in <>', ['From: app@acme.test <evil@other.test>'], '5.6.0'],
   ['two display-name mailboxes without a comma', ['From: App <app@acme.test> Evil <evil@other.test>'], '5.6.0'],
   ['an address with two @', ['From: app@acme.test@other.test'], '5.6.0'],
@@ -85,7 +89,10 @@ describe('header From and Sender over SMTP', () => {
 
 describe('header From and Sender through the HTTP API (raw message)', () => {
   it.each(CASES)('%s', async (_name, header, expected) => {
-    const res = await api('POST', '/v1/messages/raw', { envelope: { from: 'app@acme.test', to: ['someone@example.net'] }, raw: message(header) });
+    const res = await api('POST', '/v1/messages/raw', {
+      envelope: { from: 'app@acme.test', to: ['someone@example.net'] },
+      raw: message(header),
+    });
     if (expected === 'accepted') return expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.status, JSON.stringify(res.body)).toBe(expected === '5.6.0' ? 422 : 403);
     expect(res.body.error.field).toBe('raw');
@@ -93,7 +100,7 @@ describe('header From and Sender through the HTTP API (raw message)', () => {
   });
 });
 
-describe('the JSON message\'s from', () => {
+describe("the JSON message's from", () => {
   const single = CASES.filter(([, header]) => header.length === 1);
   it.each(single)('%s', async (_name, header, expected) => {
     const from = header[0]!.replace(/^From: /, '');

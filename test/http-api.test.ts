@@ -117,7 +117,13 @@ describe('POST /v1/messages', () => {
     const missing = await app('POST', '/v1/messages', { to: 'a@example.test', subject: 's', text: 't' });
     expect(missing.status).toBe(422);
     expect(missing.body.error.field).toBe('from');
-    const unknown = await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'a@example.test', subject: 's', text: 't', tos: 'x' });
+    const unknown = await app('POST', '/v1/messages', {
+      from: 'billing@acme.test',
+      to: 'a@example.test',
+      subject: 's',
+      text: 't',
+      tos: 'x',
+    });
     expect(unknown.status).toBe(422);
     expect(unknown.body.error.field).toBe('tos');
     const noSubject = await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'a@example.test', text: 't' });
@@ -126,10 +132,20 @@ describe('POST /v1/messages', () => {
 
   it('rejects a suppressed recipient on its own, and answers 422 when no recipient is left', async () => {
     await relay.storage.suppressions.add({ address: 'gone@example.test', reason: 'test', credential: null });
-    const partly = await app('POST', '/v1/messages', { from: 'billing@acme.test', to: ['gone@example.test', 'bob@example.test'], subject: 's', text: 't' });
+    const partly = await app('POST', '/v1/messages', {
+      from: 'billing@acme.test',
+      to: ['gone@example.test', 'bob@example.test'],
+      subject: 's',
+      text: 't',
+    });
     expect(partly.status).toBe(202);
     expect(partly.body.recipients).toEqual([
-      { address: 'gone@example.test', status: 'rejected', reason: 'suppressed', smtp_reply: '550 5.1.1 recipient <gone@example.test> is on the suppression list' },
+      {
+        address: 'gone@example.test',
+        status: 'rejected',
+        reason: 'suppressed',
+        smtp_reply: '550 5.1.1 recipient <gone@example.test> is on the suppression list',
+      },
       { address: 'bob@example.test', status: 'queued' },
     ]);
     const none = await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'gone@example.test', subject: 's', text: 't' });
@@ -153,7 +169,12 @@ describe('POST /v1/messages', () => {
 
 describe('templates', () => {
   it('renders a stored template, escaping HTML, and names a missing variable in a 422', async () => {
-    await relay.storage.templates.add({ name: 'welcome', subject: 'Welcome, {{name}}!', text: 'Hello {{name}}, your plan: {{plan}}', html: '<p>Hello {{name}}</p>' });
+    await relay.storage.templates.add({
+      name: 'welcome',
+      subject: 'Welcome, {{name}}!',
+      text: 'Hello {{name}}, your plan: {{plan}}',
+      html: '<p>Hello {{name}}</p>',
+    });
     const res = await app('POST', '/v1/messages', {
       from: 'billing@acme.test',
       to: 'tpl@example.test',
@@ -165,7 +186,11 @@ describe('templates', () => {
     expect(raw).toContain('Hello Ann <script>, your plan: Pro');
     expect(raw).toContain('<p>Hello Ann &lt;script&gt;</p>');
 
-    const missing = await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'tpl@example.test', template: { name: 'welcome', variables: { name: 'Ann' } } });
+    const missing = await app('POST', '/v1/messages', {
+      from: 'billing@acme.test',
+      to: 'tpl@example.test',
+      template: { name: 'welcome', variables: { name: 'Ann' } },
+    });
     expect(missing.status).toBe(422);
     expect(missing.body.error.field).toBe('template.variables.plan');
     expect(missing.body.error.message).toMatch(/"plan"/);
@@ -178,8 +203,16 @@ describe('templates', () => {
   it('uses the latest version unless one is named', async () => {
     await relay.storage.templates.add({ name: 'notice', subject: 'v1 {{x}}', text: 'one', html: null });
     await relay.storage.templates.add({ name: 'notice', subject: 'v2 {{x}}', text: 'two', html: null });
-    await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'v2@example.test', template: { name: 'notice', variables: { x: 1 } } });
-    await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'v1@example.test', template: { name: 'notice', version: 1, variables: { x: 1 } } });
+    await app('POST', '/v1/messages', {
+      from: 'billing@acme.test',
+      to: 'v2@example.test',
+      template: { name: 'notice', variables: { x: 1 } },
+    });
+    await app('POST', '/v1/messages', {
+      from: 'billing@acme.test',
+      to: 'v1@example.test',
+      template: { name: 'notice', version: 1, variables: { x: 1 } },
+    });
     expect((await waitFor(() => received(mx, 'v2@example.test'), 'v2')).raw.toString()).toMatch(/^Subject: v2 1/m);
     expect((await waitFor(() => received(mx, 'v1@example.test'), 'v1')).raw.toString()).toMatch(/^Subject: v1 1/m);
   });
@@ -188,7 +221,11 @@ describe('templates', () => {
 describe('POST /v1/messages/raw', () => {
   it('queues RFC 5322 bytes with their envelope, and names envelope.from when the sender is refused', async () => {
     const raw = 'From: billing@acme.test\r\nTo: raw@example.test\r\nSubject: raw one\r\n\r\nbody\r\n';
-    const res = await app('POST', '/v1/messages/raw', { envelope: { from: 'billing@acme.test', to: ['raw@example.test'] }, raw: Buffer.from(raw).toString('base64'), encoding: 'base64' });
+    const res = await app('POST', '/v1/messages/raw', {
+      envelope: { from: 'billing@acme.test', to: ['raw@example.test'] },
+      raw: Buffer.from(raw).toString('base64'),
+      encoding: 'base64',
+    });
     expect(res.status).toBe(202);
     const message = await waitFor(() => received(mx, 'raw@example.test'), 'delivery');
     expect(message.raw.toString()).toMatch(/^DKIM-Signature: /m);
@@ -200,7 +237,12 @@ describe('POST /v1/messages/raw', () => {
 
 describe('GET /v1/events', () => {
   it('pages with a cursor, filters by status, domain and recipient, and shows an app only its own messages', async () => {
-    await app('POST', '/v1/messages', { from: 'billing@acme.test', to: ['unknown@strict.test', 'known@strict.test'], subject: 's', text: 't' });
+    await app('POST', '/v1/messages', {
+      from: 'billing@acme.test',
+      to: ['unknown@strict.test', 'known@strict.test'],
+      subject: 's',
+      text: 't',
+    });
     await waitFor(async () => (await app('GET', '/v1/events?status=bounced&domain=strict.test')).body.events.length === 1, 'the bounce');
     const bounced = (await app('GET', '/v1/events?status=bounced')).body.events;
     expect(bounced).toHaveLength(1);
@@ -224,7 +266,7 @@ describe('GET /v1/events', () => {
     expect(bad.body.error.field).toBe('querystring.status');
   });
 
-  it('hides another credential\'s message (404)', async () => {
+  it("hides another credential's message (404)", async () => {
     const sent = await app('POST', '/v1/messages', { from: 'billing@acme.test', to: 'mine@example.test', subject: 's', text: 't' });
     expect((await otherApp('GET', `/v1/messages/${sent.body.id}`)).status).toBe(404);
     expect((await admin('GET', `/v1/messages/${sent.body.id}`)).status).toBe(200);
@@ -232,14 +274,20 @@ describe('GET /v1/events', () => {
 });
 
 describe('suppressions, domains, credentials', () => {
-  it('adds, lists and removes suppressions, an app key only its own credential\'s', async () => {
+  it("adds, lists and removes suppressions, an app key only its own credential's", async () => {
     const added = await app('POST', '/v1/suppressions', { address: 'Stop@Example.test', reason: 'asked us to' });
     expect(added.status).toBe(201);
     expect(added.body).toMatchObject({ address: 'stop@example.test', reason: 'asked us to', credential: 'billing' });
     expect((await app('POST', '/v1/suppressions', { address: 'stop@example.test' })).status).toBe(409);
-    expect((await app('GET', '/v1/suppressions')).body.suppressions.map((s: { address: string }) => s.address)).toContain('stop@example.test');
-    expect((await otherApp('GET', '/v1/suppressions')).body.suppressions.map((s: { address: string }) => s.address)).not.toContain('stop@example.test');
-    expect((await admin('GET', '/v1/suppressions')).body.suppressions).toContainEqual(expect.objectContaining({ address: 'stop@example.test', credential: 'billing' }));
+    expect((await app('GET', '/v1/suppressions')).body.suppressions.map((s: { address: string }) => s.address)).toContain(
+      'stop@example.test',
+    );
+    expect((await otherApp('GET', '/v1/suppressions')).body.suppressions.map((s: { address: string }) => s.address)).not.toContain(
+      'stop@example.test',
+    );
+    expect((await admin('GET', '/v1/suppressions')).body.suppressions).toContainEqual(
+      expect.objectContaining({ address: 'stop@example.test', credential: 'billing' }),
+    );
     expect((await otherApp('POST', '/v1/suppressions', { address: 'stop@example.test', credential: 'billing' })).status).toBe(403);
     expect((await otherApp('DELETE', '/v1/suppressions/stop@example.test')).status).toBe(404);
     expect((await app('DELETE', '/v1/suppressions/stop@example.test')).status).toBe(204);
@@ -253,7 +301,10 @@ describe('suppressions, domains, credentials', () => {
     await relay.storage.domains.setVerification('acme.test', true, { dkim: { status: 'found', message: 'ok' } });
     const domains = await admin('GET', '/v1/domains');
     expect(domains.status).toBe(200);
-    expect(domains.body.domains.find((d: { name: string }) => d.name === 'acme.test')).toMatchObject({ verified: true, checks: { dkim: { status: 'found' } } });
+    expect(domains.body.domains.find((d: { name: string }) => d.name === 'acme.test')).toMatchObject({
+      verified: true,
+      checks: { dkim: { status: 'found' } },
+    });
     const credentials = await admin('GET', '/v1/credentials');
     expect(credentials.body.credentials.map((c: { name: string }) => c.name)).toEqual(['billing', 'marketing']);
     expect(JSON.stringify(credentials.body)).not.toMatch(/scrypt|password/);
@@ -305,7 +356,12 @@ describe('health, metrics, OpenAPI', () => {
     const first = await anonymous('GET', '/metrics');
     expect(first.status).toBe(200);
     expect(first.body).toMatch(/^relay_delivery_outcomes_total\{status="delivered",domain="other"\} [1-9]/m);
-    const sent = await app('POST', '/v1/messages', { from: 'billing@acme.test', to: ['metrics@example.test', 'unknown-metrics@strict.test'], subject: 'm', text: 't' });
+    const sent = await app('POST', '/v1/messages', {
+      from: 'billing@acme.test',
+      to: ['metrics@example.test', 'unknown-metrics@strict.test'],
+      subject: 'm',
+      text: 't',
+    });
     expect(sent.status).toBe(202);
     const res = await waitFor(async () => {
       const scrape = await anonymous('GET', '/metrics');
@@ -330,7 +386,15 @@ describe('health, metrics, OpenAPI', () => {
     const res = await anonymous('GET', '/openapi.json');
     expect(res.status).toBe(200);
     expect(res.body.openapi).toMatch(/^3\./);
-    for (const path of ['/v1/messages', '/v1/messages/raw', '/v1/messages/{id}', '/v1/events', '/v1/suppressions', '/v1/domains', '/v1/stats']) {
+    for (const path of [
+      '/v1/messages',
+      '/v1/messages/raw',
+      '/v1/messages/{id}',
+      '/v1/events',
+      '/v1/suppressions',
+      '/v1/domains',
+      '/v1/stats',
+    ]) {
       expect(res.body.paths).toHaveProperty([path]);
     }
     expect(res.body.paths['/v1/messages'].post.requestBody.content['application/json'].schema.required).toEqual(['from']);

@@ -29,7 +29,11 @@ afterAll(async () => {
 
 const queued = async () => (await relay.storage.queue.pending()).length;
 /** A message of about `bytes` bytes in 76-character lines. */
-const messageOf = (bytes: number) => `From: app@acme.test\r\nSubject: size\r\n\r\n${'x'.repeat(74).concat('\r\n').repeat(Math.ceil(bytes / 76))}`;
+const messageOf = (bytes: number) =>
+  `From: app@acme.test\r\nSubject: size\r\n\r\n${'x'
+    .repeat(74)
+    .concat('\r\n')
+    .repeat(Math.ceil(bytes / 76))}`;
 
 function expectTooBig(res: { status: number; body: any }) {
   expect(res.status, JSON.stringify(res.body).slice(0, 300)).toBe(413);
@@ -38,9 +42,12 @@ function expectTooBig(res: { status: number; body: any }) {
 }
 
 describe('max_message_bytes on the HTTP API', () => {
-  it('refuses a raw message over the limit with 413 and SMTP\'s 552 5.3.4, and queues nothing', async () => {
+  it("refuses a raw message over the limit with 413 and SMTP's 552 5.3.4, and queues nothing", async () => {
     const before = await queued();
-    const res = await api('POST', '/v1/messages/raw', { envelope: { from: 'app@acme.test', to: ['r@example.net'] }, raw: messageOf(1.4 * LIMIT) });
+    const res = await api('POST', '/v1/messages/raw', {
+      envelope: { from: 'app@acme.test', to: ['r@example.net'] },
+      raw: messageOf(1.4 * LIMIT),
+    });
     expectTooBig(res);
     expect(res.body.error.smtp_reply).toMatch(/^552 5\.3\.4 /);
     expect(await queued()).toBe(before);
@@ -71,9 +78,17 @@ describe('max_message_bytes on the HTTP API', () => {
   });
 
   it('accepts messages under the limit through both API doors', async () => {
-    const raw = await api('POST', '/v1/messages/raw', { envelope: { from: 'app@acme.test', to: ['r@example.net'] }, raw: messageOf(0.9 * LIMIT) });
+    const raw = await api('POST', '/v1/messages/raw', {
+      envelope: { from: 'app@acme.test', to: ['r@example.net'] },
+      raw: messageOf(0.9 * LIMIT),
+    });
     expect(raw.status).toBe(202);
-    const composed = await api('POST', '/v1/messages', { from: 'app@acme.test', to: 'r@example.net', subject: 's', text: 'x'.repeat(0.5 * LIMIT) });
+    const composed = await api('POST', '/v1/messages', {
+      from: 'app@acme.test',
+      to: 'r@example.net',
+      subject: 's',
+      text: 'x'.repeat(0.5 * LIMIT),
+    });
     expect(composed.status).toBe(202);
   });
 
@@ -85,7 +100,11 @@ describe('max_message_bytes on the HTTP API', () => {
       auth: { user: creds.username, pass: creds.password },
       tls: { rejectUnauthorized: false },
     });
-    await expect(transport.sendMail({ raw: messageOf(1.4 * LIMIT), envelope: { from: 'app@acme.test', to: ['r@example.net'] } })).rejects.toThrow(/552/);
-    await expect(transport.sendMail({ raw: messageOf(0.9 * LIMIT), envelope: { from: 'app@acme.test', to: ['r@example.net'] } })).resolves.toBeDefined();
+    await expect(
+      transport.sendMail({ raw: messageOf(1.4 * LIMIT), envelope: { from: 'app@acme.test', to: ['r@example.net'] } }),
+    ).rejects.toThrow(/552/);
+    await expect(
+      transport.sendMail({ raw: messageOf(0.9 * LIMIT), envelope: { from: 'app@acme.test', to: ['r@example.net'] } }),
+    ).resolves.toBeDefined();
   });
 });

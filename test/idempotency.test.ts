@@ -37,7 +37,8 @@ async function send(port: number, message: string, recipients = ['r@example.net'
   return /queued as (\S+)/.exec(reply.text)![1]!;
 }
 
-const withId = (id: string, extra = '') => `From: billing@acme.test\r\nMessage-ID: <${id}@acme.test>\r\n${extra}Subject: hi\r\n\r\nbody\r\n`;
+const withId = (id: string, extra = '') =>
+  `From: billing@acme.test\r\nMessage-ID: <${id}@acme.test>\r\n${extra}Subject: hi\r\n\r\nbody\r\n`;
 const queued = async (storage: RunningRelay['storage']) => (await storage.queue.pending()).length;
 
 describe('idempotency', () => {

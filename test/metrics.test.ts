@@ -45,11 +45,16 @@ async function scrape(): Promise<string> {
 
 /** Each `relay_delivery_outcomes_total` series: its domain label and value. */
 const outcomes = (text: string) =>
-  [...text.matchAll(/^relay_delivery_outcomes_total\{status="(\w+)",domain="([^"]+)"\} (\d+)$/gm)].map(([, status, domain, value]) => ({ status, domain, value: Number(value) }));
+  [...text.matchAll(/^relay_delivery_outcomes_total\{status="(\w+)",domain="([^"]+)"\} (\d+)$/gm)].map(([, status, domain, value]) => ({
+    status,
+    domain,
+    value: Number(value),
+  }));
 
 /** Final outcomes (delivered or bounced) recorded so far, read from the events. */
 const finished = async () =>
-  (await relay.storage.events.query({ status: 'delivered', limit: 100_000 })).length + (await relay.storage.events.query({ status: 'bounced', limit: 100_000 })).length;
+  (await relay.storage.events.query({ status: 'delivered', limit: 100_000 })).length +
+  (await relay.storage.events.query({ status: 'bounced', limit: 100_000 })).length;
 
 async function send(to: string[]): Promise<void> {
   const res = await app('POST', '/v1/messages', { from: 'app@acme.test', to, subject: 'metrics', text: 't' });

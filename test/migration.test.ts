@@ -37,7 +37,13 @@ describe('upgrading a release 0.1.0 database in place', () => {
       expect(versionOf(file)).toBe(SCHEMA_VERSION);
 
       const domain = await storage.domains.get('acme.test');
-      expect(domain).toMatchObject({ name: 'acme.test', selector: 'relay', algorithm: 'ed25519', verified: true, verificationToken: 'tok123' });
+      expect(domain).toMatchObject({
+        name: 'acme.test',
+        selector: 'relay',
+        algorithm: 'ed25519',
+        verified: true,
+        verificationToken: 'tok123',
+      });
       const credential = await storage.credentials.byUsername('billing-app');
       expect(credential).toMatchObject({ name: 'billing-app', domains: ['acme.test'], revokedAt: null });
       expect(await storage.credentials.byApiKey('a'.repeat(64))).toMatchObject({ name: 'billing-app' });

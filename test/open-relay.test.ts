@@ -79,7 +79,7 @@ describe('no open relay', () => {
     expect(await relay.storage.queue.pending()).toEqual([]);
   });
 
-  it('refuses sender probes outside the credential\'s domains, whatever the address trick', async () => {
+  it("refuses sender probes outside the credential's domains, whatever the address trick", async () => {
     const expected: Record<string, string> = {
       'victim@other.test': '550 5.7.1',
       'billing%acme.test@other.test': '550 5.7.1',

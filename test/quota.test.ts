@@ -92,18 +92,35 @@ describe('credential quotas', () => {
     const client = await transaction();
     expect(await rcpt(client, 'h@example.net')).toMatch(/^250 /);
     expect(await rcpt(client, 'i@example.net')).toMatch(/^250 /);
-    expect(await rcpt(client, 'j@example.net')).toBe('451 4.7.1 credential billing-app is over its rate of 2 recipients per second; try again in a moment');
+    expect(await rcpt(client, 'j@example.net')).toBe(
+      '451 4.7.1 credential billing-app is over its rate of 2 recipients per second; try again in a moment',
+    );
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(await rcpt(client, 'j@example.net')).toMatch(/^250 /);
 
     expect((await cli('credential', 'update', 'billing-app', '--rate', 'none', '--monthly', '3')).code).toBe(0);
-    expect(await rcpt(client, 'k@example.net')).toMatch(/^451 4\.7\.1 credential billing-app is over its monthly quota of 3 recipients; resets at \d{4}-\d{2}-01T00:00:00Z$/);
+    expect(await rcpt(client, 'k@example.net')).toMatch(
+      /^451 4\.7\.1 credential billing-app is over its monthly quota of 3 recipients; resets at \d{4}-\d{2}-01T00:00:00Z$/,
+    );
     client.close();
     expect(JSON.parse((await cli('credential', 'list', '--json')).stdout)[0].limits).toEqual({ rate: null, daily: null, monthly: 3 });
   });
 
   it('sets limits at credential add and refuses a bad rate with a usage error', async () => {
-    const added = await cli('credential', 'add', 'bulk-app', '--domain', 'acme.test', '--rate', '20/s', '--daily', '50000', '--monthly', '1000000', '--json');
+    const added = await cli(
+      'credential',
+      'add',
+      'bulk-app',
+      '--domain',
+      'acme.test',
+      '--rate',
+      '20/s',
+      '--daily',
+      '50000',
+      '--monthly',
+      '1000000',
+      '--json',
+    );
     expect(JSON.parse(added.stdout).limits).toEqual({ rate: '20/s', daily: 50000, monthly: 1000000 });
     const bad = await cli('credential', 'update', 'bulk-app', '--rate', 'fast');
     expect(bad.code).toBe(2);

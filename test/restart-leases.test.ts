@@ -28,7 +28,10 @@ beforeAll(async () => {
     },
     data: () => (dataSeen === 1 ? '451 4.3.0 the relay was killed before this reply' : undefined),
   });
-  dns = await startDnsServer({ 'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] }, 'mx.example.net': { a: ['127.0.0.2'] } });
+  dns = await startDnsServer({
+    'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] },
+    'mx.example.net': { a: ['127.0.0.2'] },
+  });
   setup = await prepareServe({
     node_name: 'restarting-node',
     delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port, lease: '10m', retry_schedule: ['1s'] },

@@ -47,11 +47,25 @@ describe('secrets in logs', { timeout: 20_000 }, () => {
     const { creds } = env;
     const wrong = 'Wr0ng-Passw0rd-Attempt';
     const connect = (pass: string) =>
-      nodemailer.createTransport({ host: '127.0.0.1', port: env!.relay.ports.smtps, secure: true, auth: { user: creds.username, pass }, tls: { rejectUnauthorized: false } });
+      nodemailer.createTransport({
+        host: '127.0.0.1',
+        port: env!.relay.ports.smtps,
+        secure: true,
+        auth: { user: creds.username, pass },
+        tls: { rejectUnauthorized: false },
+      });
     await expect(connect(wrong).sendMail({ from: 'app@acme.test', to: 'x@example.net', text: 'x' })).rejects.toThrow(/535/);
     const body = 'Confidential-Body-Text-7f3a';
-    await connect(creds.password).sendMail({ from: 'app@acme.test', to: ['gone.person@example.net', 'kept.person@example.net'], subject: 'Quarterly figures', text: body });
-    await waitFor(() => lines.some((l) => l.includes('"status":"bounced"')) && lines.some((l) => l.includes('"status":"delivered"')), 'delivery logged');
+    await connect(creds.password).sendMail({
+      from: 'app@acme.test',
+      to: ['gone.person@example.net', 'kept.person@example.net'],
+      subject: 'Quarterly figures',
+      text: body,
+    });
+    await waitFor(
+      () => lines.some((l) => l.includes('"status":"bounced"')) && lines.some((l) => l.includes('"status":"delivered"')),
+      'delivery logged',
+    );
 
     const log = lines.join('');
     expect(log).toContain('authentication failed');

@@ -31,7 +31,10 @@ afterAll(async () => {
 
 /** Runs `relay serve` on a config with one implicit-TLS listener; it is expected to exit by itself. */
 async function serve(listener: { host?: string; port: number }, overrides: ConfigOverrides = {}): Promise<CliResult & { dir: string }> {
-  const configFile = writeTestConfig({ listeners: [{ name: 'smtps', host: listener.host ?? '127.0.0.1', port: listener.port, tls: 'implicit' }], ...overrides });
+  const configFile = writeTestConfig({
+    listeners: [{ name: 'smtps', host: listener.host ?? '127.0.0.1', port: listener.port, tls: 'implicit' }],
+    ...overrides,
+  });
   const dir = path.dirname(configFile);
   return { ...(await runCli(['--config', configFile, 'serve'], { cwd: dir })), dir };
 }
@@ -47,12 +50,18 @@ function expectOneLine(result: CliResult, pattern: RegExp): void {
 describe('a listener that cannot bind', () => {
   it('is named with its port when the address is in use, and serve exits 1', async () => {
     const result = await serve({ port: occupiedPort });
-    expectOneLine(result, new RegExp(`^relay: cannot listen on 127\\.0\\.0\\.1:${occupiedPort} \\(listener "smtps"\\): the address is already in use`));
+    expectOneLine(
+      result,
+      new RegExp(`^relay: cannot listen on 127\\.0\\.0\\.1:${occupiedPort} \\(listener "smtps"\\): the address is already in use`),
+    );
   });
 
   it('is named when the http listener cannot bind', async () => {
     const result = await serve({ port: await freePort() }, { http: { host: '127.0.0.1', port: occupiedPort } });
-    expectOneLine(result, new RegExp(`^relay: cannot listen on 127\\.0\\.0\\.1:${occupiedPort} \\(listener "http"\\): the address is already in use`));
+    expectOneLine(
+      result,
+      new RegExp(`^relay: cannot listen on 127\\.0\\.0\\.1:${occupiedPort} \\(listener "http"\\): the address is already in use`),
+    );
   });
 
   it('is named when the address does not exist on this machine', async () => {
@@ -66,28 +75,34 @@ describe('a listener that cannot bind', () => {
   const unprivilegedStart = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
   const asRoot = process.getuid?.() === 0;
   const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((file) => existsSync(file));
-  it.skipIf(unprivilegedStart === 0 || (asRoot && !runuser))('is named with the fix when the port needs privileges it does not have', async () => {
-    const port = unprivilegedStart - 1;
-    const configFile = writeTestConfig({ listeners: [{ name: 'smtps', host: '127.0.0.1', port, tls: 'implicit' }] });
-    const dir = path.dirname(configFile);
-    let command = process.execPath;
-    let args = [BIN, '--config', configFile, 'serve'];
-    if (asRoot) {
-      chownTree(dir, 65534);
-      args = ['-u', 'nobody', '--', command, ...args];
-      command = runuser!;
-    }
-    const result = await new Promise<CliResult>((resolve, reject) => {
-      const child = spawn(command, args, { cwd: dir });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
-    expectOneLine(result, new RegExp(`^relay: cannot listen on 127\\.0\\.0\\.1:${port} \\(listener "smtps"\\): permission denied.*cap_net_bind_service`));
-  });
+  it.skipIf(unprivilegedStart === 0 || (asRoot && !runuser))(
+    'is named with the fix when the port needs privileges it does not have',
+    async () => {
+      const port = unprivilegedStart - 1;
+      const configFile = writeTestConfig({ listeners: [{ name: 'smtps', host: '127.0.0.1', port, tls: 'implicit' }] });
+      const dir = path.dirname(configFile);
+      let command = process.execPath;
+      let args = [BIN, '--config', configFile, 'serve'];
+      if (asRoot) {
+        chownTree(dir, 65534);
+        args = ['-u', 'nobody', '--', command, ...args];
+        command = runuser!;
+      }
+      const result = await new Promise<CliResult>((resolve, reject) => {
+        const child = spawn(command, args, { cwd: dir });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+      expectOneLine(
+        result,
+        new RegExp(`^relay: cannot listen on 127\\.0\\.0\\.1:${port} \\(listener "smtps"\\): permission denied.*cap_net_bind_service`),
+      );
+    },
+  );
 });
 
 function chownTree(dir: string, uid: number): void {
@@ -113,9 +128,14 @@ describe('the TLS certificate', () => {
 
   it('named with a key that is not its own is an error naming both files', async () => {
     const port = await freePort();
-    const configFile = writeTestConfig({ listeners: [{ name: 'smtps', host: '127.0.0.1', port, tls: 'implicit' }], tls: { cert: 'a.crt', key: 'b.key' } });
+    const configFile = writeTestConfig({
+      listeners: [{ name: 'smtps', host: '127.0.0.1', port, tls: 'implicit' }],
+      tls: { cert: 'a.crt', key: 'b.key' },
+    });
     const dir = path.dirname(configFile);
-    const [a, b] = await Promise.all([1, 2].map(() => selfsigned.generate([{ name: 'commonName', value: 'relay.test' }], { keySize: 2048 })));
+    const [a, b] = await Promise.all(
+      [1, 2].map(() => selfsigned.generate([{ name: 'commonName', value: 'relay.test' }], { keySize: 2048 })),
+    );
     writeFileSync(path.join(dir, 'a.crt'), a!.cert);
     writeFileSync(path.join(dir, 'b.key'), b!.private);
     const result = await runCli(['--config', configFile, 'serve'], { cwd: dir });
@@ -126,7 +146,10 @@ describe('the TLS certificate', () => {
 
   it('is generated self-signed next to the database when the config names none, and kept across restarts', async () => {
     const port = await freePort();
-    const configFile = writeTestConfig({ listeners: [{ name: 'smtps', host: '127.0.0.1', port, tls: 'implicit' }], database: './data/relay.db' });
+    const configFile = writeTestConfig({
+      listeners: [{ name: 'smtps', host: '127.0.0.1', port, tls: 'implicit' }],
+      database: './data/relay.db',
+    });
     const setup = { configFile, dir: path.dirname(configFile), port, database: '', creds: { username: '', password: '' } };
     const fingerprint = () => new X509Certificate(readFileSync(path.join(setup.dir, 'data/self-signed.crt'))).fingerprint256;
     const first = await startServe(setup);

@@ -28,7 +28,10 @@ let serve: ServeProcess | undefined;
 beforeAll(async () => {
   assertBuilt();
   sink = await startSink({ host: '127.0.0.2', beforeReply: (m) => beforeReply(m) });
-  dns = await startDnsServer({ 'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] }, 'mx.example.net': { a: ['127.0.0.2'] } });
+  dns = await startDnsServer({
+    'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] },
+    'mx.example.net': { a: ['127.0.0.2'] },
+  });
 });
 
 afterEach(async () => {
@@ -86,11 +89,15 @@ describe('SIGTERM', { timeout: 30_000 }, () => {
 
     serve.child.kill('SIGTERM');
     // A new session during the drain is answered, not refused at connect.
-    const late = await waitFor(async () => {
-      const { client: other, greeting } = await RawSmtpClient.connect(setup.port, { implicitTls: true });
-      other.close();
-      return greeting.code === 421 ? greeting : undefined;
-    }, 'a 421 greeting during the drain', 5000);
+    const late = await waitFor(
+      async () => {
+        const { client: other, greeting } = await RawSmtpClient.connect(setup.port, { implicitTls: true });
+        other.close();
+        return greeting.code === 421 ? greeting : undefined;
+      },
+      'a 421 greeting during the drain',
+      5000,
+    );
     expect(late.text).toMatch(/^4\.3\.2 /);
 
     client.write('second half\r\n.\r\n');

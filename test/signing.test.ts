@@ -15,7 +15,18 @@ const HEADERS = [
 ];
 
 const MESSAGES: Record<string, Buffer> = {
-  'plain text': crlf([...HEADERS, 'Content-Type: text/plain; charset=us-ascii', '', 'Hi Bob,', '', 'trailing spaces   ', '\tand tabs', '', '', '']),
+  'plain text': crlf([
+    ...HEADERS,
+    'Content-Type: text/plain; charset=us-ascii',
+    '',
+    'Hi Bob,',
+    '',
+    'trailing spaces   ',
+    '\tand tabs',
+    '',
+    '',
+    '',
+  ]),
   'empty body': crlf([...HEADERS, '', '']),
   'no body separator': crlf([...HEADERS, '']),
   '8-bit body': Buffer.concat([

@@ -44,7 +44,11 @@ describe('npm start', { timeout: 60_000 }, () => {
     assertBuilt();
     const port = await freePort();
     configFile = writeTestConfig({ listeners: [{ name: 'smtps', host: '127.0.0.1', port, tls: 'implicit' }], log: { level: 'info' } });
-    const npm = spawn('npm', ['start'], { cwd: ROOT, env: { ...process.env, RELAY_CONFIG: configFile }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const npm = spawn('npm', ['start'], {
+      cwd: ROOT,
+      env: { ...process.env, RELAY_CONFIG: configFile },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     npm.stdout.on('data', (chunk: Buffer) => (output += chunk));
     npm.stderr.on('data', (chunk: Buffer) => (output += chunk));

@@ -36,11 +36,21 @@ afterAll(() => {
 
 function send(text = 'hello', extra: SendMailOptions = {}) {
   return nodemailer
-    .createTransport({ host: '127.0.0.1', port: relay!.ports.smtps, secure: true, auth: { user: creds.username, pass: creds.password }, tls: { rejectUnauthorized: false } })
+    .createTransport({
+      host: '127.0.0.1',
+      port: relay!.ports.smtps,
+      secure: true,
+      auth: { user: creds.username, pass: creds.password },
+      tls: { rejectUnauthorized: false },
+    })
     .sendMail({ from: 'app@acme.test', to: 'someone@example.net', subject: 'fault', text, ...extra });
 }
 
-const failure = (promise: Promise<unknown>) => promise.then(() => ({ responseCode: 250, response: '250 accepted' }), (err: { responseCode?: number; response?: string }) => err);
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => ({ responseCode: 250, response: '250 accepted' }),
+    (err: { responseCode?: number; response?: string }) => err,
+  );
 
 /** Mounts a tmpfs of `size` (root only); undefined when that is not possible here. */
 function tmpfs(size: string): string | undefined {

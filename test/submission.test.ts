@@ -13,7 +13,10 @@ import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from '
 
 const require = createRequire(import.meta.url);
 const { dkimVerify } = require('mailauth/lib/dkim/verify') as {
-  dkimVerify: (msg: Buffer, opts: { resolver: (name: string, type: string) => Promise<string[][]> }) => Promise<{ results: { status: { result: string }; signingDomain: string }[] }>;
+  dkimVerify: (
+    msg: Buffer,
+    opts: { resolver: (name: string, type: string) => Promise<string[][]> },
+  ) => Promise<{ results: { status: { result: string }; signingDomain: string }[] }>;
 };
 
 let relay: TestRelay;
@@ -129,7 +132,9 @@ describe('submission', () => {
 
     await client.command('MAIL FROM:<billing@acme.test>');
     await client.command('RCPT TO:<r@example.net>');
-    reply = await client.data('From: billing@acme.test\r\nMessage-ID: <mine@acme.test>\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\nbody');
+    reply = await client.data(
+      'From: billing@acme.test\r\nMessage-ID: <mine@acme.test>\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\nbody',
+    );
     text = (await relay.storage.queue.body(queueIdOf(reply.text)!))!.toString();
     expect(text.match(/^Message-ID:/gim)).toHaveLength(1);
     expect(text).toContain('Message-ID: <mine@acme.test>');

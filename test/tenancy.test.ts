@@ -71,7 +71,12 @@ describe('idempotency conflicts and our own envelope', () => {
     expect(first.status).toBe(202);
     const replay = await app('POST', '/v1/messages', { from: 'app@acme.test', to: ['one@example.net'], subject: 's', text: 't' }, headers);
     expect([replay.status, replay.body.id]).toEqual([202, first.body.id]);
-    const conflict = await app('POST', '/v1/messages', { from: 'app@acme.test', to: ['two@example.net'], subject: 's', text: 't' }, headers);
+    const conflict = await app(
+      'POST',
+      '/v1/messages',
+      { from: 'app@acme.test', to: ['two@example.net'], subject: 's', text: 't' },
+      headers,
+    );
     expect(conflict.status).toBe(409);
     expect(conflict.body.error.message).toMatch(/Idempotency-Key "invoice-42" was already used for message/);
     expect(await env.relay.storage.events.query({ recipient: 'two@example.net', limit: 10 })).toEqual([]);

@@ -58,7 +58,9 @@ async function smtpConnection(port: number, options: SMTPConnectionOptions = {})
   return connection;
 }
 
-type SendResult = { info: SMTPConnectionSendInfo; err?: undefined } | { err: Error & { rejectedErrors?: Error[]; responseCode?: number }; info?: undefined };
+type SendResult =
+  | { info: SMTPConnectionSendInfo; err?: undefined }
+  | { err: Error & { rejectedErrors?: Error[]; responseCode?: number }; info?: undefined };
 
 const send = (connection: SMTPConnection, envelope: SMTPEnvelope, body: string) =>
   new Promise<SendResult>((resolve) => connection.send(envelope, body, (err, info) => resolve(err ? { err } : { info })));
@@ -83,7 +85,8 @@ describe('pinned versions', () => {
 // Runs before anything in this file patches SMTPConnection#send (the patch is process-wide).
 describe('smtp-server: SMTPConnection#send and useExactEnhancedCodes (src/submission/smtp-server-internals.ts)', () => {
   /** Offers STARTTLS and AUTH on a plain connection, as Relay's 587 listener does. */
-  const starttlsListener = () => listen({ hideENHANCEDSTATUSCODES: false, onAuth: (_auth, _session, callback) => callback(null, { user: 'app' }) });
+  const starttlsListener = () =>
+    listen({ hideENHANCEDSTATUSCODES: false, onAuth: (_auth, _session, callback) => callback(null, { user: 'app' }) });
   /** Refuses MAIL FROM as Relay's policy does (text starting with its enhanced code) or without a code. */
   const policyListener = () =>
     listen({
@@ -239,7 +242,9 @@ describe('nodemailer SMTPConnection (src/delivery/smtp-connection-internals.ts, 
         onRcptTo: (address, _session, callback) => callback(address.address.startsWith('gone') ? refusal(550, 'user unknown') : undefined),
         onData: (stream, session, callback) => {
           stream.resume();
-          stream.on('end', () => callback(session.envelope.rcptTo.some((r) => r.address.startsWith('defer')) ? refusal(451, 'try again later') : null));
+          stream.on('end', () =>
+            callback(session.envelope.rcptTo.some((r) => r.address.startsWith('defer')) ? refusal(451, 'try again later') : null),
+          );
         },
       });
     const body = 'Subject: test\r\n\r\nhello\r\n';

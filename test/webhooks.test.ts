@@ -32,8 +32,13 @@ const send = (port: number, to: string[]) =>
 
 beforeAll(async () => {
   assertBuilt();
-  sinks = await startSinks([{ host: '127.0.0.2', rcpt: (address) => (address.startsWith('unknown') ? `550 5.1.1 <${address}>: user unknown` : undefined) }]);
-  dns = await startDnsServer({ 'example.test': { mx: [{ priority: 10, exchange: 'mx.example.test' }] }, 'mx.example.test': { a: ['127.0.0.2'] } });
+  sinks = await startSinks([
+    { host: '127.0.0.2', rcpt: (address) => (address.startsWith('unknown') ? `550 5.1.1 <${address}>: user unknown` : undefined) },
+  ]);
+  dns = await startDnsServer({
+    'example.test': { mx: [{ priority: 10, exchange: 'mx.example.test' }] },
+    'mx.example.test': { a: ['127.0.0.2'] },
+  });
   receiver = await startWebhookReceiver();
   relay = await startTestRelay({
     delivery: { paused: false, dns_servers: [dns.address], smtp_port: sinks[0]!.port },
@@ -77,7 +82,11 @@ describe('webhooks', { timeout: 30_000 }, () => {
   it('delivers signed events for the subscribed statuses only', async () => {
     expect((await send(relay.ports.http!, ['ann@example.test', 'unknown@example.test'])).status).toBe(202);
     await waitFor(() => receiver.received.length >= 2, 'two webhook events');
-    expect(events().map((e) => [e.type, e.recipient]).sort()).toEqual([
+    expect(
+      events()
+        .map((e) => [e.type, e.recipient])
+        .sort(),
+    ).toEqual([
       ['bounced', 'unknown@example.test'],
       ['delivered', 'ann@example.test'],
     ]);
@@ -110,7 +119,11 @@ describe('webhooks', { timeout: 30_000 }, () => {
     receiver.status = 200;
     restarted = await startRelay(loadConfig(relay.configFile), { logger: createLogger('silent') });
     await waitFor(() => receiver.received.length >= 2, 'the events held over the restart');
-    expect(events().map((e) => e.recipient).sort()).toEqual(['before-restart@example.test', 'during-outage@example.test']);
+    expect(
+      events()
+        .map((e) => e.recipient)
+        .sort(),
+    ).toEqual(['before-restart@example.test', 'during-outage@example.test']);
     expect(new Set(events().map((e) => e.id)).size).toBe(2);
     await waitFor(async () => (await restarted!.storage.webhooks.backlog()).count === 0, 'an empty outbox');
   });

@@ -105,7 +105,6 @@ function statusOf(r: FailedRecipient): string {
   return status?.startsWith('5.') ? status : '5.0.0';
 }
 
-
 /** Folds a header field at spaces so lines stay near 78 characters (RFC 5322 section 2.2.3). */
 function fold(field: string): string {
   const words = field.split(' ');

@@ -40,7 +40,14 @@ export class BounceNotifier {
         return;
       }
       const now = Date.now();
-      const dsn = buildDsn({ hostname: config.hostname, queueId: job.queueId, mailFrom: job.mailFrom, receivedAt: job.receivedAt, message, recipients: failed });
+      const dsn = buildDsn({
+        hostname: config.hostname,
+        queueId: job.queueId,
+        mailFrom: job.mailFrom,
+        receivedAt: job.receivedAt,
+        message,
+        recipients: failed,
+      });
       const queueId = newQueueId();
       await queue.enqueue({
         queueId,

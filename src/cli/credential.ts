@@ -21,7 +21,11 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     credential
       .command('add <name>')
       .description('create a credential (username = name) with a random password, shown once; with --api-key also an HTTP API key')
-      .option('--domain <domain>', 'sender domain it may use (repeat for several; add domains first with `relay domain add`); required for a new credential', collect),
+      .option(
+        '--domain <domain>',
+        'sender domain it may use (repeat for several; add domains first with `relay domain add`); required for a new credential',
+        collect,
+      ),
   )
     .option('--api-key', 'also issue an HTTP API key, shown once; for an existing credential, issue another key')
     .option('--json', 'print JSON')
@@ -30,18 +34,30 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
         const name = credentialName(input);
         const existing = await storage.credentials.get(name);
         if (existing && opts.apiKey && !opts.domain) return issueApiKey(storage, name, existing.revokedAt, opts.json);
-        if (existing) throw new CliError(`credential ${name} already exists (names of revoked credentials stay taken); add --api-key alone to issue it an API key`);
+        if (existing)
+          throw new CliError(
+            `credential ${name} already exists (names of revoked credentials stay taken); add --api-key alone to issue it an API key`,
+          );
         if (!opts.domain) throw new CliError("required option '--domain <domain>' not specified");
         const domains = [...new Set(opts.domain.map(domainName))];
         for (const domain of domains) {
-          if (!(await storage.domains.get(domain))) throw new CliError(`unknown domain ${domain}: add it first with \`relay domain add ${domain}\``);
+          if (!(await storage.domains.get(domain)))
+            throw new CliError(`unknown domain ${domain}: add it first with \`relay domain add ${domain}\``);
         }
         const password = newPassword();
         await storage.credentials.add({ name, username: name, passwordHash: hashPassword(password), domains });
         const limits = limitsFrom(opts);
         if (Object.keys(limits).length) await storage.limits.set(name, limits);
         const apiKey = opts.apiKey ? await addApiKey(storage, name) : undefined;
-        if (opts.json) return printJson({ name, username: name, password, ...(apiKey && { api_key: apiKey }), domains, limits: (await limitsView(storage, name)).limits });
+        if (opts.json)
+          return printJson({
+            name,
+            username: name,
+            password,
+            ...(apiKey && { api_key: apiKey }),
+            domains,
+            limits: (await limitsView(storage, name)).limits,
+          });
         print(`Created credential ${name} for ${domains.join(', ')}.`);
         print(`  Username: ${name}`);
         print(`  Password: ${password}`);
@@ -50,7 +66,7 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
       }),
     );
 
-  addLimitOptions(credential.command('update <name>').description('change a credential\'s rate limit and quotas (counted in recipients)'))
+  addLimitOptions(credential.command('update <name>').description("change a credential's rate limit and quotas (counted in recipients)"))
     .option('--json', 'print JSON')
     .action((name: string, opts: LimitOptions & { json?: boolean }) =>
       cli.withStorage(async (storage) => {
@@ -60,7 +76,9 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
         await storage.limits.set(name, limits);
         const view = (await limitsView(storage, name)).limits;
         if (opts.json) return printJson({ name, limits: view });
-        print(`Updated credential ${name}: rate ${view.rate ?? 'unlimited'}, daily ${view.daily ?? 'unlimited'}, monthly ${view.monthly ?? 'unlimited'}.`);
+        print(
+          `Updated credential ${name}: rate ${view.rate ?? 'unlimited'}, daily ${view.daily ?? 'unlimited'}, monthly ${view.monthly ?? 'unlimited'}.`,
+        );
       }),
     );
 
@@ -105,7 +123,8 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
       cli.withStorage(async (storage) => {
         const existing = await storage.credentials.get(name);
         if (!existing) throw new CliError(`unknown credential ${name}`);
-        if (!(await storage.credentials.revoke(name))) throw new CliError(`credential ${name} was already revoked at ${formatTime(existing.revokedAt)}`);
+        if (!(await storage.credentials.revoke(name)))
+          throw new CliError(`credential ${name} was already revoked at ${formatTime(existing.revokedAt)}`);
         print(`Revoked credential ${name}.`);
       }),
     );

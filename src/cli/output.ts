@@ -23,7 +23,10 @@ export function printTable(headers: string[], rows: Cell[][], empty: string): vo
 /** "2026-11-26 07:05:15Z" from an ISO string or epoch milliseconds. */
 export function formatTime(time: string | number | null): string | null {
   if (time == null) return null;
-  return new Date(time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return new Date(time)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export { isoTime } from '../envelope/time.js';

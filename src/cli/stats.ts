@@ -16,7 +16,7 @@ export function registerStatsCommand(program: Command, cli: Cli): void {
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
       cli.withStorage(async (storage) => {
-        const { byStatus, byDomain, queue } = (await storage.queue.stats());
+        const { byStatus, byDomain, queue } = await storage.queue.stats();
         const credentials = Object.fromEntries(
           await Promise.all((await storage.credentials.list()).map(async (c) => [c.name, await limitsView(storage, c.name)] as const)),
         );
@@ -24,14 +24,22 @@ export function registerStatsCommand(program: Command, cli: Cli): void {
           return printJson({
             by_status: byStatus,
             by_domain: byDomain,
-            queue: { messages: queue.messages, recipients_pending: queue.recipientsPending, oldest_received_at: isoTime(queue.oldestReceivedAt) },
+            queue: {
+              messages: queue.messages,
+              recipients_pending: queue.recipientsPending,
+              oldest_received_at: isoTime(queue.oldestReceivedAt),
+            },
             credentials,
           });
         }
         const oldest = queue.oldestReceivedAt ? `, oldest received ${formatTime(queue.oldestReceivedAt)}` : '';
         print(`Queue: ${count(queue.messages, 'message')}, ${count(queue.recipientsPending, 'recipient')} pending${oldest}`);
         print();
-        printTable(['STATUS', 'RECIPIENTS'], STATUSES.map((status) => [status, byStatus[status]]), '');
+        printTable(
+          ['STATUS', 'RECIPIENTS'],
+          STATUSES.map((status) => [status, byStatus[status]]),
+          '',
+        );
         print();
         printTable(
           ['DOMAIN', ...STATUSES.map((s) => s.toUpperCase())],

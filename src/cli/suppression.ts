@@ -20,12 +20,14 @@ export function registerSuppressionCommands(program: Command, cli: Cli): void {
     .option('--json', 'print JSON')
     .action((opts: { credential?: string; json?: boolean }) =>
       cli.withStorage(async (storage) => {
-        const entries = (await storage.suppressions.list(opts.credential === undefined ? {} : { credential: opts.credential })).map((s) => ({
-          address: s.address,
-          credential: s.credential,
-          reason: s.reason,
-          created: isoTime(s.createdAt),
-        }));
+        const entries = (await storage.suppressions.list(opts.credential === undefined ? {} : { credential: opts.credential })).map(
+          (s) => ({
+            address: s.address,
+            credential: s.credential,
+            reason: s.reason,
+            created: isoTime(s.createdAt),
+          }),
+        );
         if (opts.json) return printJson(entries);
         printTable(
           ['ADDRESS', 'CREDENTIAL', 'ADDED', 'REASON'],

@@ -18,7 +18,9 @@ function readPart(file: string | undefined, what: string): string | null {
 }
 
 export function registerTemplateCommands(program: Command, cli: Cli): void {
-  const template = program.command('template').description('message templates for the HTTP API (Mustache: {{name}}, HTML escaped in the html part)');
+  const template = program
+    .command('template')
+    .description('message templates for the HTTP API (Mustache: {{name}}, HTML escaped in the html part)');
 
   template
     .command('add <name>')
@@ -33,7 +35,11 @@ export function registerTemplateCommands(program: Command, cli: Cli): void {
         const text = readPart(opts.textFile, 'text');
         const html = readPart(opts.htmlFile, 'HTML');
         if (text === null && html === null) throw new CliError('give --text-file, --html-file or both');
-        for (const [part, source] of [['subject', opts.subject], ['text', text], ['HTML', html]] as const) {
+        for (const [part, source] of [
+          ['subject', opts.subject],
+          ['text', text],
+          ['HTML', html],
+        ] as const) {
           try {
             if (source !== null) Mustache.parse(source);
           } catch (err) {

@@ -33,7 +33,14 @@ export function displayUrl(stored: string): string {
 }
 
 function eventList(input: string): RecipientStatus[] {
-  const events = [...new Set(input.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean))];
+  const events = [
+    ...new Set(
+      input
+        .split(',')
+        .map((e) => e.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  ];
   const unknown = events.filter((e) => !WEBHOOK_STATUSES.includes(e as RecipientStatus));
   if (unknown.length || events.length === 0) {
     throw new CliError(`unknown event ${unknown.join(', ') || '(none given)'}: choose from ${WEBHOOK_STATUSES.join(', ')}`);
@@ -71,14 +78,19 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
       cli.withStorage(async (storage) => {
-        const webhooks = (await storage.webhooks.list()).map((w) => ({ id: w.id, url: displayUrl(w.url), events: w.events, created: isoTime(w.createdAt) }));
+        const webhooks = (await storage.webhooks.list()).map((w) => ({
+          id: w.id,
+          url: displayUrl(w.url),
+          events: w.events,
+          created: isoTime(w.createdAt),
+        }));
         if (opts.json) return printJson(webhooks);
         printTable(
           ['ID', 'URL', 'EVENTS', 'CREATED'],
           webhooks.map((w) => [w.id, w.url, w.events.join(','), formatTime(w.created)]),
           'No webhooks yet: add one with `relay webhook add URL --events bounced,delivered`.',
         );
-        const backlog = (await storage.webhooks.backlog());
+        const backlog = await storage.webhooks.backlog();
         if (backlog.count) print(`\n${backlog.count} event deliveries waiting, oldest from ${formatTime(backlog.oldestAt)}.`);
       }),
     );
@@ -88,7 +100,7 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .description('send a signed test event to the webhook now; exit 0 when it answers 2xx')
     .action((id: string) =>
       cli.withStorage(async (storage, config) => {
-        const target = webhookById((await storage.webhooks.list()), id);
+        const target = webhookById(await storage.webhooks.list(), id);
         const body = JSON.stringify({ id: 0, type: 'test', at: new Date().toISOString(), message: 'test event from relay webhook test' });
         const result = await postWebhook(target.url, target.secret, body, config.webhooks.timeout);
         if (!result.ok) throw new CliError(`webhook ${id} (${displayUrl(target.url)}) failed: ${result.error}`);
@@ -101,7 +113,7 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .description('stop sending events to the webhook (its undelivered events are dropped)')
     .action((id: string) =>
       cli.withStorage(async (storage) => {
-        await storage.webhooks.remove(webhookById((await storage.webhooks.list()), id).id);
+        await storage.webhooks.remove(webhookById(await storage.webhooks.list(), id).id);
         print(`Removed webhook ${id}.`);
       }),
     );

@@ -30,7 +30,10 @@ export const configSchema = z.strictObject({
   /** PostgreSQL connections per node. */
   database_pool: z.number().int().min(2).max(200).default(10),
   /** This node's name among the nodes sharing a database (default: the host name); unique. */
-  node_name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash and underscore, at most 64').optional(),
+  node_name: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash and underscore, at most 64')
+    .optional(),
   retention: z
     .strictObject({
       /** Events older than this are purged. */
@@ -45,10 +48,13 @@ export const configSchema = z.strictObject({
       error: 'expected self_signed or { cert: FILE, key: FILE }',
     })
     .default('self_signed'),
-  listeners: z.array(listener).min(1).default([
-    { name: 'smtps', host: '0.0.0.0', port: 465, tls: 'implicit' },
-    { name: 'submission', host: '0.0.0.0', port: 587, tls: 'starttls' },
-  ]),
+  listeners: z
+    .array(listener)
+    .min(1)
+    .default([
+      { name: 'smtps', host: '0.0.0.0', port: 465, tls: 'implicit' },
+      { name: 'submission', host: '0.0.0.0', port: 587, tls: 'starttls' },
+    ]),
   limits: z
     .strictObject({
       max_message_bytes: z.number().int().positive().default(26_214_400),

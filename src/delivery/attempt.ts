@@ -59,7 +59,10 @@ async function connect(
       } catch (err) {
         if (!(err instanceof SessionError)) throw err;
         failure = err.reply;
-        ctx.logger.info({ queueId: job.queueId, recipientDomain: job.domain, host, address, reply: failure.text }, 'mail host unusable, trying the next');
+        ctx.logger.info(
+          { queueId: job.queueId, recipientDomain: job.domain, host, address, reply: failure.text },
+          'mail host unusable, trying the next',
+        );
       }
     }
   }
@@ -106,7 +109,11 @@ async function exchange(session: Session, job: DeliveryJob, body: Buffer): Promi
 
 type SendInfo = { response: string; rejectedErrors?: Error[] };
 
-function send(session: Session, envelope: { from: string; to: string[]; size: number; use8BitMime: boolean }, body: Buffer): Promise<SendInfo> {
+function send(
+  session: Session,
+  envelope: { from: string; to: string[]; size: number; use8BitMime: boolean },
+  body: Buffer,
+): Promise<SendInfo> {
   return new Promise((resolve, reject) => session.connection.send(envelope, body, (err, info) => (err ? reject(err) : resolve(info))));
 }
 
@@ -117,7 +124,12 @@ function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx
   const now = Date.now();
   return job.recipients.map((recipient) => {
     const reply = replyFor(recipient.address);
-    const base = { recipientId: recipient.id, smtpCode: reply.code, response: reply.text, ...(reply.senderRefused && { senderRefused: true }) };
+    const base = {
+      recipientId: recipient.id,
+      smtpCode: reply.code,
+      response: reply.text,
+      ...(reply.senderRefused && { senderRefused: true }),
+    };
     if (isSuccess(reply)) return { ...base, status: 'delivered' };
     const { category, permanent } = classify(ctx.rules, reply.code, reply.text);
     if (permanent) return { ...base, status: 'bounced', category };

@@ -161,7 +161,12 @@ export class DeliveryLoop {
       outcomes = await attemptDelivery(job, body, this.context);
     } catch (err) {
       if (err instanceof PoolClosedError) {
-        outcomes = job.recipients.map((r) => ({ recipientId: r.id, status: 'deferred', nextAttemptAt: Date.now(), response: STOPPED_RESPONSE }));
+        outcomes = job.recipients.map((r) => ({
+          recipientId: r.id,
+          status: 'deferred',
+          nextAttemptAt: Date.now(),
+          response: STOPPED_RESPONSE,
+        }));
       } else {
         this.logger.error({ err, queueId: job.queueId, recipientDomain: job.domain }, 'delivery attempt failed unexpectedly');
         outcomes = outcomesForReply(job, INTERNAL_ERROR, this.context);
@@ -176,13 +181,23 @@ export class DeliveryLoop {
     try {
       await this.queue.recordAttempt({ job, outcomes, suppressions: suppressionsFor(job, outcomes) });
     } catch (err) {
-      this.logger.error({ err, queueId: job.queueId, recipientDomain: job.domain }, 'could not record outcomes; retried when the lease runs out');
+      this.logger.error(
+        { err, queueId: job.queueId, recipientDomain: job.domain },
+        'could not record outcomes; retried when the lease runs out',
+      );
       return false;
     }
     this.onOutcomes?.(job, outcomes);
     for (const o of outcomes) {
       this.logger.info(
-        { queueId: job.queueId, recipientDomain: job.domain, status: o.status, code: o.smtpCode, response: o.response, category: o.category },
+        {
+          queueId: job.queueId,
+          recipientDomain: job.domain,
+          status: o.status,
+          code: o.smtpCode,
+          response: o.response,
+          category: o.category,
+        },
         `recipient ${o.status}`,
       );
     }

@@ -55,7 +55,11 @@ export async function resolveDestinations(resolver: Resolver, domain: string): P
 
   const dnsError = lookups.find((d): d is { error: unknown } => 'error' in d);
   if (dnsError) return temporary(domain, 'A/AAAA', dnsError.error);
-  return fail(true, 550, `550 5.4.4 no usable mail host for ${domain}: ${records.length ? 'MX hosts resolve to no address' : 'no MX and no address records'}`);
+  return fail(
+    true,
+    550,
+    `550 5.4.4 no usable mail host for ${domain}: ${records.length ? 'MX hosts resolve to no address' : 'no MX and no address records'}`,
+  );
 }
 
 function temporary(domain: string, type: string, err: unknown): MxResult {

@@ -152,7 +152,7 @@ export class ConnectionPool {
 
   private grantSlots(): void {
     const perDomain = this.config.delivery.per_domain_concurrency;
-    for (let i = 0; i < this.waiting.length && this.active < this.config.delivery.concurrency; ) {
+    for (let i = 0; i < this.waiting.length && this.active < this.config.delivery.concurrency;) {
       const waiter = this.waiting[i]!;
       const used = this.activeByDomain.get(waiter.domain) ?? 0;
       if (used >= perDomain) {

@@ -45,10 +45,17 @@ export async function authenticate(
   const now = Date.now();
   const failures = await storage.limits.loginFailures(ipKey, now - window - lockout);
   if (failures.count >= limit && failures.lastAt !== null && failures.lastAt + lockout > now) {
-    throw new ApiError(429, 'too many failed authentications from this address: try again later', 'authorization', undefined, Math.ceil((failures.lastAt + lockout - now) / 1000));
+    throw new ApiError(
+      429,
+      'too many failed authentications from this address: try again later',
+      'authorization',
+      undefined,
+      Math.ceil((failures.lastAt + lockout - now) / 1000),
+    );
   }
   if (adminToken && timingSafeEqual(digest(token), digest(adminToken))) {
-    if (access === 'send') throw new ApiError(403, 'sending needs an app API key (relay credential add NAME --api-key), not the admin token', 'authorization');
+    if (access === 'send')
+      throw new ApiError(403, 'sending needs an app API key (relay credential add NAME --api-key), not the admin token', 'authorization');
     return { admin: true };
   }
   const credential = await storage.credentials.byApiKey(hashApiKey(token));

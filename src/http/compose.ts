@@ -51,7 +51,9 @@ function entryAddresses(field: string, value: string, role: 'sender' | 'recipien
   const parsed = parseMailboxList(value);
   if ('error' in parsed) throw new ApiError(422, `${field} ${parsed.error}: ${JSON.stringify(value.slice(0, 100))}`, field);
   for (const address of parsed.addresses) {
-    const refusal = checkEnvelopeAddress(address, role === 'sender' ? 'sender' : 'recipient') ?? (role === 'recipient' ? checkRecipientAddress(address) : undefined);
+    const refusal =
+      checkEnvelopeAddress(address, role === 'sender' ? 'sender' : 'recipient') ??
+      (role === 'recipient' ? checkRecipientAddress(address) : undefined);
     if (refusal) throw invalidAddress(field, refusal);
   }
   return parsed.addresses;
@@ -59,7 +61,12 @@ function entryAddresses(field: string, value: string, role: 'sender' | 'recipien
 
 /** An address the request must not carry: 422 naming its field, with the reply SMTP would give. */
 export function invalidAddress(field: string, refusal: SmtpReply): ApiError {
-  return new ApiError(422, `${field}: ${refusal.message.replace(/^\d\.\d+\.\d+ /, '')}`, field, `${refusal.responseCode} ${refusal.message}`);
+  return new ApiError(
+    422,
+    `${field}: ${refusal.message.replace(/^\d\.\d+\.\d+ /, '')}`,
+    field,
+    `${refusal.responseCode} ${refusal.message}`,
+  );
 }
 
 export async function composeMessage(message: MessageRequest & { subject: string }, idempotencyKey?: string): Promise<Buffer> {
@@ -72,7 +79,12 @@ export async function composeMessage(message: MessageRequest & { subject: string
     subject: message.subject,
     text: message.text,
     html: message.html,
-    attachments: message.attachments?.map((a) => ({ filename: a.filename, content: a.content, encoding: 'base64', contentType: a.content_type })),
+    attachments: message.attachments?.map((a) => ({
+      filename: a.filename,
+      content: a.content,
+      encoding: 'base64',
+      contentType: a.content_type,
+    })),
     // The pipeline reads and strips Idempotency-Key, as it does for SMTP clients that send one.
     headers: { ...message.headers, ...(idempotencyKey && { 'Idempotency-Key': idempotencyKey }) },
   });

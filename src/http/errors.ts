@@ -22,7 +22,14 @@ export class ApiError extends Error {
   }
 
   toJSON() {
-    return { error: { status: this.status, field: this.field ?? null, message: this.message, ...(this.smtpReply && { smtp_reply: this.smtpReply }) } };
+    return {
+      error: {
+        status: this.status,
+        field: this.field ?? null,
+        message: this.message,
+        ...(this.smtpReply && { smtp_reply: this.smtpReply }),
+      },
+    };
   }
 }
 

@@ -52,7 +52,15 @@ export class HttpServer {
     await app.register(swagger, {
       openapi: {
         info: { title: 'Relay HTTP API', version: '1', description: 'Send mail through Relay and read what became of it.' },
-        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An app API key (relay credential add NAME --api-key) or the admin token (http.admin_token)' } } },
+        components: {
+          securitySchemes: {
+            bearer: {
+              type: 'http',
+              scheme: 'bearer',
+              description: 'An app API key (relay credential add NAME --api-key) or the admin token (http.admin_token)',
+            },
+          },
+        },
         security: [{ bearer: [] }],
       },
       refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -71,11 +79,14 @@ export class HttpServer {
     app.setErrorHandler((err: FastifyError | ApiError, _request, reply) => {
       const apiError = toApiError(err);
       if (apiError.status >= 500) ctx.logger.error({ err }, 'HTTP API error');
-      if (apiError.status === 429 || apiError.status === 503) reply.header('retry-after', String(apiError.retryAfter ?? RETRY_AFTER_SECONDS));
+      if (apiError.status === 429 || apiError.status === 503)
+        reply.header('retry-after', String(apiError.retryAfter ?? RETRY_AFTER_SECONDS));
       if (apiError.status === 401) reply.header('www-authenticate', 'Bearer');
       return reply.code(apiError.status).send(apiError.toJSON());
     });
-    app.setNotFoundHandler((request, reply) => reply.code(404).send(new ApiError(404, `no route ${request.method} ${request.url.split('?')[0]}`).toJSON()));
+    app.setNotFoundHandler((request, reply) =>
+      reply.code(404).send(new ApiError(404, `no route ${request.method} ${request.url.split('?')[0]}`).toJSON()),
+    );
     registerMessageRoutes(app, ctx);
     registerEventRoutes(app, ctx);
     registerSuppressionRoutes(app, ctx);
@@ -109,7 +120,11 @@ function toApiError(err: FastifyError | ApiError): ApiError {
   if (err.validation?.length) {
     const first = err.validation[0]!;
     const params = first.params as { missingProperty?: string; additionalProperty?: string };
-    const path = [err.validationContext === 'body' ? '' : err.validationContext, ...first.instancePath.split('/'), params.missingProperty ?? params.additionalProperty]
+    const path = [
+      err.validationContext === 'body' ? '' : err.validationContext,
+      ...first.instancePath.split('/'),
+      params.missingProperty ?? params.additionalProperty,
+    ]
       .filter((p) => p !== undefined && p !== '')
       .join('.');
     const what = params.additionalProperty ? 'is not a known member' : (first.message ?? 'is invalid');

@@ -49,7 +49,11 @@ const MAX_TRACKED_DOMAINS = 10_000;
 export class RelayMetrics implements PipelineObserver {
   readonly registry = new Registry();
   private readonly domains: DomainLabels;
-  readonly accepted = new Counter({ name: 'relay_messages_accepted_total', help: 'Messages committed to the queue', registers: [this.registry] });
+  readonly accepted = new Counter({
+    name: 'relay_messages_accepted_total',
+    help: 'Messages committed to the queue',
+    registers: [this.registry],
+  });
   readonly rejected = new Counter({
     name: 'relay_messages_rejected_total',
     help: 'Refused senders, recipients and messages, by reason',
@@ -75,7 +79,11 @@ export class RelayMetrics implements PipelineObserver {
     labelNames: ['listener'],
     registers: [this.registry],
   });
-  readonly authFailures = new Counter({ name: 'relay_smtp_auth_failures_total', help: 'Failed SMTP AUTH attempts', registers: [this.registry] });
+  readonly authFailures = new Counter({
+    name: 'relay_smtp_auth_failures_total',
+    help: 'Failed SMTP AUTH attempts',
+    registers: [this.registry],
+  });
 
   constructor(storage: Pick<Storage, 'queue' | 'webhooks'>, domainLabels: () => number = () => 20) {
     this.domains = new DomainLabels(domainLabels);

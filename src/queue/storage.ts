@@ -5,15 +5,7 @@
  * stages. The contract every backend must meet is test/storage/contract.ts.
  */
 
-export type RecipientStatus =
-  | 'queued'
-  | 'delivered'
-  | 'deferred'
-  | 'bounced'
-  | 'expired'
-  | 'suppressed'
-  | 'complained'
-  | 'unsubscribed';
+export type RecipientStatus = 'queued' | 'delivered' | 'deferred' | 'bounced' | 'expired' | 'suppressed' | 'complained' | 'unsubscribed';
 export const EVENT_STATUSES: readonly RecipientStatus[] = [
   'queued',
   'delivered',

@@ -44,8 +44,14 @@ export class RetentionPurger {
     const { storage, config, logger } = this.deps;
     const removed = { events: 0, messages: 0 };
     try {
-      removed.events = await drain((n) => storage.events.purge(now - config.retention.events, n), () => !this.stopped);
-      removed.messages = await drain((n) => storage.queue.purgeFinished(now - config.retention.messages, n), () => !this.stopped);
+      removed.events = await drain(
+        (n) => storage.events.purge(now - config.retention.events, n),
+        () => !this.stopped,
+      );
+      removed.messages = await drain(
+        (n) => storage.queue.purgeFinished(now - config.retention.messages, n),
+        () => !this.stopped,
+      );
       const { auth_failure_window, auth_lockout, idempotency_window } = config.limits;
       await storage.limits.prune(now - Math.max(auth_failure_window + auth_lockout, idempotency_window));
       if (removed.events + removed.messages > 0) logger.info(removed, 'retention: purged old events and messages');

@@ -43,7 +43,8 @@ export function guardAccept(smtp: SMTPServer, options: AcceptGuardOptions): Acce
     const ip = socket.remoteAddress;
     const admitted = ip === undefined ? undefined : options.connections.admit(ip);
     if (!admitted || 'refusal' in admitted) {
-      if (admitted) options.logger.warn({ listener: options.listener, remote: ip, refused: admitted.refusal.message }, 'connection refused');
+      if (admitted)
+        options.logger.warn({ listener: options.listener, remote: ip, refused: admitted.refusal.message }, 'connection refused');
       socket.on('error', () => {});
       // Before an implicit-TLS handshake nothing can be said; a plain listener can say why.
       if (options.implicitTls || !admitted) socket.destroy();

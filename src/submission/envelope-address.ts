@@ -28,7 +28,14 @@ function syntaxError(address: string): string | undefined {
     const ip = /^ipv6:/i.test(literal) ? literal.slice(5) : literal;
     return isIP(ip) === (/^ipv6:/i.test(literal) ? 6 : 4) ? undefined : 'has a malformed address literal';
   }
-  if (domain.startsWith('.') || domain.endsWith('.') || domain.includes('..') || domain.includes('.-') || domain.includes('-.') || !DOMAIN.test(domain)) {
+  if (
+    domain.startsWith('.') ||
+    domain.endsWith('.') ||
+    domain.includes('..') ||
+    domain.includes('.-') ||
+    domain.includes('-.') ||
+    !DOMAIN.test(domain)
+  ) {
     return 'has a malformed domain';
   }
   return undefined;

@@ -13,14 +13,15 @@ export type MailboxList = { addresses: string[] } | { error: string };
 
 // RFC 5322 atext, plus UTF-8 (RFC 6532) other than controls, invisible formatting characters and U+FFFD (bytes that were not UTF-8).
 const ATEXT = /[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u00A0-\u200A\u200C-\u205F\u2061-\uFEFE\uFF00-\uFFFC\u{10000}-\u{10FFFF}]/u;
-const LABEL = /^[A-Za-z0-9\u00A0-\uFFFC\u{10000}-\u{10FFFF}](?:[A-Za-z0-9\-\u00A0-\uFFFC\u{10000}-\u{10FFFF}]*[A-Za-z0-9\u00A0-\uFFFC\u{10000}-\u{10FFFF}])?$/u;
+const LABEL =
+  /^[A-Za-z0-9\u00A0-\uFFFC\u{10000}-\u{10FFFF}](?:[A-Za-z0-9\-\u00A0-\uFFFC\u{10000}-\u{10FFFF}]*[A-Za-z0-9\u00A0-\uFFFC\u{10000}-\u{10FFFF}])?$/u;
 
 type Token = { kind: 'atom' | 'quoted'; text: string } | { kind: '<' | '>' | ',' | '@' | '.' | 'space'; text: string };
 
 function tokenize(value: string): Token[] | { error: string } {
   const tokens: Token[] = [];
   const chars = [...value];
-  for (let i = 0; i < chars.length; ) {
+  for (let i = 0; i < chars.length;) {
     const c = chars[i]!;
     if (c === ' ' || c === '\t') {
       while (chars[i] === ' ' || chars[i] === '\t') i++;
@@ -71,7 +72,8 @@ function addrSpec(tokens: Token[]): string | { error: string } {
   const local = tokens.slice(0, at);
   const domain = tokens.slice(at + 1);
   if (!dotAtom(local)) return { error: 'has an address with an empty or malformed local part' };
-  if (!dotAtom(domain) || !domain.every((t) => t.kind === '.' || LABEL.test(t.text))) return { error: 'has an address with a malformed domain' };
+  if (!dotAtom(domain) || !domain.every((t) => t.kind === '.' || LABEL.test(t.text)))
+    return { error: 'has an address with a malformed domain' };
   return tokens.map((t) => t.text).join('');
 }
 

@@ -27,7 +27,7 @@ export function takeIdempotencyKey(message: Buffer): { message: Buffer; key: str
   let key: string | undefined;
   let dropping = false;
   let inFirstKey = false;
-  for (let start = 0; start < headerEnd; ) {
+  for (let start = 0; start < headerEnd;) {
     const lf = message.indexOf(LF, start);
     const end = lf === -1 || lf >= headerEnd ? headerEnd : lf + 1;
     const line = message.subarray(start, end);

@@ -40,7 +40,12 @@ export function normaliseLineEndings(input: Buffer): Buffer {
 function headerAddresses(name: 'From' | 'Sender', value: string): string[] {
   const parsed = parseMailboxList(value);
   if ('addresses' in parsed) return parsed.addresses;
-  throw reply(550, '5.6.0', `${name} header ${parsed.error}: ${printable(value.slice(0, 100))}`, name === 'From' ? 'header From' : 'header Sender');
+  throw reply(
+    550,
+    '5.6.0',
+    `${name} header ${parsed.error}: ${printable(value.slice(0, 100))}`,
+    name === 'From' ? 'header From' : 'header Sender',
+  );
 }
 
 /** Header text as it can go into a reply line. */

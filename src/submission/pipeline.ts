@@ -218,7 +218,10 @@ export class SubmissionPipeline {
       throw overQuota(credential.name, result.period, caps[result.period], now);
     }
     for (const domain of new Set(recipients.map(domainOf))) {
-      logger.info({ queueId, credential: credential.name, recipientDomain: domain, status: 'queued', size: signed.length }, 'message queued');
+      logger.info(
+        { queueId, credential: credential.name, recipientDomain: domain, status: 'queued', size: signed.length },
+        'message queued',
+      );
     }
     this.deps.onQueued();
     return { queueId, duplicate: false };

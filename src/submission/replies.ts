@@ -19,5 +19,4 @@ export class SmtpReply extends Error {
   }
 }
 
-export const reply = (code: number, enhanced: string, text: string, subject?: ReplySubject) =>
-  new SmtpReply(code, enhanced, text, subject);
+export const reply = (code: number, enhanced: string, text: string, subject?: ReplySubject) => new SmtpReply(code, enhanced, text, subject);

@@ -30,7 +30,10 @@ export async function loadCertificate(files: TlsFiles, hostname: string, logger:
   const haveKey = existsSync(files.key);
   if (files.selfSigned && !haveCert && !haveKey) {
     await createSelfSignedCertificate(files, hostname);
-    logger.warn({ cert: files.cert, key: files.key }, 'generated a self-signed certificate (tls: self_signed); name a real one in tls.cert/tls.key for production');
+    logger.warn(
+      { cert: files.cert, key: files.key },
+      'generated a self-signed certificate (tls: self_signed); name a real one in tls.cert/tls.key for production',
+    );
   } else if (!haveCert || !haveKey) {
     const missing = [!haveCert && files.cert, !haveKey && files.key].filter(Boolean).join(' and ');
     throw new TlsConfigError(`tls: ${both}: ${missing} ${missing.includes(' and ') ? 'do' : 'does'} not exist`);

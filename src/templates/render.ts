@@ -10,7 +10,10 @@ import type { TemplateRecord } from '../queue/storage.js';
 export type Variables = Record<string, unknown>;
 
 export class MissingVariableError extends Error {
-  constructor(readonly variable: string, part: string) {
+  constructor(
+    readonly variable: string,
+    part: string,
+  ) {
     super(`template variable "${variable}" (used in the ${part}) was not given`);
   }
 }

@@ -19,9 +19,7 @@ export class WebhookDispatcher {
   private running: Promise<void> | undefined;
   private active = false;
 
-  constructor(
-    private readonly deps: { webhooks: WebhookStore; config: RelayConfig; logger: Logger; node: string },
-  ) {}
+  constructor(private readonly deps: { webhooks: WebhookStore; config: RelayConfig; logger: Logger; node: string }) {}
 
   start(): void {
     this.active = true;
@@ -70,6 +68,9 @@ export class WebhookDispatcher {
     }
     const delay = retryDelay(config.webhooks.retry_schedule, entry.attempts + 1);
     await webhooks.failed(entry.id, result.error, Date.now() + delay);
-    logger.warn({ webhook: entry.webhookId, event, attempts: entry.attempts + 1, error: result.error, retryInMs: delay }, 'webhook delivery failed');
+    logger.warn(
+      { webhook: entry.webhookId, event, attempts: entry.attempts + 1, error: result.error, retryInMs: delay },
+      'webhook delivery failed',
+    );
   }
 }

@@ -84,7 +84,8 @@ export async function newRelayDir(env: BenchEnv, name: string, paused: boolean, 
     );
   write(paused);
   if (db.kind === 'postgres' && db.creds) return { configFile, ...db.creds, setPaused: write };
-  const storage = db.kind === 'sqlite' ? await openSqlite(path.join(dir, 'relay.db')) : await openStorage({ database: db.url, database_pool: 2 });
+  const storage =
+    db.kind === 'sqlite' ? await openSqlite(path.join(dir, 'relay.db')) : await openStorage({ database: db.url, database_pool: 2 });
   try {
     await addSenderDomain(storage, SENDER_DOMAIN, { algorithm: 'rsa' });
     const { username, password } = await addCredential(storage, 'bench-app', [SENDER_DOMAIN]);

@@ -48,9 +48,7 @@ async function openClient(target: Target): Promise<SMTPConnection> {
 }
 
 function send(client: SMTPConnection, from: string, message: { to: string; raw: Buffer }): Promise<void> {
-  return new Promise((resolve, reject) =>
-    client.send({ from, to: [message.to] }, message.raw, (err) => (err ? reject(err) : resolve())),
-  );
+  return new Promise((resolve, reject) => client.send({ from, to: [message.to] }, message.raw, (err) => (err ? reject(err) : resolve())));
 }
 
 /** Shared bookkeeping for one run: who sends message i, and the figures. */

@@ -43,7 +43,8 @@ export async function startRelayProcess(options: RelayProcessOptions): Promise<R
   closeSync(logFd);
   const ports = await waitForStart(child, logFile);
   const pid = child.pid!;
-  const status = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+  const status = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
   return {
     pid,

@@ -140,7 +140,13 @@ async function withRelay<T>(
     const relay = await startRelay(dir);
     try {
       env.sink.reset();
-      const warm = await runPooled({ target: target(dir, relay), source: messageSource(4096), connections: 4, messages: WARMUP_MESSAGES, durationMs: 30_000 });
+      const warm = await runPooled({
+        target: target(dir, relay),
+        source: messageSource(4096),
+        connections: 4,
+        messages: WARMUP_MESSAGES,
+        durationMs: 30_000,
+      });
       if (!paused) await env.sink.waitFor(warm.accepted, STALL_MS);
       return await fn(dir, relay, database.probe);
     } finally {
@@ -155,15 +161,21 @@ function pooledScenario(name: string, connections: number, size: number, implici
   return async (env: BenchEnv) =>
     withRelay(env, name, false, async (dir, relay, probe) =>
       report(
-        await measure(env, relay, name, () =>
-          runPooled({
-            target: target(dir, relay, implicitTls),
-            source: messageSource(size),
-            connections,
-            messages: Infinity,
-            durationMs: ratePerSecond ? SIZES.rateDurationMs : SIZES.durationMs,
-            ratePerSecond,
-          }), { delivered: true, probe, note: ratePerSecond ? `${ratePerSecond} msg/s offered` : undefined }),
+        await measure(
+          env,
+          relay,
+          name,
+          () =>
+            runPooled({
+              target: target(dir, relay, implicitTls),
+              source: messageSource(size),
+              connections,
+              messages: Infinity,
+              durationMs: ratePerSecond ? SIZES.rateDurationMs : SIZES.durationMs,
+              ratePerSecond,
+            }),
+          { delivered: true, probe, note: ratePerSecond ? `${ratePerSecond} msg/s offered` : undefined },
+        ),
       ),
     );
 }
@@ -172,9 +184,20 @@ async function connectionPerMessage(env: BenchEnv): Promise<void> {
   const name = 'conn-per-msg-8x4k';
   await withRelay(env, name, false, async (dir, relay, probe) =>
     report(
-      await measure(env, relay, name, () =>
-        runConnectionPerMessage({ target: target(dir, relay), source: messageSource(4096), concurrency: 8, messages: Infinity, durationMs: SIZES.durationMs }),
-      { delivered: true, probe, note: 'STARTTLS + AUTH per message' }),
+      await measure(
+        env,
+        relay,
+        name,
+        () =>
+          runConnectionPerMessage({
+            target: target(dir, relay),
+            source: messageSource(4096),
+            concurrency: 8,
+            messages: Infinity,
+            durationMs: SIZES.durationMs,
+          }),
+        { delivered: true, probe, note: 'STARTTLS + AUTH per message' },
+      ),
     ),
   );
 }
@@ -203,7 +226,11 @@ async function backlog(env: BenchEnv): Promise<void> {
         pending += fill.accepted;
         console.error(`backlog: queued ${fill.accepted} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       }
-      const accept = await measure(env, relay, `accept, ${label}`, probe(dir, relay, source), { delivered: false, probe: database.probe, note: 'delivery paused' });
+      const accept = await measure(env, relay, `accept, ${label}`, probe(dir, relay, source), {
+        delivered: false,
+        probe: database.probe,
+        note: 'delivery paused',
+      });
       pending += accept.messages;
       report({ ...accept, scenario: `backlog-accept-${queued}` });
     } finally {
@@ -256,18 +283,40 @@ async function nodes(env: BenchEnv): Promise<void> {
       const first = await newRelayDir(env, `nodes-${count}-1`, false, { kind: 'postgres', url, node: 'node-1' });
       const dirs = [first];
       for (let n = 2; n <= count; n++) {
-        dirs.push(await newRelayDir(env, `nodes-${count}-${n}`, false, { kind: 'postgres', url, node: `node-${n}`, creds: { user: first.user, pass: first.pass } }));
+        dirs.push(
+          await newRelayDir(env, `nodes-${count}-${n}`, false, {
+            kind: 'postgres',
+            url,
+            node: `node-${n}`,
+            creds: { user: first.user, pass: first.pass },
+          }),
+        );
       }
       for (const dir of dirs) relays.push(await startRelay(dir));
       const targets = dirs.map((dir, i) => target(dir, relays[i]!));
       env.sink.reset();
-      const warm = await runPooled({ target: targets, source: messageSource(4096), connections: 4 * count, messages: WARMUP_MESSAGES, durationMs: 30_000 });
+      const warm = await runPooled({
+        target: targets,
+        source: messageSource(4096),
+        connections: 4 * count,
+        messages: WARMUP_MESSAGES,
+        durationMs: 30_000,
+      });
       await env.sink.waitFor(warm.accepted, STALL_MS);
       const name = `nodes-${count}`;
       report(
-        await measure(env, relays, name, () =>
-          runPooled({ target: targets, source: messageSource(4096), connections: 8, messages: Infinity, durationMs: SIZES.durationMs }),
-        { delivered: true, probe: database.probe, note: `${count} node${count > 1 ? 's' : ''}, 8 connections round-robin; cpu summed over nodes` }),
+        await measure(
+          env,
+          relays,
+          name,
+          () =>
+            runPooled({ target: targets, source: messageSource(4096), connections: 8, messages: Infinity, durationMs: SIZES.durationMs }),
+          {
+            delivered: true,
+            probe: database.probe,
+            note: `${count} node${count > 1 ? 's' : ''}, 8 connections round-robin; cpu summed over nodes`,
+          },
+        ),
       );
     } finally {
       await Promise.all(relays.map((r) => r.stop()));
@@ -283,10 +332,18 @@ async function bigMessage(env: BenchEnv): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const idle = relay.rssMb();
     const source = messageSource(size);
-    const row = await measure(env, relay, 'big-25mb', () =>
-      runPooled({ target: target(dir, relay), source, connections: 1, messages: 1, durationMs: 120_000 }), { delivered: true });
+    const row = await measure(
+      env,
+      relay,
+      'big-25mb',
+      () => runPooled({ target: target(dir, relay), source, connections: 1, messages: 1, durationMs: 120_000 }),
+      { delivered: true },
+    );
     const costMb = row.peak_rss_mb - idle;
-    report({ ...row, note: `idle RSS ${round(idle, 0)} MB, peak +${round(costMb, 0)} MB = ${round((costMb * 1024 * 1024) / size, 2)}x the message size` });
+    report({
+      ...row,
+      note: `idle RSS ${round(idle, 0)} MB, peak +${round(costMb, 0)} MB = ${round((costMb * 1024 * 1024) / size, 2)}x the message size`,
+    });
   });
 }
 
@@ -322,7 +379,11 @@ function printTable(): void {
   ];
   const cell = (v: unknown) => (v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v)) ? '-' : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   console.log('');
   console.log(line(columns));
   for (const r of rows) console.log(line(columns.map((c) => cell(r[c]))));

@@ -87,7 +87,8 @@ export async function startBenchSink(): Promise<BenchSink> {
         if (eol < 0) break;
         const verb = pending.toString('latin1', 0, Math.min(eol, 4)).toUpperCase();
         pending = pending.subarray(eol + 2);
-        if (verb === 'EHLO') replies += '250-sink.bench\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 104857600\r\n';
+        if (verb === 'EHLO')
+          replies += '250-sink.bench\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 104857600\r\n';
         else if (verb === 'DATA') {
           inData = true;
           // The terminator may follow an empty body: let the search see its leading CRLF.

@@ -26,10 +26,17 @@ export async function startDeliveringRelay(
   options: { destination?: DestinationStream; sink?: Omit<SinkOptions, 'host'> } = {},
 ): Promise<DeliveringRelay> {
   const sink = await startSink({ ...options.sink, host: '127.0.0.2' });
-  const dns = await startDnsServer({ 'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] }, 'mx.example.net': { a: ['127.0.0.2'] } });
-  const relay = await startTestRelay({ ...overrides, delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port, ...(overrides.delivery as object) } }, options);
+  const dns = await startDnsServer({
+    'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] },
+    'mx.example.net': { a: ['127.0.0.2'] },
+  });
+  const relay = await startTestRelay(
+    { ...overrides, delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port, ...(overrides.delivery as object) } },
+    options,
+  );
   const dkim = new Map<string, string>();
-  for (const record of await addSenderDomain(relay.storage, 'acme.test')) if (record.purpose === 'dkim') dkim.set(record.name, record.value);
+  for (const record of await addSenderDomain(relay.storage, 'acme.test'))
+    if (record.purpose === 'dkim') dkim.set(record.name, record.value);
   const creds = await addCredential(relay.storage, 'app', ['acme.test']);
   return {
     relay,

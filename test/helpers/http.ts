@@ -6,7 +6,12 @@ export interface ApiResponse<T = any> {
 }
 
 export function apiClient(port: number, token?: string) {
-  return async function call<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+  return async function call<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse<T>> {
     const response = await fetch(`http://127.0.0.1:${port}${path}`, {
       method,
       headers: {

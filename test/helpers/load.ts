@@ -57,7 +57,13 @@ export async function submitLoad(options: LoadOptions): Promise<LoadReport> {
         const messageId = `<${options.prefix}-${next++}@acme.test>`;
         for (;;) {
           try {
-            const info = await transport.sendMail({ from: 'app@acme.test', to: `rcpt${n}@example.net`, subject: messageId, messageId, text: body });
+            const info = await transport.sendMail({
+              from: 'app@acme.test',
+              to: `rcpt${n}@example.net`,
+              subject: messageId,
+              messageId,
+              text: body,
+            });
             report.acknowledged.set(messageId, /queued as (\S+)/.exec(info.response)?.[1] ?? '');
             break;
           } catch (err) {

@@ -53,7 +53,10 @@ export interface TestRelay extends RunningRelay {
 }
 
 /** `destination` captures the log lines (at config.log.level) instead of printing them. */
-export async function startTestRelay(overrides: ConfigOverrides = {}, options: { destination?: DestinationStream } = {}): Promise<TestRelay> {
+export async function startTestRelay(
+  overrides: ConfigOverrides = {},
+  options: { destination?: DestinationStream } = {},
+): Promise<TestRelay> {
   const configFile = writeTestConfig(overrides);
   const config = loadConfig(configFile);
   const logger = createLogger(config.log.level, { redactRecipients: config.log.redact_recipients, destination: options.destination });
@@ -82,7 +85,11 @@ export async function addSenderDomain(
 }
 
 /** What `relay credential add` does; returns the password it would print once. */
-export async function addCredential(storage: Pick<Storage, 'credentials'>, name: string, domains: string[]): Promise<{ username: string; password: string }> {
+export async function addCredential(
+  storage: Pick<Storage, 'credentials'>,
+  name: string,
+  domains: string[],
+): Promise<{ username: string; password: string }> {
   const password = `pw-${name}-${Math.random().toString(36).slice(2)}`;
   await storage.credentials.add({ name, username: name, passwordHash: hashPassword(password), domains });
   return { username: name, password };

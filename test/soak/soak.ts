@@ -26,7 +26,10 @@ function rssMb(pid: number): number {
 
 assertBuilt();
 const sink = await startSink({ host: '127.0.0.2' });
-const dns = await startDnsServer({ 'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] }, 'mx.example.net': { a: ['127.0.0.2'] } });
+const dns = await startDnsServer({
+  'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] },
+  'mx.example.net': { a: ['127.0.0.2'] },
+});
 const setup = await prepareServe({ delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port }, log: { level: 'warn' } });
 const serve = await startServe(setup);
 const pid = serve.child.pid!;
@@ -43,10 +46,14 @@ const sampler = setInterval(() => {
 console.log(`soak: ${minutes} min, ${clients} clients, relay pid ${pid}`);
 const report = await submitLoad({ port: setup.port, creds: setup.creds, clients, stop: () => Date.now() >= deadline, prefix: 'soak' });
 const submitSeconds = (Date.now() - started) / 1000;
-await waitFor(() => {
-  tallySink(sink, { into: tally, clear: true });
-  return compare(report, tally).lost.length === 0;
-}, 'the queue to drain', 120_000).catch(() => {});
+await waitFor(
+  () => {
+    tallySink(sink, { into: tally, clear: true });
+    return compare(report, tally).lost.length === 0;
+  },
+  'the queue to drain',
+  120_000,
+).catch(() => {});
 const drainedSeconds = (Date.now() - started) / 1000;
 clearInterval(sampler);
 tallySink(sink, { into: tally, clear: true });

@@ -118,7 +118,7 @@ describe('postgres: several nodes on one database', () => {
     // Four claimers on two nodes until each finds nothing twice running.
     const claimed = new Map<number, string>();
     const claimAll = async (storage: PostgresStorage, owner: string) => {
-      for (let idle = 0; idle < 2; ) {
+      for (let idle = 0; idle < 2;) {
         const jobs = await storage.queue.claimDue(T0 + 10, 7, { owner, ms: 60_000 });
         idle = jobs.length === 0 ? idle + 1 : 0;
         for (const r of jobs.flatMap((j) => j.recipients)) {

@@ -133,7 +133,16 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
         });
         expect(await s.queue.body(m.queueId)).toEqual(m.body);
         const events = await s.events.query({ queueId: m.queueId, limit: 10 });
-        const queued = { queueId: m.queueId, messageId: m.messageId, credential: 'app', status: 'queued', smtpCode: null, response: null, category: null, at: T0 };
+        const queued = {
+          queueId: m.queueId,
+          messageId: m.messageId,
+          credential: 'app',
+          status: 'queued',
+          smtpCode: null,
+          response: null,
+          category: null,
+          at: T0,
+        };
         expect(events.map(({ id: _, ...e }) => e)).toEqual([
           { ...queued, recipient: 'one@example.org', domain: 'example.org' },
           { ...queued, recipient: 'Two@Example.NET', domain: 'example.net' },
@@ -161,7 +170,11 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
             receivedAt: T0,
             expiresAt: m1.expiresAt,
           },
-          expect.objectContaining({ queueId: m1.queueId, domain: 'b.test', recipients: [{ id: expect.any(Number), address: 'z@b.test', attempts: 0 }] }),
+          expect.objectContaining({
+            queueId: m1.queueId,
+            domain: 'b.test',
+            recipients: [{ id: expect.any(Number), address: 'z@b.test', attempts: 0 }],
+          }),
         ]);
         const stored = await s.queue.message(m1.queueId);
         expect(stored!.recipients.map((r) => r.leaseOwner)).toEqual(['node-a', 'node-a', 'node-a']);
@@ -252,7 +265,11 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
       it('an expired outcome is final', async () => {
         const m = await enqueued();
         const job = await claimJob(m.queueId);
-        await s.queue.recordAttempt({ job, outcomes: [outcome(job, 'rcpt@example.org', 'expired', { category: 'expired' })], suppressions: [] });
+        await s.queue.recordAttempt({
+          job,
+          outcomes: [outcome(job, 'rcpt@example.org', 'expired', { category: 'expired' })],
+          suppressions: [],
+        });
         expect((await s.queue.message(m.queueId))!.recipients[0]).toMatchObject({ status: 'expired', nextAttemptAt: null, attempts: 1 });
         expect(await s.queue.body(m.queueId)).toBeUndefined();
         expect(await s.queue.nextDueAt()).toBeNull();
@@ -294,7 +311,10 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
         const job = await claimJob(m.queueId);
         await s.queue.recordAttempt({
           job,
-          outcomes: [outcome(job, 'later@example.org', 'deferred', { nextAttemptAt: T0 + 3_600_000 }), outcome(job, 'ok@example.org', 'delivered')],
+          outcomes: [
+            outcome(job, 'later@example.org', 'deferred', { nextAttemptAt: T0 + 3_600_000 }),
+            outcome(job, 'ok@example.org', 'delivered'),
+          ],
           suppressions: [],
         });
         const before = Date.now();
@@ -454,7 +474,10 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
       it('quotas count per credential', async () => {
         await enqueued({ quota: { daily: 1, monthly: null } });
         await enqueued({ credential: 'other', quota: { daily: 1, monthly: null } });
-        expect(await s.queue.enqueue(newMessage({ quota: { daily: 1, monthly: null } }))).toEqual({ status: 'over-quota', period: 'daily' });
+        expect(await s.queue.enqueue(newMessage({ quota: { daily: 1, monthly: null } }))).toEqual({
+          status: 'over-quota',
+          period: 'daily',
+        });
       });
 
       it('usage is counted without a quota, per UTC day and month', async () => {
@@ -484,7 +507,11 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
         expect(await s.suppressions.isSuppressed('nobody@example.org', 'app')).toBe(false);
 
         const all = await s.suppressions.list();
-        expect(sorted(all, (e) => `${e.address} ${e.credential}`).map(({ createdAt, ...e }) => (expect(createdAt).toEqual(expect.any(Number)), e))).toEqual([
+        expect(
+          sorted(all, (e) => `${e.address} ${e.credential}`).map(
+            ({ createdAt, ...e }) => (expect(createdAt).toEqual(expect.any(Number)), e),
+          ),
+        ).toEqual([
           { address: 'bounce@example.org', reason: 'hard bounce', credential: null },
           { address: 'unsub@example.org', reason: 'unsubscribed', credential: 'app' },
           { address: 'unsub@example.org', reason: 'other app', credential: 'other' },
@@ -524,8 +551,12 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
       it('query: filters, cursor, order, limit and credential scope', async () => {
         await s.events.record(event({ recipient: 'Ann@One.test', status: 'delivered', at: T0, queueId: 'Q1' }));
         await s.events.record(event({ recipient: 'bob@two.test', status: 'bounced', smtpCode: 550, at: T0 + 10, queueId: 'Q1' }));
-        await s.events.record(event({ recipient: 'ann@one.test', status: 'deferred', smtpCode: 451, at: T0 + 20, queueId: 'Q2', credential: 'other' }));
-        await s.events.record(event({ recipient: 'cy@one.test', status: 'suppressed', smtpCode: 550, at: T0 + 30, queueId: 'Q3', category: 'suppressed' }));
+        await s.events.record(
+          event({ recipient: 'ann@one.test', status: 'deferred', smtpCode: 451, at: T0 + 20, queueId: 'Q2', credential: 'other' }),
+        );
+        await s.events.record(
+          event({ recipient: 'cy@one.test', status: 'suppressed', smtpCode: 550, at: T0 + 30, queueId: 'Q3', category: 'suppressed' }),
+        );
 
         const all = await s.events.query({ limit: 100 });
         expect(all.map((e) => e.at)).toEqual([T0, T0 + 10, T0 + 20, T0 + 30]);
@@ -658,7 +689,11 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
         await s.domains.setVerification('ACME.test', true, { dkim: { status: 'found' } });
         expect((await s.domains.get('acme.test'))!.verifiedAt).toBe(verified.verifiedAt);
         await s.domains.setVerification('acme.test', false, { dkim: { status: 'mismatch' } });
-        expect(await s.domains.get('acme.test')).toMatchObject({ verified: false, verifiedAt: null, checks: { dkim: { status: 'mismatch' } } });
+        expect(await s.domains.get('acme.test')).toMatchObject({
+          verified: false,
+          verifiedAt: null,
+          checks: { dkim: { status: 'mismatch' } },
+        });
 
         await s.credentials.add({ name: 'app', username: 'app-user', passwordHash: 'hash', domains: ['acme.test', 'beta.test'] });
         expect(await s.domains.remove('Acme.test')).toBe(true);
@@ -668,7 +703,12 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
       });
 
       it('credentials: add, look up, list, revoke', async () => {
-        await s.credentials.add({ name: 'billing', username: 'billing-user', passwordHash: 'scrypt$1', domains: ['B.test', 'a.test', 'b.test'] });
+        await s.credentials.add({
+          name: 'billing',
+          username: 'billing-user',
+          passwordHash: 'scrypt$1',
+          domains: ['B.test', 'a.test', 'b.test'],
+        });
         await s.credentials.add({ name: 'app', username: 'app-user', passwordHash: 'scrypt$2', domains: [] });
         const billing = await s.credentials.get('billing');
         expect(billing).toEqual({
@@ -806,7 +846,13 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
     describe('webhooks', () => {
       it('add, list, remove', async () => {
         const a = await s.webhooks.add('https://hooks.test/a', 'sekrit', ['bounced', 'delivered']);
-        expect(a).toEqual({ id: expect.any(Number), url: 'https://hooks.test/a', secret: 'sekrit', events: ['bounced', 'delivered'], createdAt: expect.any(Number) });
+        expect(a).toEqual({
+          id: expect.any(Number),
+          url: 'https://hooks.test/a',
+          secret: 'sekrit',
+          events: ['bounced', 'delivered'],
+          createdAt: expect.any(Number),
+        });
         const b = await s.webhooks.add('https://hooks.test/b', 'other', ['complained']);
         expect(await s.webhooks.list()).toEqual([a, b]);
         expect(await s.webhooks.remove(a.id)).toBe(true);
@@ -831,7 +877,9 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
           ],
           suppressions: [],
         });
-        await s.events.record(event({ queueId: m.queueId, recipient: 'gone@example.org', status: 'complained', smtpCode: null, at: T0 + 5 }));
+        await s.events.record(
+          event({ queueId: m.queueId, recipient: 'gone@example.org', status: 'complained', smtpCode: null, at: T0 + 5 }),
+        );
         await s.events.record(event({ queueId: m.queueId, recipient: 'x@example.org', status: 'expired', smtpCode: null, at: T0 + 6 }));
 
         const backlog = await s.webhooks.backlog();

@@ -30,7 +30,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ApiContext): void
                     created_at: { type: 'string' },
                     checks: {
                       type: ['object', 'null'],
-                      description: 'Per record (verification, dkim, spf, dmarc): status found|missing|mismatched|error and a message; null before the first verify',
+                      description:
+                        'Per record (verification, dkim, spf, dmarc): status found|missing|mismatched|error and a message; null before the first verify',
                       additionalProperties: true,
                     },
                   },

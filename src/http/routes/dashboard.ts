@@ -21,7 +21,12 @@ export function registerDashboardRoutes(app: FastifyInstance): void {
   for (const [route, { file, type }] of Object.entries(FILES)) {
     const content = readFileSync(new URL(file, PUBLIC));
     app.get(route, { schema: { hide: true } }, async (_request, reply) =>
-      reply.type(type).header('cache-control', 'no-cache').header('content-security-policy', CSP).header('x-frame-options', 'DENY').send(content),
+      reply
+        .type(type)
+        .header('cache-control', 'no-cache')
+        .header('content-security-policy', CSP)
+        .header('x-frame-options', 'DENY')
+        .send(content),
     );
   }
   // Browsers ask for it on any page they show (the OpenAPI document, an error); nothing to see.

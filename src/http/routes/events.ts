@@ -65,7 +65,12 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ApiContext): void
             recipient: { type: 'string' },
             cursor: { type: 'integer', minimum: 0, description: 'next_cursor of the previous page' },
             limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            order: { type: 'string', enum: ['asc', 'desc'], default: 'asc', description: 'desc: newest first (then the cursor is not used)' },
+            order: {
+              type: 'string',
+              enum: ['asc', 'desc'],
+              default: 'asc',
+              description: 'desc: newest first (then the cursor is not used)',
+            },
           },
         },
         response: {
@@ -73,7 +78,10 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ApiContext): void
             type: 'object',
             properties: {
               events: { type: 'array', items: eventSchema },
-              next_cursor: { type: ['integer', 'null'], description: 'Pass as cursor to get the events after this page (also to poll for new ones)' },
+              next_cursor: {
+                type: ['integer', 'null'],
+                description: 'Pass as cursor to get the events after this page (also to poll for new ones)',
+              },
               has_more: { type: 'boolean' },
             },
           },

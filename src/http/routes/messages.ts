@@ -20,8 +20,19 @@ import { ApiError, refusalToApiError } from '../errors.js';
 import { apiEvent, eventSchema } from './events.js';
 import type { ApiContext } from '../context.js';
 
-const addressList = { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 }] };
-const idempotencyKey = { 'idempotency-key': { type: 'string', maxLength: 255, description: 'Retries with the same key within limits.idempotency_window are not queued again' } };
+const addressList = {
+  anyOf: [
+    { type: 'string', minLength: 1 },
+    { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
+  ],
+};
+const idempotencyKey = {
+  'idempotency-key': {
+    type: 'string',
+    maxLength: 255,
+    description: 'Retries with the same key within limits.idempotency_window are not queued again',
+  },
+};
 
 const acceptedSchema = {
   type: 'object',
@@ -31,7 +42,12 @@ const acceptedSchema = {
       type: 'array',
       items: {
         type: 'object',
-        properties: { address: { type: 'string' }, status: { type: 'string', enum: ['queued', 'rejected'] }, reason: { type: 'string' }, smtp_reply: { type: 'string' } },
+        properties: {
+          address: { type: 'string' },
+          status: { type: 'string', enum: ['queued', 'rejected'] },
+          reason: { type: 'string' },
+          smtp_reply: { type: 'string' },
+        },
       },
     },
   },
@@ -73,7 +89,11 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
                 type: 'object',
                 required: ['filename', 'content'],
                 additionalProperties: false,
-                properties: { filename: { type: 'string', minLength: 1 }, content: { type: 'string', contentEncoding: 'base64' }, content_type: { type: 'string' } },
+                properties: {
+                  filename: { type: 'string', minLength: 1 },
+                  content: { type: 'string', contentEncoding: 'base64' },
+                  content_type: { type: 'string' },
+                },
               },
             },
             headers: { type: 'object', additionalProperties: { type: 'string' } },
@@ -105,7 +125,10 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
     },
   );
 
-  app.post<{ Body: { envelope: { from: string; to: string[] }; raw: string; encoding?: 'base64' | 'utf8' }; Headers: { 'idempotency-key'?: string } }>(
+  app.post<{
+    Body: { envelope: { from: string; to: string[] }; raw: string; encoding?: 'base64' | 'utf8' };
+    Headers: { 'idempotency-key'?: string };
+  }>(
     '/v1/messages/raw',
     {
       config: { access: 'send' },
@@ -221,7 +244,11 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
 async function fromTemplate(ctx: ApiContext, ref: NonNullable<MessageRequest['template']>) {
   const template = await ctx.storage.templates.get(ref.name, ref.version);
   if (!template) {
-    throw new ApiError(422, `no template ${ref.name}${ref.version ? ` version ${ref.version}` : ''}: add it with \`relay template add\``, 'template.name');
+    throw new ApiError(
+      422,
+      `no template ${ref.name}${ref.version ? ` version ${ref.version}` : ''}: add it with \`relay template add\``,
+      'template.name',
+    );
   }
   try {
     return renderTemplate(template, ref.variables ?? {});
@@ -255,7 +282,12 @@ async function submit(
         accepted.push(address);
         results.push({ address, status: 'queued' });
       } else if (refusal.message.startsWith('5.')) {
-        results.push({ address, status: 'rejected', reason: refusalKind(refusal).reason, smtp_reply: `${refusal.responseCode} ${refusal.message}` });
+        results.push({
+          address,
+          status: 'rejected',
+          reason: refusalKind(refusal).reason,
+          smtp_reply: `${refusal.responseCode} ${refusal.message}`,
+        });
       } else {
         throw refusalToApiError(refusal, options.fields);
       }

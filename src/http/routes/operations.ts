@@ -24,14 +24,18 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ApiContext): 
     return reply.code(problems.length ? 503 : 200).send({ status: problems.length ? 'unavailable' : 'ready', problems });
   });
 
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics (Authorization: Bearer http.metrics_token when that is set)' } }, async (request, reply) => {
-    const token = ctx.config.http.metrics_token;
-    if (token && !bearerIs(request.headers.authorization, token)) {
-      throw new ApiError(401, 'metrics need "Authorization: Bearer TOKEN" with http.metrics_token', 'authorization');
-    }
-    reply.type(ctx.metrics.registry.contentType);
-    return ctx.metrics.registry.metrics();
-  });
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics (Authorization: Bearer http.metrics_token when that is set)' } },
+    async (request, reply) => {
+      const token = ctx.config.http.metrics_token;
+      if (token && !bearerIs(request.headers.authorization, token)) {
+        throw new ApiError(401, 'metrics need "Authorization: Bearer TOKEN" with http.metrics_token', 'authorization');
+      }
+      reply.type(ctx.metrics.registry.contentType);
+      return ctx.metrics.registry.metrics();
+    },
+  );
 
   app.get('/openapi.json', { schema: hidden }, async () => app.swagger());
 }

@@ -77,7 +77,11 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
               },
               queue: {
                 type: ['object', 'null'],
-                properties: { messages: { type: 'integer' }, recipients_pending: { type: 'integer' }, oldest_received_at: { type: ['string', 'null'] } },
+                properties: {
+                  messages: { type: 'integer' },
+                  recipients_pending: { type: 'integer' },
+                  oldest_received_at: { type: ['string', 'null'] },
+                },
               },
             },
           },
@@ -91,7 +95,8 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
       const to = request.query.to === undefined ? Date.now() : parseTime(request.query.to, 'to');
       const from = request.query.from === undefined ? to - 24 * HOUR : parseTime(request.query.from, 'from');
       if (from >= to) throw new ApiError(422, 'from must be before to', 'from');
-      if ((to - from) / bucket > MAX_BUCKETS) throw new ApiError(422, `at most ${MAX_BUCKETS} ${granularity}s per request: narrow from/to or use granularity=day`, 'from');
+      if ((to - from) / bucket > MAX_BUCKETS)
+        throw new ApiError(422, `at most ${MAX_BUCKETS} ${granularity}s per request: narrow from/to or use granularity=day`, 'from');
       const scope = scopeOf(request.principal);
 
       const totals = zero();
@@ -107,7 +112,10 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
       }
       const failing = (await ctx.storage.events.lastFailures(from, to, scope))
         .map((last) => ({ last, counts: byDomain[last.domain]! }))
-        .sort((a, b) => b.counts.bounced! + b.counts.expired! - (a.counts.bounced! + a.counts.expired!) || b.counts.deferred! - a.counts.deferred!)
+        .sort(
+          (a, b) =>
+            b.counts.bounced! + b.counts.expired! - (a.counts.bounced! + a.counts.expired!) || b.counts.deferred! - a.counts.deferred!,
+        )
         .slice(0, TOP_FAILING)
         .map(({ last, counts }) => ({
           domain: last.domain,
@@ -127,7 +135,9 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
         series: [...series].map(([start, counts]) => ({ start, ...counts })),
         by_domain: byDomain,
         failing_domains: failing,
-        queue: queue ? { messages: queue.messages, recipients_pending: queue.recipientsPending, oldest_received_at: isoTime(queue.oldestReceivedAt) } : null,
+        queue: queue
+          ? { messages: queue.messages, recipients_pending: queue.recipientsPending, oldest_received_at: isoTime(queue.oldestReceivedAt) }
+          : null,
       };
     },
   );

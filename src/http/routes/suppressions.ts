@@ -31,7 +31,10 @@ export function registerSuppressionRoutes(app: FastifyInstance, ctx: ApiContext)
     '/v1/suppressions',
     {
       config: { access: 'read' },
-      schema: { summary: 'Suppressed addresses', response: { 200: { type: 'object', properties: { suppressions: { type: 'array', items: suppressionSchema } } } } },
+      schema: {
+        summary: 'Suppressed addresses',
+        response: { 200: { type: 'object', properties: { suppressions: { type: 'array', items: suppressionSchema } } } },
+      },
     },
     async (request) => {
       const credential = scopeOf(request.principal);
@@ -87,7 +90,9 @@ export function registerSuppressionRoutes(app: FastifyInstance, ctx: ApiContext)
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { credential: { type: 'string', description: 'Admin only: remove the entry of this credential instead of the global one' } },
+          properties: {
+            credential: { type: 'string', description: 'Admin only: remove the entry of this credential instead of the global one' },
+          },
         },
         response: { 204: { type: 'null' }, '4xx': { $ref: 'ApiError#' } },
       },

@@ -11,7 +11,14 @@ import { normaliseAddress } from '../../envelope/address.js';
 import { PENDING } from './rows.js';
 
 export async function commitAttempts(client: pg.PoolClient, attempts: AttemptRecord[], now: number): Promise<void> {
-  const updates: { id: number; status: string; next: number | null; code: number | null; response: string | null; category: string | null }[] = [];
+  const updates: {
+    id: number;
+    status: string;
+    next: number | null;
+    code: number | null;
+    response: string | null;
+    category: string | null;
+  }[] = [];
   const events: EventInsert[] = [];
   const finished = new Set<string>();
   for (const { job, outcomes } of attempts) {
@@ -69,7 +76,12 @@ export async function commitAttempts(client: pg.PoolClient, attempts: AttemptRec
        SELECT address, credential, reason, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS s (address, credential, reason)
        ORDER BY address, credential
        ON CONFLICT (address, credential) DO NOTHING`,
-      [suppressions.map((s) => normaliseAddress(s.address)), suppressions.map((s) => s.credential ?? ''), suppressions.map((s) => s.reason), now],
+      [
+        suppressions.map((s) => normaliseAddress(s.address)),
+        suppressions.map((s) => s.credential ?? ''),
+        suppressions.map((s) => s.reason),
+        now,
+      ],
     );
   }
 

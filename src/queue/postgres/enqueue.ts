@@ -221,7 +221,12 @@ async function restoreKeys(client: pg.PoolClient, undo: WrittenKey[]): Promise<v
       `UPDATE idempotency_keys k SET queue_id = o.queue_id, created_at = o.created_at
        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS o (credential, key, queue_id, created_at)
        WHERE k.credential = o.credential AND k.key = o.key`,
-      [replaced.map((k) => k.credential), replaced.map((k) => k.key), replaced.map((k) => k.old!.queueId), replaced.map((k) => k.old!.createdAt)],
+      [
+        replaced.map((k) => k.credential),
+        replaced.map((k) => k.key),
+        replaced.map((k) => k.old!.queueId),
+        replaced.map((k) => k.old!.createdAt),
+      ],
     );
   }
 }

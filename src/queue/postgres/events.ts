@@ -8,8 +8,6 @@ import { domainOf } from '../../envelope/address.js';
 import type { Db, Sql } from './db.js';
 import { toEvent, type EventRow } from './rows.js';
 
-
-
 const FAILURES = `status IN ('bounced', 'deferred', 'expired')`;
 
 export type EventInsert = NewEvent & { at: number };
@@ -102,9 +100,9 @@ export class PgEventLog implements EventLog {
 
   async purge(before: number, limit: number): Promise<number> {
     // SKIP LOCKED: retention never waits on (or deadlocks with) the writers.
-    return this.db.run(
-      `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
-      [before, limit],
-    );
+    return this.db.run(`DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)`, [
+      before,
+      limit,
+    ]);
   }
 }

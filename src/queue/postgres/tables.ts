@@ -96,10 +96,12 @@ export class PgDomains implements DomainStore {
 
   async setVerification(name: string, verified: boolean, checks: Record<string, unknown>): Promise<void> {
     // The first verification time is kept while the domain stays verified.
-    await this.db.run(
-      `UPDATE domains SET verified_at = CASE WHEN $2 THEN coalesce(verified_at, $3) END, checks = $4 WHERE name = $1`,
-      [name.toLowerCase(), verified, Date.now(), JSON.stringify(checks)],
-    );
+    await this.db.run(`UPDATE domains SET verified_at = CASE WHEN $2 THEN coalesce(verified_at, $3) END, checks = $4 WHERE name = $1`, [
+      name.toLowerCase(),
+      verified,
+      Date.now(),
+      JSON.stringify(checks),
+    ]);
   }
 
   async remove(name: string): Promise<boolean> {
@@ -125,7 +127,13 @@ export class PgCredentials implements CredentialStore {
          INSERT INTO credentials (name, username, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING name
        )
        INSERT INTO credential_domains (credential, domain) SELECT added.name, d FROM added, unnest($5::text[]) AS d`,
-      [credential.name, credential.username, credential.passwordHash, Date.now(), [...new Set(credential.domains.map((d) => d.toLowerCase()))]],
+      [
+        credential.name,
+        credential.username,
+        credential.passwordHash,
+        Date.now(),
+        [...new Set(credential.domains.map((d) => d.toLowerCase()))],
+      ],
     );
   }
 

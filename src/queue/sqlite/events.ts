@@ -98,10 +98,7 @@ export class SqliteEvents implements EventLog {
 
   purge(before: number, limit: number): Promise<number> {
     return this.conn.lazyWrite(() => {
-      const ids = this.conn.db
-        .prepare(`SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?`)
-        .pluck()
-        .all(before, limit) as number[];
+      const ids = this.conn.db.prepare(`SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?`).pluck().all(before, limit) as number[];
       if (ids.length === 0) return 0;
       const list = ids.join(',');
       this.conn.db.exec(`DELETE FROM webhook_outbox WHERE event_id IN (${list}); DELETE FROM events WHERE id IN (${list})`);

@@ -65,6 +65,13 @@ export class SqliteNodes implements NodeRegistry {
          FROM nodes n ORDER BY n.name`,
       )
       .all(now) as NodeRow[];
-    return rows.map((r) => ({ name: r.name, host: r.host, pid: r.pid, startedAt: r.started_at, heartbeatAt: r.heartbeat_at, leased: r.leased }));
+    return rows.map((r) => ({
+      name: r.name,
+      host: r.host,
+      pid: r.pid,
+      startedAt: r.started_at,
+      heartbeatAt: r.heartbeat_at,
+      leased: r.leased,
+    }));
   }
 }

@@ -242,7 +242,9 @@ export class SqliteQueue implements MessageQueue {
     return this.conn.writeNow(() => {
       if (!this.conn.db.prepare(`SELECT 1 FROM messages WHERE queue_id = ?`).get(queueId)) return false;
       this.conn.db
-        .prepare(`UPDATE recipients SET next_attempt_at = ? WHERE queue_id = ? AND ${PENDING} AND (lease_until IS NULL OR lease_until <= ?)`)
+        .prepare(
+          `UPDATE recipients SET next_attempt_at = ? WHERE queue_id = ? AND ${PENDING} AND (lease_until IS NULL OR lease_until <= ?)`,
+        )
         .run(Date.now(), queueId, Date.now());
       return true;
     });
@@ -254,9 +256,7 @@ export class SqliteQueue implements MessageQueue {
 
   async stats(): Promise<Stats> {
     const db = this.conn.db;
-    const byStatus = Object.fromEntries(
-      EVENT_STATUSES.map((s) => [s, 0]),
-    ) as Record<RecipientStatus, number>;
+    const byStatus = Object.fromEntries(EVENT_STATUSES.map((s) => [s, 0])) as Record<RecipientStatus, number>;
     const byDomain: Stats['byDomain'] = {};
     const rows = db
       .prepare(
@@ -293,4 +293,3 @@ export class SqliteQueue implements MessageQueue {
     );
   }
 }
-

@@ -76,8 +76,9 @@ export class SqliteSuppressions implements SuppressionList {
   async remove(address: string, credential: string | null): Promise<boolean> {
     return this.conn.writeNow(
       () =>
-        this.conn.db.prepare(`DELETE FROM suppressions WHERE address = ? AND credential = ?`).run(normaliseAddress(address), scope(credential))
-          .changes > 0,
+        this.conn.db
+          .prepare(`DELETE FROM suppressions WHERE address = ? AND credential = ?`)
+          .run(normaliseAddress(address), scope(credential)).changes > 0,
     );
   }
 }
@@ -96,7 +97,15 @@ export class SqliteDomains implements DomainStore {
           `INSERT INTO domains (name, selector, algorithm, private_key_pem, public_key, verification_token, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(domain.name.toLowerCase(), domain.selector, domain.algorithm, domain.privateKeyPem, domain.publicKey, domain.verificationToken, Date.now()),
+        .run(
+          domain.name.toLowerCase(),
+          domain.selector,
+          domain.algorithm,
+          domain.privateKeyPem,
+          domain.publicKey,
+          domain.verificationToken,
+          Date.now(),
+        ),
     );
   }
 
@@ -169,7 +178,9 @@ export class SqliteCredentials implements CredentialStore {
 
   async revoke(name: string): Promise<boolean> {
     return this.conn.writeNow(
-      () => this.conn.db.prepare(`UPDATE credentials SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL`).run(Date.now(), name).changes > 0,
+      () =>
+        this.conn.db.prepare(`UPDATE credentials SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL`).run(Date.now(), name).changes >
+        0,
     );
   }
 
@@ -190,7 +201,7 @@ export class SqliteTemplates implements TemplateStore {
   async add(template: Pick<TemplateRecord, 'name' | 'subject' | 'text' | 'html'>): Promise<number> {
     const db = this.conn.db;
     return this.conn.writeNow(() => {
-      const version = (db.prepare(`SELECT coalesce(max(version), 0) + 1 FROM templates WHERE name = ?`).pluck().get(template.name) as number);
+      const version = db.prepare(`SELECT coalesce(max(version), 0) + 1 FROM templates WHERE name = ?`).pluck().get(template.name) as number;
       db.prepare(`INSERT INTO templates (name, version, subject, text, html, created_at) VALUES (?, ?, ?, ?, ?, ?)`).run(
         template.name,
         version,
@@ -227,7 +238,9 @@ export class SqliteWebhooks implements WebhookStore {
   async add(url: string, secret: string, events: RecipientStatus[]): Promise<WebhookRecord> {
     const now = Date.now();
     const { lastInsertRowid } = this.conn.writeNow(() =>
-      this.conn.db.prepare(`INSERT INTO webhooks (url, secret, events, created_at) VALUES (?, ?, ?, ?)`).run(url, secret, events.join(','), now),
+      this.conn.db
+        .prepare(`INSERT INTO webhooks (url, secret, events, created_at) VALUES (?, ?, ?, ?)`)
+        .run(url, secret, events.join(','), now),
     );
     return { id: Number(lastInsertRowid), url, secret, events, createdAt: now };
   }
@@ -254,7 +267,14 @@ export class SqliteWebhooks implements WebhookStore {
       const rows = due.all(now, limit) as Row[];
       const hold = db.prepare(`UPDATE webhook_outbox SET next_attempt_at = ? WHERE id = ?`);
       for (const r of rows) hold.run(now + lease.ms, r.outbox_id);
-      return rows.map((r) => ({ id: r.outbox_id, webhookId: r.webhook_id, url: r.url, secret: r.secret, attempts: r.attempts, event: toEvent(r) }));
+      return rows.map((r) => ({
+        id: r.outbox_id,
+        webhookId: r.webhook_id,
+        url: r.url,
+        secret: r.secret,
+        attempts: r.attempts,
+        event: toEvent(r),
+      }));
     });
   }
 

@@ -276,3 +276,42 @@ describe('nodemailer SMTPConnection (src/delivery/smtp-connection-internals.ts, 
     });
   });
 });
+
+describe('smtp-server: what accept-guard.ts and auth-before-tls.ts reach into', () => {
+  it('SMTPConnection#handler_EHLO exists and answers EHLO with one 250 reply carrying the extensions, AUTH among them', async () => {
+    expect(typeof ServerSideConnection.prototype.handler_EHLO).toBe('function');
+    const server = new SMTPServer({
+      logger: false,
+      disabledCommands: ['STARTTLS'],
+      allowInsecureAuth: true,
+      onAuth: (_a, _s, cb) => cb(null, { user: 'x' }),
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { client } = await RawSmtpClient.connect((server.server.address() as AddressInfo).port, { implicitTls: false });
+      const ehlo = await client.command('EHLO client.test');
+      expect(ehlo.code).toBe(250);
+      expect(ehlo.text).toMatch(/AUTH/);
+      client.close();
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('_pendingSockets maps an implicit-TLS socket still in its handshake to the socket to destroy', async () => {
+    const server = new SMTPServer({ logger: false, secure: true });
+    // The handshake this test abandons is reported as a server error.
+    server.on('error', () => {});
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const pending = (server as unknown as { _pendingSockets?: unknown })._pendingSockets;
+      expect(pending).toBeInstanceOf(Map);
+      const socket = net.connect((server.server.address() as AddressInfo).port, '127.0.0.1');
+      socket.on('error', () => {});
+      await waitFor(() => ((pending as Map<unknown, unknown>).size === 1 ? true : undefined), 'the socket to be pending');
+      socket.destroy();
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});

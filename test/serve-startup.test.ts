@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chownSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import selfsigned from 'selfsigned';
@@ -71,11 +71,12 @@ describe('a listener that cannot bind', () => {
     expectOneLine(result, new RegExp(`^relay: cannot listen on 192\\.0\\.2\\.1:${port} \\(listener "smtps"\\): no such address`));
   });
 
-  // Root may bind any port, so as root the relay runs as "nobody" (runuser) to be refused.
+  // Root binds low ports through CAP_NET_BIND_SERVICE: as root the relay runs without that
+  // capability (setpriv drops it from the bounding set), so it is refused as a normal user is.
   const unprivilegedStart = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
   const asRoot = process.getuid?.() === 0;
-  const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((file) => existsSync(file));
-  it.skipIf(unprivilegedStart === 0 || (asRoot && !runuser))(
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((file) => existsSync(file));
+  it.skipIf(unprivilegedStart === 0 || (asRoot && !setpriv))(
     'is named with the fix when the port needs privileges it does not have',
     async () => {
       const port = unprivilegedStart - 1;
@@ -84,9 +85,8 @@ describe('a listener that cannot bind', () => {
       let command = process.execPath;
       let args = [BIN, '--config', configFile, 'serve'];
       if (asRoot) {
-        chownTree(dir, 65534);
-        args = ['-u', 'nobody', '--', command, ...args];
-        command = runuser!;
+        args = ['--bounding-set=-net_bind_service', '--inh-caps=-net_bind_service', '--', command, ...args];
+        command = setpriv!;
       }
       const result = await new Promise<CliResult>((resolve, reject) => {
         const child = spawn(command, args, { cwd: dir });
@@ -104,15 +104,6 @@ describe('a listener that cannot bind', () => {
     },
   );
 });
-
-function chownTree(dir: string, uid: number): void {
-  chownSync(dir, uid, uid);
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const file = path.join(dir, entry.name);
-    if (entry.isDirectory()) chownTree(file, uid);
-    else chownSync(file, uid, uid);
-  }
-}
 
 describe('the TLS certificate', () => {
   it('named in the config but missing is an error naming both files; nothing is generated in its place', async () => {

@@ -8,16 +8,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadBounceRules } from '../src/bounces/classify.js';
 import { buildDsn } from '../src/bounces/dsn.js';
-import { BounceNotifier } from '../src/bounces/notifier.js';
 import { parseConfig } from '../src/config/load.js';
 import type { RelayConfig } from '../src/config/schema.js';
-import { DeliveryLoop, type DeliveryLoopOptions } from '../src/delivery/loop.js';
+import type { DeliveryLoop, DeliveryLoopOptions } from '../src/delivery/loop.js';
 import { retryDelay, scheduleRetry } from '../src/delivery/retry.js';
 import { createLogger } from '../src/log.js';
 import { openSqlite } from '../src/queue/sqlite/index.js';
 import type { EventRecord, MessageQueue, RecipientStatus, Storage } from '../src/queue/storage.js';
+import { startDeliveryLoop } from './helpers/delivery-loop.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
 import { eventsOf } from './helpers/events.js';
 import { startSinks, type Sink } from './helpers/sink.js';
@@ -136,22 +135,7 @@ async function startLoop(
 ) {
   const config = relayConfig(name, delivery);
   const storage = await openSqlite(config.database);
-  const bounces = new BounceNotifier({
-    config,
-    queue: storage.queue,
-    suppressions: storage.suppressions,
-    logger,
-    onQueued: () => loop.wake(),
-  });
-  const loop = new DeliveryLoop({
-    queue: wrapQueue ? wrapQueue(storage.queue) : storage.queue,
-    node: `node-${name}`,
-    bounces,
-    config,
-    logger,
-    rules: loadBounceRules(config.bounces.rules!),
-  });
-  loop.start();
+  const loop = startDeliveryLoop({ config, storage, logger, node: `node-${name}`, wrapQueue });
   const relay: Relay = { loop, storage };
   running.push(relay);
   return relay;

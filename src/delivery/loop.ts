@@ -11,6 +11,7 @@ import type { BounceNotifier } from '../bounces/notifier.js';
 import { suppressionsFor } from '../bounces/suppress.js';
 import type { BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
+import type { Clock } from '../envelope/time.js';
 import type { Logger } from '../log.js';
 import type { DeliveryJob, MessageQueue, RecipientOutcome } from '../queue/storage.js';
 import { attemptDelivery, outcomesForReply, type AttemptContext } from './attempt.js';
@@ -28,6 +29,8 @@ export interface DeliveryLoopOptions {
   rules: BounceRules;
   /** Told each attempt's outcomes once they are recorded (metrics). */
   onOutcomes?: (job: DeliveryJob, outcomes: RecipientOutcome[]) => void;
+  /** What is due and when a retry falls due are read from it; Date.now unless a test sets the time. */
+  clock?: Clock;
 }
 
 const INTERNAL_ERROR = { code: 451, text: '451 4.3.0 internal error' };
@@ -43,6 +46,7 @@ export class DeliveryLoop {
   private readonly onOutcomes: DeliveryLoopOptions['onOutcomes'];
   private readonly config: RelayConfig;
   private readonly logger: Logger;
+  private readonly now: Clock;
   private readonly pool: ConnectionPool;
   private readonly context: AttemptContext;
   private readonly running = new Set<Promise<void>>();
@@ -60,6 +64,7 @@ export class DeliveryLoop {
     this.onOutcomes = opts.onOutcomes;
     this.config = opts.config;
     this.logger = opts.logger;
+    this.now = opts.clock ?? Date.now;
     this.pool = new ConnectionPool(opts.config, opts.logger);
     this.context = {
       config: opts.config,
@@ -67,6 +72,7 @@ export class DeliveryLoop {
       pool: this.pool,
       rules: opts.rules,
       logger: opts.logger,
+      now: this.now,
     };
   }
 
@@ -116,14 +122,14 @@ export class DeliveryLoop {
       const capacity = concurrency - this.running.size;
       let claimed = 0;
       if (capacity > 0) {
-        const jobs = await this.queue.claimDue(Date.now(), capacity, { owner: this.node, ms: lease });
+        const jobs = await this.queue.claimDue(this.now(), capacity, { owner: this.node, ms: lease });
         claimed = jobs.length;
         for (const job of jobs) this.run(job);
       }
       // A full claim may have left more due work behind; otherwise sleep until the next due time.
       const more = capacity > 0 && claimed === capacity && this.running.size < concurrency;
       const next = await this.queue.nextDueAt();
-      const untilNext = next === null ? poll : Math.min(poll, next - Date.now());
+      const untilNext = next === null ? poll : Math.min(poll, next - this.now());
       delay = more || this.tickAgain ? 0 : untilNext > 0 ? untilNext : poll;
     } catch (err) {
       this.logger.error({ err }, 'delivery scheduler error');
@@ -164,7 +170,7 @@ export class DeliveryLoop {
         outcomes = job.recipients.map((r) => ({
           recipientId: r.id,
           status: 'deferred',
-          nextAttemptAt: Date.now(),
+          nextAttemptAt: this.now(),
           response: STOPPED_RESPONSE,
         }));
       } else {

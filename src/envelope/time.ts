@@ -5,3 +5,9 @@ export function isoTime(ms: number | null): string | null;
 export function isoTime(ms: number | null): string | null {
   return ms == null ? null : new Date(ms).toISOString();
 }
+
+/**
+ * The time in epoch ms, handed to code whose decisions depend on it (rates, quotas, lockouts,
+ * retries) so tests can set and advance it; Date.now in production.
+ */
+export type Clock = () => number;

@@ -9,6 +9,7 @@
  */
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { Clock } from '../envelope/time.js';
 import type { CredentialRecord, CredentialStore, LimitStore } from '../queue/storage.js';
 import { Authenticator } from './auth.js';
 import { reply } from './replies.js';
@@ -23,6 +24,7 @@ export class LoginGuard {
     private readonly limits: LimitStore,
     private readonly config: RelayConfig,
     private readonly logger: Logger,
+    private readonly now: Clock = Date.now,
   ) {
     this.authenticator = new Authenticator(credentials);
   }
@@ -37,8 +39,9 @@ export class LoginGuard {
     }
     const credential = await this.authenticator.authenticate(username, password);
     if (!credential) {
-      const since = Date.now() - this.config.limits.auth_failure_window;
-      await Promise.all(keys.map(([key]) => this.limits.recordLoginFailure(key, Date.now(), since)));
+      const now = this.now();
+      const since = now - this.config.limits.auth_failure_window;
+      await Promise.all(keys.map(([key]) => this.limits.recordLoginFailure(key, now, since)));
       this.logger.warn({ remote: remoteAddress }, 'authentication failed');
       throw reply(535, '5.7.8', 'Authentication credentials invalid');
     }
@@ -59,12 +62,12 @@ export class LoginGuard {
   /** Failures under each key; a lockout outlives the window it was earned in, so look back over both. */
   private failures(keys: [string, Limit][]): Promise<{ count: number; lastAt: number | null }[]> {
     const { auth_failure_window: window, auth_lockout: lockout } = this.config.limits;
-    const since = Date.now() - window - lockout;
+    const since = this.now() - window - lockout;
     return Promise.all(keys.map(([key]) => this.limits.loginFailures(key, since)));
   }
 
   private isLocked(keys: [string, Limit][], counts: { count: number; lastAt: number | null }[]): boolean {
-    const now = Date.now();
+    const now = this.now();
     const lockout = this.config.limits.auth_lockout;
     return counts.some(({ count, lastAt }, i) => count >= this.config.limits[keys[i]![1]] && lastAt !== null && lastAt + lockout > now);
   }

@@ -6,6 +6,7 @@
  */
 import type { RelayConfig } from '../config/schema.js';
 import { domainOf } from '../envelope/address.js';
+import type { Clock } from '../envelope/time.js';
 import type { Logger } from '../log.js';
 import type { CredentialRecord, Storage } from '../queue/storage.js';
 import type { DkimSigner } from '../signing/dkim.js';
@@ -37,6 +38,8 @@ export interface PipelineDeps {
   /** Called after each commit so delivery starts without waiting for its next poll. */
   onQueued: () => void;
   observer?: PipelineObserver;
+  /** Rates, quotas and lockouts read it; Date.now unless a test sets the time. */
+  clock?: Clock;
 }
 
 export interface Submission {
@@ -54,11 +57,13 @@ export class SubmissionPipeline {
   private readonly idempotent: IdempotentSubmissions;
   private readonly domains: VerifiedDomainCache;
   private readonly active: ActiveCredentials;
+  private readonly now: Clock;
 
   constructor(private readonly deps: PipelineDeps) {
     const { storage, config, logger } = deps;
-    this.logins = new LoginGuard(storage.credentials, storage.limits, config, logger);
-    this.quota = new CredentialQuota(storage.limits);
+    this.now = deps.clock ?? Date.now;
+    this.logins = new LoginGuard(storage.credentials, storage.limits, config, logger, this.now);
+    this.quota = new CredentialQuota(storage.limits, this.now);
     this.idempotent = new IdempotentSubmissions(storage.idempotency, config);
     this.domains = new VerifiedDomainCache(storage.domains);
     this.active = new ActiveCredentials(storage.credentials);
@@ -195,7 +200,7 @@ export class SubmissionPipeline {
       algorithm: signingDomain.algorithm,
       privateKeyPem: signingDomain.privateKeyPem,
     });
-    const now = Date.now();
+    const now = this.now();
     const result = await storage.queue.enqueue({
       queueId,
       messageId: prepared.messageId,

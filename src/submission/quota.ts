@@ -6,6 +6,7 @@
  * quota (NewMessage.quota), so N recipients a day means N however many nodes share the database.
  * Over a limit is 451 4.7.1 with the reason.
  */
+import type { Clock } from '../envelope/time.js';
 import type { CredentialLimits, LimitStore } from '../queue/storage.js';
 import { usagePeriods } from '../queue/usage-periods.js';
 import { describeRate } from './rate.js';
@@ -22,13 +23,16 @@ export class CredentialQuota {
   /** Credential → recipients reserved by its transactions not yet committed. */
   private readonly pending = new Map<string, number>();
 
-  constructor(private readonly limits: LimitStore) {}
+  constructor(
+    private readonly limits: LimitStore,
+    private readonly now: Clock = Date.now,
+  ) {}
 
   /**
    * Reserves the recipients of transaction `queueId` that it has not reserved yet, all or none.
    * Undefined when they fit, else the 451 4.7.1 refusal.
    */
-  async reserve(credential: string, queueId: string, addresses: string[], now = Date.now()): Promise<SmtpReply | undefined> {
+  async reserve(credential: string, queueId: string, addresses: string[], now = this.now()): Promise<SmtpReply | undefined> {
     const reservation = this.reservations.get(queueId) ?? { credential, addresses: new Set<string>() };
     const fresh = [...new Set(addresses.map((a) => a.toLowerCase()))].filter((a) => !reservation.addresses.has(a));
     if (fresh.length === 0) return undefined;

@@ -3,6 +3,7 @@ import { loadBounceRules } from '../../src/bounces/classify.js';
 import { BounceNotifier } from '../../src/bounces/notifier.js';
 import type { RelayConfig } from '../../src/config/schema.js';
 import { DeliveryLoop, type DeliveryLoopOptions } from '../../src/delivery/loop.js';
+import type { Clock } from '../../src/envelope/time.js';
 import type { Logger } from '../../src/log.js';
 import type { MessageQueue, Storage } from '../../src/queue/storage.js';
 
@@ -13,8 +14,11 @@ export function startDeliveryLoop(options: {
   node: string;
   /** Stands between the loop and the queue, e.g. to make its calls fail. */
   wrapQueue?: (queue: MessageQueue) => DeliveryLoopOptions['queue'];
+  clock?: Clock;
+  /** Called with the queue id once the loop has handed an attempt's outcomes to the bounce notifier and it has returned. */
+  onNotified?: (queueId: string) => void;
 }): DeliveryLoop {
-  const { config, storage, logger, node, wrapQueue } = options;
+  const { config, storage, logger, node, wrapQueue, clock, onNotified } = options;
   const bounces = new BounceNotifier({
     config,
     queue: storage.queue,
@@ -25,10 +29,16 @@ export function startDeliveryLoop(options: {
   const loop = new DeliveryLoop({
     queue: wrapQueue ? wrapQueue(storage.queue) : storage.queue,
     node,
-    bounces,
+    bounces: {
+      notify: async (job, outcomes, message) => {
+        await bounces.notify(job, outcomes, message);
+        onNotified?.(job.queueId);
+      },
+    },
     config,
     logger,
     rules: loadBounceRules(config.bounces.rules!),
+    clock,
   });
   loop.start();
   return loop;

@@ -14,6 +14,7 @@ import { dnsRecords, newVerificationToken } from '../../src/domains/records.js';
 import { generateDkimKey, type DkimAlgorithm } from '../../src/signing/dkim.js';
 import { hashPassword } from '../../src/submission/password.js';
 import type { Storage } from '../../src/queue/storage.js';
+import type { Clock } from '../../src/envelope/time.js';
 
 export type ConfigOverrides = Record<string, unknown>;
 
@@ -55,12 +56,12 @@ export interface TestRelay extends RunningRelay {
 /** `destination` captures the log lines (at config.log.level) instead of printing them. */
 export async function startTestRelay(
   overrides: ConfigOverrides = {},
-  options: { destination?: DestinationStream } = {},
+  options: { destination?: DestinationStream; clock?: Clock } = {},
 ): Promise<TestRelay> {
   const configFile = writeTestConfig(overrides);
   const config = loadConfig(configFile);
   const logger = createLogger(config.log.level, { redactRecipients: config.log.redact_recipients, destination: options.destination });
-  const relay = await startRelay(config, { logger });
+  const relay = await startRelay(config, { logger, clock: options.clock });
   return { ...relay, configFile, dir: path.dirname(configFile) };
 }
 

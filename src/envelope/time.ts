@@ -5,3 +5,9 @@ export function isoTime(ms: number | null): string | null;
 export function isoTime(ms: number | null): string | null {
   return ms == null ? null : new Date(ms).toISOString();
 }
+
+/** ISO 8601 text or epoch milliseconds as epoch milliseconds; undefined when it is neither. */
+export function epochMs(text: string): number | undefined {
+  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  return Number.isFinite(ms) ? ms : undefined;
+}

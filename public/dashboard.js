@@ -98,6 +98,9 @@ async function loadOverview() {
   $('queue-depth').textContent = `${queue.recipients_pending} pending`;
   $('queue-oldest').textContent = queue.oldest_received_at ? `oldest since ${queue.oldest_received_at.replace('T', ' ').slice(0, 19)}Z` : 'empty';
   drawChart(stats.series);
+  fillTable('tags', Object.entries(stats.by_tag).sort(([a], [b]) => a.localeCompare(b)).map(([tag, c]) => [
+    cell(tag), cell(c.accepted), cell(c.delivered), cell(c.bounced), cell(c.deferred),
+  ]));
   fillTable('failing', stats.failing_domains.map((d) => [cell(d.domain), cell(d.bounced), cell(d.deferred), cell(d.last_response, 'reply')]));
   const check = (d, name) => {
     const status = d.checks?.[name]?.status;

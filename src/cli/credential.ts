@@ -6,6 +6,7 @@ import type { Storage } from '../queue/storage.js';
 import { hashPassword } from '../submission/password.js';
 import { CliError, type Cli } from './context.js';
 import { addLimitOptions, type LimitOptions, limitsFrom, limitsView, usedOf } from './credential-limits.js';
+import { addPolicyOptions, type PolicyOptions, policyFrom, policyLines, policyView } from './credential-policy.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 import { credentialName, domainName } from './validate.js';
 
@@ -17,19 +18,22 @@ const collect = (value: string, previous: string[] | undefined) => [...(previous
 export function registerCredentialCommands(program: Command, cli: Cli): void {
   const credential = program.command('credential').description('SMTP AUTH credentials');
 
-  addLimitOptions(
-    credential
-      .command('add <name>')
-      .description('create a credential (username = name) with a random password, shown once; with --api-key also an HTTP API key')
-      .option(
-        '--domain <domain>',
-        'sender domain it may use (repeat for several; add domains first with `relay domain add`); required for a new credential',
-        collect,
-      ),
+  addPolicyOptions(
+    addLimitOptions(
+      credential
+        .command('add <name>')
+        .description('create a credential (username = name) with a random password, shown once; with --api-key also an HTTP API key')
+        .option(
+          '--domain <domain>',
+          'sender domain it may use (repeat for several; add domains first with `relay domain add`); required for a new credential',
+          collect,
+        ),
+    ),
+    false,
   )
     .option('--api-key', 'also issue an HTTP API key, shown once; for an existing credential, issue another key')
     .option('--json', 'print JSON')
-    .action((input: string, opts: LimitOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
+    .action((input: string, opts: LimitOptions & PolicyOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
       cli.withStorage(async (storage) => {
         const name = credentialName(input);
         const existing = await storage.credentials.get(name);
@@ -44,10 +48,13 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
           if (!(await storage.domains.get(domain)))
             throw new CliError(`unknown domain ${domain}: add it first with \`relay domain add ${domain}\``);
         }
+        const policy = policyFrom(opts, domains);
         const password = newPassword();
         await storage.credentials.add({ name, username: name, passwordHash: hashPassword(password), domains });
         const limits = limitsFrom(opts);
         if (Object.keys(limits).length) await storage.limits.set(name, limits);
+        if (Object.keys(policy).length) await storage.credentialPolicies.set(name, policy);
+        const policyNow = await storage.credentialPolicies.get(name);
         const apiKey = opts.apiKey ? await addApiKey(storage, name) : undefined;
         if (opts.json)
           return printJson({
@@ -57,8 +64,10 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
             ...(apiKey && { api_key: apiKey }),
             domains,
             limits: (await limitsView(storage, name)).limits,
+            ...policyView(policyNow),
           });
         print(`Created credential ${name} for ${domains.join(', ')}.`);
+        for (const line of policyLines(policyNow)) print(line);
         print(`  Username: ${name}`);
         print(`  Password: ${password}`);
         if (apiKey) print(`  API key:  ${apiKey}`);
@@ -66,19 +75,37 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
       }),
     );
 
-  addLimitOptions(credential.command('update <name>').description("change a credential's rate limit and quotas (counted in recipients)"))
+  addPolicyOptions(
+    addLimitOptions(
+      credential
+        .command('update <name>')
+        .description(
+          "change a credential's rate limit and quotas (counted in recipients), sender identities, Reply-To domains and sandbox",
+        ),
+    ),
+    true,
+  )
     .option('--json', 'print JSON')
-    .action((name: string, opts: LimitOptions & { json?: boolean }) =>
+    .action((name: string, opts: LimitOptions & PolicyOptions & { json?: boolean }) =>
       cli.withStorage(async (storage) => {
-        if (!(await storage.credentials.get(name))) throw new CliError(`unknown credential ${name}`);
+        const existing = await storage.credentials.get(name);
+        if (!existing) throw new CliError(`unknown credential ${name}`);
         const limits = limitsFrom(opts);
-        if (Object.keys(limits).length === 0) throw new CliError('nothing to update: give --rate, --daily or --monthly');
-        await storage.limits.set(name, limits);
+        const policy = policyFrom(opts, existing.domains);
+        if (Object.keys(limits).length === 0 && Object.keys(policy).length === 0) {
+          throw new CliError(
+            'nothing to update: give --rate, --daily, --monthly, --sender, --reply-to-domain, --sandbox or --allow-recipient',
+          );
+        }
+        if (Object.keys(limits).length) await storage.limits.set(name, limits);
+        if (Object.keys(policy).length) await storage.credentialPolicies.set(name, policy);
         const view = (await limitsView(storage, name)).limits;
-        if (opts.json) return printJson({ name, limits: view });
+        const policyNow = await storage.credentialPolicies.get(name);
+        if (opts.json) return printJson({ name, limits: view, ...policyView(policyNow) });
         print(
           `Updated credential ${name}: rate ${view.rate ?? 'unlimited'}, daily ${view.daily ?? 'unlimited'}, monthly ${view.monthly ?? 'unlimited'}.`,
         );
+        for (const line of policyLines(policyNow)) print(line);
       }),
     );
 
@@ -96,6 +123,7 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
             created: isoTime(c.createdAt),
             revoked: isoTime(c.revokedAt),
             ...(await limitsView(storage, c.name)),
+            ...policyView(await storage.credentialPolicies.get(c.name)),
           })),
         );
         if (opts.json) return printJson(credentials);

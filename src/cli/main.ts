@@ -9,8 +9,10 @@ import { createCli } from './context.js';
 import { registerCredentialCommands } from './credential.js';
 import { registerDomainCommands } from './domain.js';
 import { registerEventsCommand } from './events.js';
+import { registerEventsExportCommand } from './events-export.js';
 import { registerNodesCommand } from './nodes.js';
 import { registerQueueCommands } from './queue.js';
+import { registerSenderCommands } from './sender.js';
 import { registerServeCommand } from './serve.js';
 import { registerStatsCommand } from './stats.js';
 import { registerSuppressionCommands } from './suppression.js';
@@ -38,8 +40,13 @@ const cli = createCli(program);
 registerServeCommand(program, cli);
 registerDomainCommands(program, cli);
 registerCredentialCommands(program, cli);
+registerSenderCommands(program, cli);
 registerQueueCommands(program, cli);
 registerEventsCommand(program, cli);
+registerEventsExportCommand(
+  program.commands.find((c) => c.name() === 'events')!,
+  cli,
+);
 registerSuppressionCommands(program, cli);
 registerStatsCommand(program, cli);
 registerTemplateCommands(program, cli);

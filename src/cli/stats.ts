@@ -1,6 +1,7 @@
 /** `relay stats`: recipient counts by status and by recipient domain, the queue depth, and each credential's usage against its quotas. */
 import type { Command } from 'commander';
 import { EVENT_STATUSES } from '../queue/storage.js';
+import type { RecipientStatus, Storage } from '../queue/storage.js';
 import type { Cli } from './context.js';
 import { limitsView, usedOf } from './credential-limits.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
@@ -13,9 +14,11 @@ export function registerStatsCommand(program: Command, cli: Cli): void {
   program
     .command('stats')
     .description('recipient counts by status and by domain, and the queue depth')
+    .option('--tag <tag>', 'only messages carrying this tag: event counts by status and by domain')
     .option('--json', 'print JSON')
-    .action((opts: { json?: boolean }) =>
+    .action((opts: { json?: boolean; tag?: string }) =>
       cli.withStorage(async (storage) => {
+        if (opts.tag !== undefined) return printTagStats(storage, opts.tag, opts.json);
         const { byStatus, byDomain, queue } = await storage.queue.stats();
         const credentials = Object.fromEntries(
           await Promise.all((await storage.credentials.list()).map(async (c) => [c.name, await limitsView(storage, c.name)] as const)),
@@ -61,4 +64,32 @@ export function registerStatsCommand(program: Command, cli: Cli): void {
         );
       }),
     );
+}
+
+/** Events of the messages carrying `tag`, over the whole event log, counted by status and by recipient domain. */
+async function printTagStats(storage: Storage, tag: string, json?: boolean): Promise<void> {
+  const now = Date.now();
+  const byStatus = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<RecipientStatus, number>;
+  const byDomain: Record<string, Partial<Record<RecipientStatus, number>>> = {};
+  for (const row of await storage.events.buckets(0, now + 1, now + 1, undefined, tag)) {
+    byStatus[row.status] += row.count;
+    const counts = (byDomain[row.domain] ??= {});
+    counts[row.status] = (counts[row.status] ?? 0) + row.count;
+  }
+  if (json) return printJson({ tag, by_status: byStatus, by_domain: byDomain });
+  print(`Events of messages tagged ${tag}:`);
+  print();
+  printTable(
+    ['STATUS', 'EVENTS'],
+    STATUSES.map((status) => [status, byStatus[status]]),
+    '',
+  );
+  print();
+  printTable(
+    ['DOMAIN', ...STATUSES.map((s) => s.toUpperCase())],
+    Object.entries(byDomain)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([domain, counts]) => [domain, ...STATUSES.map((status) => counts[status] ?? 0)]),
+    `No events with tag ${tag}.`,
+  );
 }

@@ -53,3 +53,32 @@ export function readHeader(message: Buffer): { fields: HeaderField[]; headerEnd:
 export function prependHeaderField(message: Buffer, field: string): Buffer {
   return Buffer.concat([Buffer.from(`${field}\r\n`), message]);
 }
+
+/**
+ * Removes every field named `name` (lower-case), with its folded lines, from the header of a CRLF
+ * message; returns the message without them and their values (unfolded), in order.
+ */
+export function takeHeaderFields(message: Buffer, name: string): { message: Buffer; values: string[] } {
+  const headerEnd = headerEndOf(message);
+  const kept: Buffer[] = [];
+  const values: string[] = [];
+  let dropping = false;
+  for (let start = 0; start < headerEnd;) {
+    const lf = message.indexOf(0x0a, start);
+    const end = lf === -1 || lf >= headerEnd ? headerEnd : lf + 1;
+    const line = message.subarray(start, end);
+    const text = line.toString('utf8').replace(/[\r\n]+$/, '');
+    if (text[0] === ' ' || text[0] === '\t') {
+      if (dropping) values[values.length - 1] += ` ${text.trim()}`;
+    } else {
+      const colon = text.indexOf(':');
+      dropping = colon > 0 && text.slice(0, colon).trim().toLowerCase() === name;
+      if (dropping) values.push(text.slice(colon + 1).trim());
+    }
+    if (!dropping) kept.push(line);
+    start = end;
+  }
+  if (values.length === 0) return { message, values };
+  kept.push(message.subarray(headerEnd));
+  return { message: Buffer.concat(kept), values: values.map((v) => v.trim()) };
+}

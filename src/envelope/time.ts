@@ -11,3 +11,8 @@ export function isoTime(ms: number | null): string | null {
  * retries) so tests can set and advance it; Date.now in production.
  */
 export type Clock = () => number;
+/** ISO 8601 text or epoch milliseconds as epoch milliseconds; undefined when it is neither. */
+export function epochMs(text: string): number | undefined {
+  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  return Number.isFinite(ms) ? ms : undefined;
+}

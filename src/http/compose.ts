@@ -7,6 +7,7 @@ import { checkEnvelopeAddress } from '../submission/envelope-address.js';
 import { parseMailboxList } from '../submission/header-address.js';
 import { checkRecipientAddress } from '../submission/recipient-address.js';
 import type { SmtpReply } from '../submission/replies.js';
+import { TAG_HEADER } from '../submission/tags.js';
 import { ApiError } from './errors.js';
 
 export type AddressList = string | string[];
@@ -23,6 +24,7 @@ export interface MessageRequest {
   attachments?: { filename: string; content: string; content_type?: string }[];
   headers?: Record<string, string>;
   template?: { name: string; version?: number; variables?: Record<string, unknown> };
+  tags?: string[];
 }
 
 /**
@@ -31,14 +33,16 @@ export interface MessageRequest {
  * envelope syntax SMTP enforces (recipients: recipient-address.ts too). Any invalid entry is a
  * 422 naming it (`to[1]`), so nothing is sent to part of a list.
  */
-export function envelopeOf(message: MessageRequest): { mailFrom: string; recipients: string[] } {
+export function envelopeOf(message: MessageRequest): { mailFrom: string; recipients: string[]; recipientFields: string[] } {
   const from = entryAddresses('from', message.from, 'sender');
   if (from.length !== 1) throw new ApiError(422, `from must name exactly one mailbox, not ${from.length}`, 'from');
   entries('reply_to', message.reply_to).forEach(([field, value]) => entryAddresses(field, value, 'reply'));
   const recipients = (['to', 'cc', 'bcc'] as const).flatMap((name) =>
-    entries(name, message[name]).flatMap(([field, value]) => entryAddresses(field, value, 'recipient')),
+    entries(name, message[name]).flatMap(([field, value]) =>
+      entryAddresses(field, value, 'recipient').map((address) => ({ address, field })),
+    ),
   );
-  return { mailFrom: from[0]!, recipients };
+  return { mailFrom: from[0]!, recipients: recipients.map((r) => r.address), recipientFields: recipients.map((r) => r.field) };
 }
 
 /** `[field, value]` per entry: `to` for a single string, `to[0]`, `to[1]`, … for a list. */
@@ -86,7 +90,12 @@ export async function composeMessage(message: MessageRequest & { subject: string
       contentType: a.content_type,
     })),
     // The pipeline reads and strips Idempotency-Key, as it does for SMTP clients that send one.
-    headers: { ...message.headers, ...(idempotencyKey && { 'Idempotency-Key': idempotencyKey }) },
+    headers: {
+      ...message.headers,
+      ...(idempotencyKey && { 'Idempotency-Key': idempotencyKey }),
+      // Read and stripped by the pipeline like the header an SMTP client sends (submission/tags.ts).
+      ...(message.tags?.length && { [TAG_HEADER]: message.tags.join(', ') }),
+    },
   });
   return composer.compile().build();
 }

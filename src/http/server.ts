@@ -12,6 +12,7 @@ import { ApiError, RETRY_AFTER_SECONDS } from './errors.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerEventRoutes } from './routes/events.js';
+import { registerExportRoutes } from './routes/export.js';
 import { registerMessageRoutes } from './routes/messages.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerStatsRoutes } from './routes/stats.js';
@@ -89,6 +90,7 @@ export class HttpServer {
     );
     registerMessageRoutes(app, ctx);
     registerEventRoutes(app, ctx);
+    registerExportRoutes(app, ctx);
     registerSuppressionRoutes(app, ctx);
     registerStatsRoutes(app, ctx);
     registerAdminRoutes(app, ctx);

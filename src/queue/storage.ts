@@ -40,6 +40,8 @@ export interface NewMessage {
   idempotencySince?: number;
   /** Recipient caps checked and counted in the same transaction, so nodes sharing a database cannot overshoot. */
   quota?: { daily: number | null; monthly: number | null };
+  /** The submitter's tags, stored with the message and copied onto each of its events. */
+  tags?: string[];
 }
 
 export type EnqueueResult =
@@ -173,6 +175,8 @@ export interface EventRecord {
   response: string | null;
   category: string | null;
   at: number;
+  /** The tags of the message, as it was submitted (none for events recorded before the message, e.g. suppressed at RCPT). */
+  tags: string[];
 }
 
 export interface EventQuery {
@@ -180,14 +184,31 @@ export interface EventQuery {
   afterId?: number;
   /** Epoch ms, inclusive. */
   since?: number;
+  /** Epoch ms, exclusive. */
+  until?: number;
   status?: RecipientStatus;
   domain?: string;
   recipient?: string;
   queueId?: string;
   /** Only events of messages submitted with this credential. */
   credential?: string;
+  /** Only events of messages carrying this tag. */
+  tag?: string;
   newestFirst?: boolean;
   limit: number;
+}
+
+/** A window of events to read in pages: at in [from, to), optionally one credential's. */
+export interface EventWindow {
+  from: number;
+  to: number;
+  credential?: string;
+}
+
+export interface TagCount {
+  tag: string;
+  status: RecipientStatus;
+  count: number;
 }
 
 export interface StatsBucket {
@@ -201,10 +222,17 @@ export interface EventLog {
   /** An event not tied to a delivery attempt (e.g. suppressed at RCPT); webhooks subscribed to its status hear of it. */
   record(event: NewEvent): Promise<void>;
   query(query: EventQuery): Promise<EventRecord[]>;
-  /** Event counts per time bucket, recipient domain and status ("queued" = accepted). */
-  buckets(from: number, to: number, bucketMs: number, credential?: string): Promise<StatsBucket[]>;
+  /** Event counts per time bucket, recipient domain and status ("queued" = accepted); `tag`: only events carrying it. */
+  buckets(from: number, to: number, bucketMs: number, credential?: string, tag?: string): Promise<StatsBucket[]>;
   /** The latest failure (bounced, deferred or expired) per recipient domain in the window. */
-  lastFailures(from: number, to: number, credential?: string): Promise<EventRecord[]>;
+  lastFailures(from: number, to: number, credential?: string, tag?: string): Promise<EventRecord[]>;
+  /** Event counts per tag and status in the window (an event with several tags counts under each). */
+  tagCounts(from: number, to: number, credential?: string): Promise<TagCount[]>;
+  /**
+   * The events of a window, oldest first, as pages of at most `pageSize` read one at a time by
+   * id (a cursor, not an offset): a caller streaming them holds one page, whatever the window's size.
+   */
+  pages(window: EventWindow, pageSize: number): AsyncIterable<EventRecord[]>;
   /** Retention: removes up to `limit` events older than `before`. */
   purge(before: number, limit: number): Promise<number>;
 }
@@ -285,6 +313,30 @@ export interface CredentialStore {
   addApiKey(credential: string, keyHash: string): Promise<void>;
   /** The active credential that owns the key with this hash. */
   byApiKey(keyHash: string): Promise<CredentialRecord | undefined>;
+}
+
+// ---- What a credential may send: sender identities, Reply-To domains, sandbox -------------------
+
+export interface CredentialPolicy {
+  /** Addresses it may use as envelope sender and header From/Sender (lower-cased); empty: any address of its domains. */
+  senders: string[];
+  /** Domains a Reply-To may name (lower-cased); empty: any Reply-To. */
+  replyToDomains: string[];
+  /** A sandbox credential sends only to `allowedRecipients`. */
+  sandbox: boolean;
+  /** Addresses and `@domain` entries (lower-cased) a sandbox credential may send to. */
+  allowedRecipients: string[];
+}
+
+export const OPEN_POLICY: CredentialPolicy = { senders: [], replyToDomains: [], sandbox: false, allowedRecipients: [] };
+
+export interface CredentialPolicyStore {
+  /** OPEN_POLICY when none was set. */
+  get(credential: string): Promise<CredentialPolicy>;
+  /** Changes only the fields given. */
+  set(credential: string, change: Partial<CredentialPolicy>): Promise<void>;
+  /** Every credential with a policy set, by name. */
+  list(): Promise<Map<string, CredentialPolicy>>;
 }
 
 // ---- Limits: quotas and their usage, rate buckets, login failures ---------------------------------
@@ -429,6 +481,7 @@ export interface Storage {
   readonly suppressions: SuppressionList;
   readonly domains: DomainStore;
   readonly credentials: CredentialStore;
+  readonly credentialPolicies: CredentialPolicyStore;
   readonly limits: LimitStore;
   readonly idempotency: IdempotencyStore;
   readonly templates: TemplateStore;

@@ -62,6 +62,8 @@ export interface PreparedMessage {
   /** Header From addresses (at least one) and Sender (required when From has several), for the sender policy. */
   from: string[];
   sender: string | undefined;
+  /** The Reply-To fields' values, for the Reply-To policy (credential-policy.ts). */
+  replyTo: string[];
 }
 
 export interface TraceInfo {
@@ -111,5 +113,6 @@ export function prepareMessage(raw: Buffer, trace: TraceInfo): PreparedMessage {
     messageId,
     from,
     sender,
+    replyTo: field('reply-to').map((f) => f.value),
   };
 }

@@ -19,6 +19,8 @@ import { readHeader } from '../envelope/header.js';
 import { normaliseLineEndings, prepareMessage, type TraceInfo } from './message.js';
 import { checkRecipientAddress } from './recipient-address.js';
 import { checkSender } from './policy.js';
+import { ActivePolicies, checkReplyTo, checkSandboxRecipient, checkSenderIdentity } from './credential-policy.js';
+import { takeTags } from './tags.js';
 import { internalFailureReply } from './faults.js';
 import { reply, SmtpReply } from './replies.js';
 
@@ -32,7 +34,7 @@ export interface PipelineObserver {
 
 export interface PipelineDeps {
   config: RelayConfig;
-  storage: Pick<Storage, 'queue' | 'events' | 'suppressions' | 'domains' | 'credentials' | 'limits' | 'idempotency'>;
+  storage: Pick<Storage, 'queue' | 'events' | 'suppressions' | 'domains' | 'credentials' | 'credentialPolicies' | 'limits' | 'idempotency'>;
   signer: DkimSigner;
   logger: Logger;
   /** Called after each commit so delivery starts without waiting for its next poll. */
@@ -58,6 +60,7 @@ export class SubmissionPipeline {
   private readonly domains: VerifiedDomainCache;
   private readonly active: ActiveCredentials;
   private readonly now: Clock;
+  private readonly policies: ActivePolicies;
 
   constructor(private readonly deps: PipelineDeps) {
     const { storage, config, logger } = deps;
@@ -67,6 +70,7 @@ export class SubmissionPipeline {
     this.idempotent = new IdempotentSubmissions(storage.idempotency, config);
     this.domains = new VerifiedDomainCache(storage.domains);
     this.active = new ActiveCredentials(storage.credentials);
+    this.policies = new ActivePolicies(storage.credentialPolicies);
   }
 
   /** The credential for a login, or throws 535 5.7.8 (wrong) or 454 4.7.0 (brute-force cooling off; login-guard.ts). */
@@ -88,7 +92,7 @@ export class SubmissionPipeline {
       const current = await this.active.get(credential.name);
       if (!current) return reply(550, '5.7.8', `credential ${credential.name} has been revoked`);
       if (address === '') return reply(550, '5.7.1', 'null reverse-path is not accepted for submission');
-      return checkSender(this.domains, current, address, 'envelope sender');
+      return this.checkSenderAddress(current, address, 'envelope sender');
     });
   }
 
@@ -104,6 +108,8 @@ export class SubmissionPipeline {
       if (accepted >= max) return reply(452, '4.5.3', `too many recipients (at most ${max} per message)`, 'recipients');
       const badAddress = checkRecipientAddress(address);
       if (badAddress) return badAddress;
+      const outsideSandbox = checkSandboxRecipient(await this.policies.get(credential.name), credential, address);
+      if (outsideSandbox) return outsideSandbox;
       if (!(await storage.suppressions.isSuppressed(address, credential.name))) return this.reserve(credential, queueId, [address]);
       const refusal = reply(550, '5.1.1', `recipient <${address}> is on the suppression list`);
       storage.events
@@ -137,13 +143,15 @@ export class SubmissionPipeline {
     const { logger } = this.deps;
     const { queueId, credential } = submission;
     try {
-      const { message, key } = takeIdempotencyKey(normaliseLineEndings(submission.raw));
+      const keyed = takeIdempotencyKey(normaliseLineEndings(submission.raw));
+      const { key } = keyed;
+      const { message, tags } = takeTags(keyed.message);
       // The same limit for every door, on the message as it will be queued (SMTP's DATA is also cut at it as it arrives).
       const max = this.deps.config.limits.max_message_bytes;
       if (message.length > max) throw reply(552, '5.3.4', `message exceeds the maximum size of ${max} bytes`);
       const clientMessageId = readHeader(message).fields.find((f) => f.name === 'message-id')?.value;
       const keys = idempotencyKeys({ key, clientMessageId, mailFrom: submission.mailFrom, recipients: submission.recipients });
-      const result = await this.idempotent.once(credential.name, keys, () => this.enqueue(submission, message, keys));
+      const result = await this.idempotent.once(credential.name, keys, () => this.enqueue(submission, message, keys, tags));
       if (result.duplicate) {
         logger.info({ queueId: result.queueId, credential: credential.name, duplicate: queueId }, 'repeated submission: not queued again');
       } else {
@@ -176,7 +184,19 @@ export class SubmissionPipeline {
     return refusal;
   }
 
-  private async enqueue(submission: Submission, message: Buffer, idempotencyKeys: string[]): Promise<Accepted> {
+  /** The domain rule (policy.ts), then the credential's sender identities. */
+  private async checkSenderAddress(
+    credential: CredentialRecord,
+    address: string,
+    field: 'envelope sender' | 'header From' | 'header Sender',
+  ): Promise<SmtpReply | undefined> {
+    return (
+      (await checkSender(this.domains, credential, address, field)) ??
+      checkSenderIdentity(await this.policies.get(credential.name), credential, address, field)
+    );
+  }
+
+  private async enqueue(submission: Submission, message: Buffer, idempotencyKeys: string[], tags: string[]): Promise<Accepted> {
     const { storage, config, signer, logger } = this.deps;
     const { queueId, recipients } = submission;
     const credential = await this.active.get(submission.credential.name);
@@ -186,13 +206,15 @@ export class SubmissionPipeline {
     if (overLimit) throw overLimit;
     const prepared = prepareMessage(message, { ...submission.trace, queueId, hostname: config.hostname });
     for (const address of prepared.from) {
-      const refusal = await checkSender(this.domains, credential, address, 'header From');
+      const refusal = await this.checkSenderAddress(credential, address, 'header From');
       if (refusal) throw refusal;
     }
     if (prepared.sender) {
-      const refusal = await checkSender(this.domains, credential, prepared.sender, 'header Sender');
+      const refusal = await this.checkSenderAddress(credential, prepared.sender, 'header Sender');
       if (refusal) throw refusal;
     }
+    const replyToRefusal = checkReplyTo(await this.policies.get(credential.name), credential, prepared.replyTo);
+    if (replyToRefusal) throw replyToRefusal;
     const signingDomain = (await this.domains.get(domainOf(prepared.from[0]!)))!;
     const signed = await signer.signAsync(prepared.bytes, {
       domain: signingDomain.name,
@@ -213,6 +235,7 @@ export class SubmissionPipeline {
       idempotencyKeys,
       idempotencySince: this.idempotent.since(now),
       quota: await this.quota.caps(credential.name),
+      tags,
     });
     if (result.status === 'duplicate') {
       await this.idempotent.checkSameEnvelope(credential.name, idempotencyKeys, result.queueId, this.idempotent.since(now));

@@ -5,14 +5,14 @@
 import { domainOf } from '../envelope/address.js';
 import type { CredentialRecord } from '../queue/storage.js';
 import type { DomainLookup } from './domain-cache.js';
-import { reply, type ReplySubject, type SmtpReply } from './replies.js';
+import { reply, type SmtpReply } from './replies.js';
 
 /** Undefined when `address` may be used by `credential`, else the 550 5.7.1 refusal. */
 export async function checkSender(
   domains: DomainLookup,
   credential: CredentialRecord,
   address: string,
-  field: Exclude<ReplySubject, 'recipients'>,
+  field: 'envelope sender' | 'header From' | 'header Sender',
 ): Promise<SmtpReply | undefined> {
   if (!address.includes('@')) return reply(550, '5.7.1', `${field} <${address}> has no domain`, field);
   const domain = domainOf(address);

@@ -18,6 +18,7 @@ const KINDS: [pattern: RegExp, kind: RefusalKind][] = [
   [/^5\.3\.4$/, { reason: 'too_big', httpStatus: 413 }],
   [/^5\.6\.\d+$/, { reason: 'content', httpStatus: 422 }],
   [/^5\.5\.0$/, { reason: 'idempotency_conflict', httpStatus: 409 }],
+  [/^5\.5\.4$/, { reason: 'bad_tags', httpStatus: 400 }],
   [/^4\.7\.\d+$/, { reason: 'rate_limited', httpStatus: 429 }],
   [/^5\.7\.\d+$/, { reason: 'policy', httpStatus: 403 }],
   [/^4\.\d+\.\d+$/, { reason: 'temporary', httpStatus: 503 }],

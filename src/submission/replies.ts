@@ -6,7 +6,8 @@
 export { useExactEnhancedCodes } from './smtp-server-internals.js';
 
 /** What a refusal is about, so another door (the HTTP API) can name its own field for it. */
-export type ReplySubject = 'envelope sender' | 'header From' | 'header Sender' | 'recipients';
+export type ReplySubject =
+  'envelope sender' | 'header From' | 'header Sender' | 'header Reply-To' | 'recipients' | 'sandbox recipient' | 'tags';
 
 export class SmtpReply extends Error {
   constructor(

@@ -142,6 +142,7 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
           response: null,
           category: null,
           at: T0,
+          tags: [],
         };
         expect(events.map(({ id: _, ...e }) => e)).toEqual([
           { ...queued, recipient: 'one@example.org', domain: 'example.org' },
@@ -573,6 +574,7 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
           response: '250 ok',
           category: 'suppressed',
           at: T0 + 30,
+          tags: [],
         });
         const [a, b, c, d] = ids(all) as [number, number, number, number];
 
@@ -912,6 +914,7 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
             response: '250 ok',
             category: null,
             at: T0 + 5,
+            tags: [],
           },
         });
         const bounced = entries.find((e) => e.event.status === 'bounced')!;

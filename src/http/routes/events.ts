@@ -22,6 +22,7 @@ export const eventSchema = {
     response: { type: ['string', 'null'] },
     category: { type: ['string', 'null'] },
     at: { type: 'string', format: 'date-time' },
+    tags: { type: 'array', items: { type: 'string' } },
   },
 } as const;
 
@@ -36,6 +37,7 @@ export const apiEvent = (e: EventRecord) => ({
   response: e.response,
   category: e.category,
   at: isoTime(e.at),
+  tags: e.tags,
 });
 
 interface EventsQuery {

@@ -12,6 +12,7 @@ import type { CredentialRecord } from '../../queue/storage.js';
 import { refusalKind } from '../../submission/refusal-reasons.js';
 import { SmtpReply, type ReplySubject } from '../../submission/replies.js';
 import { MissingVariableError, renderTemplate } from '../../templates/render.js';
+import { checkTags, MAX_TAGS, TAG_HEADER } from '../../submission/tags.js';
 import { scopeOf } from '../auth.js';
 import { checkEnvelopeAddress } from '../../submission/envelope-address.js';
 import { checkRecipientAddress } from '../../submission/recipient-address.js';
@@ -58,9 +59,38 @@ type RecipientResult = { address: string; status: 'queued' | 'rejected'; reason?
 
 /** The request member a refusal is about, for each door. */
 const FIELDS: Record<'json' | 'raw', Record<ReplySubject, string>> = {
-  json: { 'envelope sender': 'from', 'header From': 'from', 'header Sender': 'headers.Sender', recipients: 'to' },
-  raw: { 'envelope sender': 'envelope.from', 'header From': 'raw', 'header Sender': 'raw', recipients: 'envelope.to' },
+  json: {
+    'envelope sender': 'from',
+    'header From': 'from',
+    'header Sender': 'headers.Sender',
+    'header Reply-To': 'reply_to',
+    recipients: 'to',
+    'sandbox recipient': 'to',
+    tags: 'tags',
+  },
+  raw: {
+    'envelope sender': 'envelope.from',
+    'header From': 'raw',
+    'header Sender': 'raw',
+    'header Reply-To': 'raw',
+    recipients: 'envelope.to',
+    'sandbox recipient': 'envelope.to',
+    tags: 'tags',
+  },
 };
+
+const tagsSchema = {
+  type: 'array',
+  items: { type: 'string' },
+  description: `Up to ${MAX_TAGS} short tokens (letters, digits, . _ : -) for events and stats, as the ${TAG_HEADER} header over SMTP`,
+};
+
+/** The tags of a request, checked as the pipeline checks the header (400 naming `tags`). */
+function checkedTags(tags: string[] | undefined): string[] | undefined {
+  const refusal = tags && checkTags(tags);
+  if (refusal) throw refusalToApiError(refusal, FIELDS.json);
+  return tags;
+}
 
 export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<{ Body: MessageRequest; Headers: { 'idempotency-key'?: string } }>(
@@ -103,6 +133,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
               additionalProperties: false,
               properties: { name: { type: 'string' }, version: { type: 'integer', minimum: 1 }, variables: { type: 'object' } },
             },
+            tags: tagsSchema,
           },
         },
         response: { 202: acceptedSchema, '4xx': errorSchema, '5xx': errorSchema },
@@ -113,11 +144,13 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
       const content = body.template ? await fromTemplate(ctx, body.template) : { subject: body.subject, text: body.text, html: body.html };
       if (content.subject === undefined) throw new ApiError(422, 'subject is required (or use a template)', 'subject');
       if (content.text === undefined && content.html === undefined) throw new ApiError(422, 'give text, html or a template', 'text');
-      const { mailFrom, recipients } = envelopeOf(body);
+      const { mailFrom, recipients, recipientFields } = envelopeOf(body);
       if (recipients.length === 0) throw new ApiError(422, 'at least one recipient is required in to, cc or bcc', 'to');
+      checkedTags(body.tags);
       const result = await submit(ctx, request, {
         mailFrom,
         recipients,
+        recipientFields,
         fields: FIELDS.json,
         build: () => composeMessage({ ...body, ...content, subject: content.subject! }, request.headers['idempotency-key']),
       });
@@ -126,7 +159,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
   );
 
   app.post<{
-    Body: { envelope: { from: string; to: string[] }; raw: string; encoding?: 'base64' | 'utf8' };
+    Body: { envelope: { from: string; to: string[] }; raw: string; encoding?: 'base64' | 'utf8'; tags?: string[] };
     Headers: { 'idempotency-key'?: string };
   }>(
     '/v1/messages/raw',
@@ -148,6 +181,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
             },
             raw: { type: 'string', minLength: 1, description: 'The message, as text or base64 (see encoding)' },
             encoding: { type: 'string', enum: ['base64', 'utf8'], default: 'utf8' },
+            tags: tagsSchema,
           },
         },
         response: { 202: acceptedSchema, '4xx': errorSchema, '5xx': errorSchema },
@@ -155,6 +189,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
     },
     async (request, replyTo) => {
       const { envelope, raw, encoding } = request.body;
+      const tags = checkedTags(request.body.tags);
       // The null sender is valid syntax; the sender policy refuses it.
       const senderRefusal = envelope.from === '' ? undefined : checkEnvelopeAddress(envelope.from, 'sender');
       if (senderRefusal) throw invalidAddress('envelope.from', senderRefusal);
@@ -167,9 +202,13 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
       const result = await submit(ctx, request, {
         mailFrom: envelope.from,
         recipients: envelope.to,
+        recipientFields: envelope.to.map((_, i) => `envelope.to[${i}]`),
         fields: FIELDS.raw,
-        // As if the client had put the header in the message itself; the pipeline strips it.
-        build: async () => (key ? prependHeaderField(bytes, `Idempotency-Key: ${key}`) : bytes),
+        // As if the client had put the headers in the message itself; the pipeline strips them.
+        build: async () => {
+          const keyed = key ? prependHeaderField(bytes, `Idempotency-Key: ${key}`) : bytes;
+          return tags?.length ? prependHeaderField(keyed, `${TAG_HEADER}: ${tags.join(', ')}`) : keyed;
+        },
       });
       return replyTo.code(202).send(result);
     },
@@ -266,7 +305,14 @@ async function fromTemplate(ctx: ApiContext, ref: NonNullable<MessageRequest['te
 async function submit(
   ctx: ApiContext,
   request: FastifyRequest,
-  options: { mailFrom: string; recipients: string[]; fields: Record<ReplySubject, string>; build: () => Promise<Buffer> },
+  options: {
+    mailFrom: string;
+    recipients: string[];
+    /** The request member of each recipient (`to[0]`, `envelope.to[1]`). */
+    recipientFields: string[];
+    fields: Record<ReplySubject, string>;
+    build: () => Promise<Buffer>;
+  },
 ): Promise<{ id: string; recipients: RecipientResult[] }> {
   const { pipeline } = ctx;
   const credential = (request.principal as { credential: CredentialRecord }).credential;
@@ -276,8 +322,12 @@ async function submit(
   try {
     const results: RecipientResult[] = [];
     const accepted: string[] = [];
-    for (const address of options.recipients) {
+    for (const [i, address] of options.recipients.entries()) {
       const refusal = await pipeline.checkRecipient(credential, queueId, address, accepted.length);
+      // A sandbox credential's request is a mistake to fix, not a partial send: the whole request is refused.
+      if (refusal?.subject === 'sandbox recipient') {
+        throw refusalToApiError(refusal, { ...options.fields, 'sandbox recipient': options.recipientFields[i]! });
+      }
       if (!refusal) {
         accepted.push(address);
         results.push({ address, status: 'queued' });

@@ -35,7 +35,7 @@ const zero = (): Counts => Object.fromEntries(COUNT_NAMES.map((n) => [n, 0]));
 const countsSchema = { type: 'object', properties: Object.fromEntries(COUNT_NAMES.map((n) => [n, { type: 'integer' }])) };
 
 export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get<{ Querystring: { from?: string; to?: string; granularity: 'hour' | 'day' } }>(
+  app.get<{ Querystring: { from?: string; to?: string; granularity: 'hour' | 'day'; tag?: string } }>(
     '/v1/stats',
     {
       config: { access: 'read' },
@@ -48,6 +48,7 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
             from: { type: 'string', description: 'ISO 8601 or epoch ms; default: to minus 24 hours' },
             to: { type: 'string', description: 'ISO 8601 or epoch ms; default: now' },
             granularity: { type: 'string', enum: ['hour', 'day'], default: 'hour' },
+            tag: { type: 'string', description: 'Only messages carrying this tag (X-Relay-Tag or tags)' },
           },
         },
         response: {
@@ -60,6 +61,11 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
               totals: countsSchema,
               series: { type: 'array', items: { ...countsSchema, properties: { start: { type: 'string' }, ...countsSchema.properties } } },
               by_domain: { type: 'object', additionalProperties: countsSchema },
+              by_tag: {
+                type: 'object',
+                additionalProperties: countsSchema,
+                description: 'Counts per tag over the window (a message with several tags counts under each)',
+              },
               failing_domains: {
                 type: 'array',
                 items: {
@@ -98,19 +104,24 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
       if ((to - from) / bucket > MAX_BUCKETS)
         throw new ApiError(422, `at most ${MAX_BUCKETS} ${granularity}s per request: narrow from/to or use granularity=day`, 'from');
       const scope = scopeOf(request.principal);
+      const { tag } = request.query;
 
       const totals = zero();
       const series = new Map<string, Counts>();
       // Every bucket of the window, empty ones too, so a chart has a continuous axis.
       for (let t = Math.floor(from / bucket) * bucket; t < to; t += bucket) series.set(isoTime(t), zero());
       const byDomain: Record<string, Counts> = {};
-      for (const row of await ctx.storage.events.buckets(from, to, bucket, scope)) {
+      for (const row of await ctx.storage.events.buckets(from, to, bucket, scope, tag)) {
         const name = COUNTED[row.status];
         totals[name]! += row.count;
         series.get(isoTime(row.start))![name]! += row.count;
         (byDomain[row.domain] ??= zero())[name]! += row.count;
       }
-      const failing = (await ctx.storage.events.lastFailures(from, to, scope))
+      const byTag: Record<string, Counts> = {};
+      for (const row of await ctx.storage.events.tagCounts(from, to, scope)) {
+        if (tag === undefined || row.tag === tag) (byTag[row.tag] ??= zero())[COUNTED[row.status]]! += row.count;
+      }
+      const failing = (await ctx.storage.events.lastFailures(from, to, scope, tag))
         .map((last) => ({ last, counts: byDomain[last.domain]! }))
         .sort(
           (a, b) =>
@@ -134,6 +145,7 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
         totals,
         series: [...series].map(([start, counts]) => ({ start, ...counts })),
         by_domain: byDomain,
+        by_tag: byTag,
         failing_domains: failing,
         queue: queue
           ? { messages: queue.messages, recipients_pending: queue.recipientsPending, oldest_received_at: isoTime(queue.oldestReceivedAt) }

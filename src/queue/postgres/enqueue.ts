@@ -17,7 +17,7 @@ import { insertEvents } from './events.js';
 
 export const WORK_CHANNEL = 'relay_work';
 
-/** Messages per multi-row INSERT: 8 parameters each, well under the protocol's 65535. */
+/** Messages per multi-row INSERT: 9 parameters each, well under the protocol's 65535. */
 const MESSAGE_ROWS_PER_INSERT = 1000;
 
 type Outcome = EnqueueResult | typeof NEXT_BATCH;
@@ -238,12 +238,12 @@ async function insertMessages(client: pg.PoolClient, messages: NewMessage[]): Pr
     const chunk = messages.slice(start, start + MESSAGE_ROWS_PER_INSERT);
     const params: unknown[] = [];
     const values = chunk.map((m) => {
-      params.push(m.queueId, m.messageId, m.credential, m.mailFrom, m.body.length, m.body, m.receivedAt, m.expiresAt);
+      params.push(m.queueId, m.messageId, m.credential, m.mailFrom, m.body.length, m.body, m.receivedAt, m.expiresAt, m.tags ?? []);
       const n = params.length;
-      return `($${n - 7}, $${n - 6}, $${n - 5}, $${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+      return `($${n - 8}, $${n - 7}, $${n - 6}, $${n - 5}, $${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::text[])`;
     });
     await client.query(
-      `INSERT INTO messages (queue_id, message_id, credential, mail_from, size, body, received_at, expires_at) VALUES ${values.join(', ')}`,
+      `INSERT INTO messages (queue_id, message_id, credential, mail_from, size, body, received_at, expires_at, tags) VALUES ${values.join(', ')}`,
       params,
     );
   }

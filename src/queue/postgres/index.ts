@@ -7,6 +7,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Storage } from '../storage.js';
+import { PgCredentialPolicies } from './credential-policies.js';
 import { connectionConfig, Db } from './db.js';
 import { WORK_CHANNEL } from './enqueue.js';
 import { PgEventLog } from './events.js';
@@ -93,6 +94,7 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     suppressions: new PgSuppressions(db),
     domains: new PgDomains(db),
     credentials: new PgCredentials(db),
+    credentialPolicies: new PgCredentialPolicies(db),
     limits: new PgLimits(db),
     idempotency: new PgIdempotency(db),
     templates: new PgTemplates(db),

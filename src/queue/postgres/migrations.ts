@@ -188,6 +188,22 @@ CREATE TABLE writable_probe (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'sender identities, sandbox credentials, tags',
+    sql: `
+-- Events carry their message's tags, so stats and exports need no join.
+ALTER TABLE messages ADD COLUMN tags TEXT[] NOT NULL DEFAULT '{}';
+ALTER TABLE events ADD COLUMN tags TEXT[] NOT NULL DEFAULT '{}';
+CREATE TABLE credential_policies (
+  credential         TEXT PRIMARY KEY REFERENCES credentials (name) ON DELETE CASCADE,
+  senders            TEXT[] NOT NULL DEFAULT '{}',   -- empty: any address of its domains
+  reply_to_domains   TEXT[] NOT NULL DEFAULT '{}',   -- empty: any Reply-To
+  sandbox            BOOLEAN NOT NULL DEFAULT false,
+  allowed_recipients TEXT[] NOT NULL DEFAULT '{}'    -- addresses and @domain entries
+);
+`,
+  },
 ];
 
 export async function migrate(db: Db, logger?: Logger): Promise<void> {

@@ -66,6 +66,7 @@ export interface EventRow {
   response: string | null;
   category: string | null;
   at: number;
+  tags: string[];
 }
 
 export interface SuppressionRow {
@@ -153,6 +154,7 @@ export const toEvent = (r: EventRow): EventRecord => ({
   response: r.response,
   category: r.category,
   at: r.at,
+  tags: r.tags,
 });
 
 export const toRecipient = (r: RecipientRow): QueuedRecipient => ({

@@ -4,6 +4,7 @@
  */
 import type { Storage } from '../storage.js';
 import { SqliteConnection } from './connection.js';
+import { SqliteCredentialPolicies } from './credential-policies.js';
 import { SqliteEvents } from './events.js';
 import { SqliteLimits } from './limits.js';
 import { migrate } from './migrations.js';
@@ -29,6 +30,7 @@ export async function openSqlite(file: string): Promise<Storage> {
     suppressions,
     domains: new SqliteDomains(conn),
     credentials: new SqliteCredentials(conn),
+    credentialPolicies: new SqliteCredentialPolicies(conn),
     limits,
     idempotency: limits,
     templates: new SqliteTemplates(conn),

@@ -189,7 +189,20 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_key ON login_failures (key, at);
 `;
 
-const MIGRATIONS = [V1_RELEASE_0_1_0, V2_SEVERAL_NODES];
+const V3_SENDER_IDENTITIES_SANDBOX_TAGS = `
+-- Tags as a JSON array; NULL: none. Events carry their message's tags so stats and exports need no join.
+ALTER TABLE messages ADD COLUMN tags TEXT;
+ALTER TABLE events ADD COLUMN tags TEXT;
+CREATE TABLE credential_policies (
+  credential         TEXT PRIMARY KEY REFERENCES credentials(name) ON DELETE CASCADE,
+  senders            TEXT NOT NULL DEFAULT '[]',   -- JSON array of addresses; empty: any address of its domains
+  reply_to_domains   TEXT NOT NULL DEFAULT '[]',   -- JSON array; empty: any Reply-To
+  sandbox            INTEGER NOT NULL DEFAULT 0,
+  allowed_recipients TEXT NOT NULL DEFAULT '[]'    -- JSON array of addresses and @domain entries
+);
+`;
+
+const MIGRATIONS = [V1_RELEASE_0_1_0, V2_SEVERAL_NODES, V3_SENDER_IDENTITIES_SANDBOX_TAGS];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 export function migrate(db: Database.Database): void {

@@ -36,8 +36,8 @@ export class SqliteQueue implements MessageQueue {
     const db = conn.db;
     this.stmt = {
       insertMessage: db.prepare(
-        `INSERT INTO messages (queue_id, message_id, credential, mail_from, size, body, received_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (queue_id, message_id, credential, mail_from, size, body, received_at, expires_at, tags)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertRecipient: db.prepare(
         `INSERT INTO recipients (queue_id, address, domain, status, next_attempt_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?)`,
@@ -116,6 +116,7 @@ export class SqliteQueue implements MessageQueue {
       message.body,
       receivedAt,
       message.expiresAt,
+      message.tags?.length ? JSON.stringify(message.tags) : null,
     );
     for (const recipient of message.recipients) {
       this.stmt.insertRecipient.run(queueId, recipient, domainOf(recipient), receivedAt, receivedAt);

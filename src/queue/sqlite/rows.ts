@@ -45,6 +45,8 @@ export interface EventRow {
   response: string | null;
   category: string | null;
   at: number;
+  /** JSON array, or NULL for none. */
+  tags: string | null;
 }
 
 export interface DomainRow {
@@ -106,7 +108,11 @@ export const toEvent = (r: EventRow): EventRecord => ({
   response: r.response,
   category: r.category,
   at: r.at,
+  tags: tagsOf(r.tags),
 });
+
+/** A JSON tag list column as stored (NULL: none). */
+export const tagsOf = (json: string | null): string[] => (json ? (JSON.parse(json) as string[]) : []);
 
 export const toDomain = (r: DomainRow): DomainRecord => ({
   name: r.name,

@@ -1,16 +1,9 @@
 /** `relay credential ...`: SMTP AUTH logins, the sender domains each may use, and their rate limits and quotas. */
-import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { hashApiKey, newApiKey } from '../submission/api-keys.js';
-import type { Storage } from '../queue/storage.js';
-import { hashPassword } from '../submission/password.js';
+import { addCredential, issueApiKey, limitsView, revokeCredential, updateCredentialLimits } from '../submission/credentials.js';
 import { CliError, type Cli } from './context.js';
-import { addLimitOptions, type LimitOptions, limitsFrom, limitsView, usedOf } from './credential-limits.js';
+import { addLimitOptions, type LimitOptions, limitsFrom, usedOf } from './credential-limits.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
-import { credentialName, domainName } from './validate.js';
-
-/** 18 random bytes: 24 base64url characters, 144 bits. */
-const newPassword = () => randomBytes(18).toString('base64url');
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -29,40 +22,38 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
   )
     .option('--api-key', 'also issue an HTTP API key, shown once; for an existing credential, issue another key')
     .option('--json', 'print JSON')
-    .action((input: string, opts: LimitOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
+    .action((name: string, opts: LimitOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
       cli.withStorage(async (storage) => {
-        const name = credentialName(input);
         const existing = await storage.credentials.get(name);
-        if (existing && opts.apiKey && !opts.domain) return issueApiKey(storage, name, existing.revokedAt, opts.json);
+        if (existing && opts.apiKey && !opts.domain) {
+          const apiKey = await issueApiKey(storage, name);
+          if (opts.json) return printJson({ name, api_key: apiKey });
+          print(`New API key for ${name}: ${apiKey}`);
+          print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');
+          return;
+        }
         if (existing)
           throw new CliError(
             `credential ${name} already exists (names of revoked credentials stay taken); add --api-key alone to issue it an API key`,
           );
         if (!opts.domain) throw new CliError("required option '--domain <domain>' not specified");
-        const domains = [...new Set(opts.domain.map(domainName))];
-        for (const domain of domains) {
-          if (!(await storage.domains.get(domain)))
-            throw new CliError(`unknown domain ${domain}: add it first with \`relay domain add ${domain}\``);
-        }
-        const password = newPassword();
-        await storage.credentials.add({ name, username: name, passwordHash: hashPassword(password), domains });
-        const limits = limitsFrom(opts);
-        if (Object.keys(limits).length) await storage.limits.set(name, limits);
-        const apiKey = opts.apiKey ? await addApiKey(storage, name) : undefined;
+        const added = await addCredential(storage, { name, domains: opts.domain, limits: limitsFrom(opts), apiKey: opts.apiKey });
         if (opts.json)
           return printJson({
-            name,
-            username: name,
-            password,
-            ...(apiKey && { api_key: apiKey }),
-            domains,
-            limits: (await limitsView(storage, name)).limits,
+            name: added.name,
+            username: added.name,
+            password: added.password,
+            ...(added.apiKey && { api_key: added.apiKey }),
+            domains: added.domains,
+            limits: (await limitsView(storage, added.name)).limits,
           });
-        print(`Created credential ${name} for ${domains.join(', ')}.`);
-        print(`  Username: ${name}`);
-        print(`  Password: ${password}`);
-        if (apiKey) print(`  API key:  ${apiKey}`);
-        print(`Store the ${apiKey ? 'password and API key' : 'password'} now: ${apiKey ? 'they' : 'it'} will not be shown again.`);
+        print(`Created credential ${added.name} for ${added.domains.join(', ')}.`);
+        print(`  Username: ${added.name}`);
+        print(`  Password: ${added.password}`);
+        if (added.apiKey) print(`  API key:  ${added.apiKey}`);
+        print(
+          `Store the ${added.apiKey ? 'password and API key' : 'password'} now: ${added.apiKey ? 'they' : 'it'} will not be shown again.`,
+        );
       }),
     );
 
@@ -70,11 +61,10 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     .option('--json', 'print JSON')
     .action((name: string, opts: LimitOptions & { json?: boolean }) =>
       cli.withStorage(async (storage) => {
-        if (!(await storage.credentials.get(name))) throw new CliError(`unknown credential ${name}`);
         const limits = limitsFrom(opts);
-        if (Object.keys(limits).length === 0) throw new CliError('nothing to update: give --rate, --daily or --monthly');
-        await storage.limits.set(name, limits);
-        const view = (await limitsView(storage, name)).limits;
+        if (Object.keys(limits).length === 0 && (await storage.credentials.get(name)))
+          throw new CliError('nothing to update: give --rate, --daily or --monthly');
+        const view = await updateCredentialLimits(storage, name, limits);
         if (opts.json) return printJson({ name, limits: view });
         print(
           `Updated credential ${name}: rate ${view.rate ?? 'unlimited'}, daily ${view.daily ?? 'unlimited'}, monthly ${view.monthly ?? 'unlimited'}.`,
@@ -121,26 +111,8 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     .description('revoke a credential; logins with it fail from now on, also on a running relay')
     .action((name: string) =>
       cli.withStorage(async (storage) => {
-        const existing = await storage.credentials.get(name);
-        if (!existing) throw new CliError(`unknown credential ${name}`);
-        if (!(await storage.credentials.revoke(name)))
-          throw new CliError(`credential ${name} was already revoked at ${formatTime(existing.revokedAt)}`);
+        await revokeCredential(storage, name);
         print(`Revoked credential ${name}.`);
       }),
     );
-}
-
-/** A new API key for the credential; only its hash is stored. */
-async function addApiKey(storage: Storage, name: string): Promise<string> {
-  const key = newApiKey();
-  await storage.credentials.addApiKey(name, hashApiKey(key));
-  return key;
-}
-
-async function issueApiKey(storage: Storage, name: string, revokedAt: number | null, json?: boolean): Promise<void> {
-  if (revokedAt) throw new CliError(`credential ${name} was revoked at ${formatTime(revokedAt)}`);
-  const apiKey = await addApiKey(storage, name);
-  if (json) return printJson({ name, api_key: apiKey });
-  print(`New API key for ${name}: ${apiKey}`);
-  print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');
 }

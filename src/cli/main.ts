@@ -10,6 +10,7 @@ import { registerCredentialCommands } from './credential.js';
 import { registerDomainCommands } from './domain.js';
 import { registerEventsCommand } from './events.js';
 import { registerNodesCommand } from './nodes.js';
+import { registerOperatorCommands } from './operator.js';
 import { registerQueueCommands } from './queue.js';
 import { registerServeCommand } from './serve.js';
 import { registerStatsCommand } from './stats.js';
@@ -45,6 +46,7 @@ registerStatsCommand(program, cli);
 registerTemplateCommands(program, cli);
 registerWebhookCommands(program, cli);
 registerNodesCommand(program, cli);
+registerOperatorCommands(program, cli);
 
 try {
   await program.parseAsync(process.argv);

@@ -58,6 +58,7 @@ export class HttpServer {
             field: { type: ['string', 'null'], description: 'The request member the error is about' },
             message: { type: 'string' },
             smtp_reply: { type: 'string', description: 'The SMTP reply the same refusal gets on the SMTP listeners' },
+            required_role: { type: 'string', description: 'On a 403 for want of a role: the role the operation needs' },
           },
         },
       },

@@ -177,7 +177,7 @@ describe('relay domain verify', () => {
   it('fails for an unknown domain', async () => {
     const result = await relay('domain', 'verify', 'unknown.test');
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe('relay: unknown domain unknown.test: add it with `relay domain add unknown.test`\n');
+    expect(result.stderr).toBe('relay: unknown domain unknown.test: add it first\n');
   });
 });
 

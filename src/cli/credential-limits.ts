@@ -1,11 +1,11 @@
 /**
  * The rate limit and quota options of `relay credential add|update` (--rate 20/s, --daily N,
- * --monthly N, each clearable with "none"), and the limits-and-usage view shown by
- * `relay credential list` and `relay stats`.
+ * --monthly N, each clearable with "none"), and how `relay credential list` and `relay stats`
+ * show usage against them.
  */
 import { type Command, InvalidArgumentError } from 'commander';
-import type { CredentialLimits, Storage } from '../queue/storage.js';
-import { formatRate, parseRate } from '../submission/rate.js';
+import type { CredentialLimits } from '../queue/storage.js';
+import { parseRate } from '../submission/rate.js';
 
 type Rate = CredentialLimits['rate'];
 
@@ -51,20 +51,6 @@ export function limitsFrom(opts: LimitOptions): Partial<CredentialLimits> {
   if (opts.daily !== undefined) change.daily = value(opts.daily);
   if (opts.monthly !== undefined) change.monthly = value(opts.monthly);
   return change;
-}
-
-export interface LimitsView {
-  limits: { rate: string | null; daily: number | null; monthly: number | null };
-  usage: { today: number; this_month: number };
-}
-
-export async function limitsView(storage: Pick<Storage, 'limits'>, name: string, now = Date.now()): Promise<LimitsView> {
-  const limits = await storage.limits.get(name);
-  const usage = await storage.limits.usage(name, now);
-  return {
-    limits: { rate: limits.rate && formatRate(limits.rate), daily: limits.daily, monthly: limits.monthly },
-    usage: { today: usage.day, this_month: usage.month },
-  };
 }
 
 /** "120/50000", or "120" when unlimited. */

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { domainOf } from '../envelope/address.js';
 import type { CredentialPolicy } from '../queue/storage.js';
 import { CliError } from './context.js';
-import { domainName, emailAddress } from './validate.js';
+import { domainName, emailAddress } from '../management/names.js';
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 

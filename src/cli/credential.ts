@@ -1,17 +1,11 @@
 /** `relay credential ...`: SMTP AUTH logins, the sender domains each may use, and their rate limits and quotas. */
-import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { hashApiKey, newApiKey } from '../submission/api-keys.js';
-import type { Storage } from '../queue/storage.js';
-import { hashPassword } from '../submission/password.js';
+import { addCredential, issueApiKey, limitsView, revokeCredential, updateCredentialLimits } from '../submission/credentials.js';
 import { CliError, type Cli } from './context.js';
-import { addLimitOptions, type LimitOptions, limitsFrom, limitsView, usedOf } from './credential-limits.js';
+import { addLimitOptions, type LimitOptions, limitsFrom, usedOf } from './credential-limits.js';
 import { addPolicyOptions, type PolicyOptions, policyFrom, policyLines, policyView } from './credential-policy.js';
+import { domainName } from '../management/names.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
-import { credentialName, domainName } from './validate.js';
-
-/** 18 random bytes: 24 base64url characters, 144 bits. */
-const newPassword = () => randomBytes(18).toString('base64url');
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -33,45 +27,45 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
   )
     .option('--api-key', 'also issue an HTTP API key, shown once; for an existing credential, issue another key')
     .option('--json', 'print JSON')
-    .action((input: string, opts: LimitOptions & PolicyOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
+    .action((name: string, opts: LimitOptions & PolicyOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
       cli.withStorage(async (storage) => {
-        const name = credentialName(input);
         const existing = await storage.credentials.get(name);
-        if (existing && opts.apiKey && !opts.domain) return issueApiKey(storage, name, existing.revokedAt, opts.json);
+        if (existing && opts.apiKey && !opts.domain) {
+          const apiKey = await issueApiKey(storage, name);
+          if (opts.json) return printJson({ name, api_key: apiKey });
+          print(`New API key for ${name}: ${apiKey}`);
+          print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');
+          return;
+        }
         if (existing)
           throw new CliError(
             `credential ${name} already exists (names of revoked credentials stay taken); add --api-key alone to issue it an API key`,
           );
         if (!opts.domain) throw new CliError("required option '--domain <domain>' not specified");
-        const domains = [...new Set(opts.domain.map(domainName))];
-        for (const domain of domains) {
-          if (!(await storage.domains.get(domain)))
-            throw new CliError(`unknown domain ${domain}: add it first with \`relay domain add ${domain}\``);
-        }
-        const policy = policyFrom(opts, domains);
-        const password = newPassword();
-        await storage.credentials.add({ name, username: name, passwordHash: hashPassword(password), domains });
-        const limits = limitsFrom(opts);
-        if (Object.keys(limits).length) await storage.limits.set(name, limits);
-        if (Object.keys(policy).length) await storage.credentialPolicies.set(name, policy);
-        const policyNow = await storage.credentialPolicies.get(name);
-        const apiKey = opts.apiKey ? await addApiKey(storage, name) : undefined;
+        const policy = policyFrom(
+          opts,
+          opts.domain.map((d) => domainName(d, 'domain')),
+        );
+        const added = await addCredential(storage, { name, domains: opts.domain, limits: limitsFrom(opts), policy, apiKey: opts.apiKey });
+        const policyNow = await storage.credentialPolicies.get(added.name);
         if (opts.json)
           return printJson({
-            name,
-            username: name,
-            password,
-            ...(apiKey && { api_key: apiKey }),
-            domains,
-            limits: (await limitsView(storage, name)).limits,
+            name: added.name,
+            username: added.name,
+            password: added.password,
+            ...(added.apiKey && { api_key: added.apiKey }),
+            domains: added.domains,
+            limits: (await limitsView(storage, added.name)).limits,
             ...policyView(policyNow),
           });
-        print(`Created credential ${name} for ${domains.join(', ')}.`);
+        print(`Created credential ${added.name} for ${added.domains.join(', ')}.`);
         for (const line of policyLines(policyNow)) print(line);
-        print(`  Username: ${name}`);
-        print(`  Password: ${password}`);
-        if (apiKey) print(`  API key:  ${apiKey}`);
-        print(`Store the ${apiKey ? 'password and API key' : 'password'} now: ${apiKey ? 'they' : 'it'} will not be shown again.`);
+        print(`  Username: ${added.name}`);
+        print(`  Password: ${added.password}`);
+        if (added.apiKey) print(`  API key:  ${added.apiKey}`);
+        print(
+          `Store the ${added.apiKey ? 'password and API key' : 'password'} now: ${added.apiKey ? 'they' : 'it'} will not be shown again.`,
+        );
       }),
     );
 
@@ -97,9 +91,10 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
             'nothing to update: give --rate, --daily, --monthly, --sender, --reply-to-domain, --sandbox or --allow-recipient',
           );
         }
-        if (Object.keys(limits).length) await storage.limits.set(name, limits);
+        const view = Object.keys(limits).length
+          ? await updateCredentialLimits(storage, name, limits)
+          : (await limitsView(storage, name)).limits;
         if (Object.keys(policy).length) await storage.credentialPolicies.set(name, policy);
-        const view = (await limitsView(storage, name)).limits;
         const policyNow = await storage.credentialPolicies.get(name);
         if (opts.json) return printJson({ name, limits: view, ...policyView(policyNow) });
         print(
@@ -149,26 +144,8 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     .description('revoke a credential; logins with it fail from now on, also on a running relay')
     .action((name: string) =>
       cli.withStorage(async (storage) => {
-        const existing = await storage.credentials.get(name);
-        if (!existing) throw new CliError(`unknown credential ${name}`);
-        if (!(await storage.credentials.revoke(name)))
-          throw new CliError(`credential ${name} was already revoked at ${formatTime(existing.revokedAt)}`);
+        await revokeCredential(storage, name);
         print(`Revoked credential ${name}.`);
       }),
     );
-}
-
-/** A new API key for the credential; only its hash is stored. */
-async function addApiKey(storage: Storage, name: string): Promise<string> {
-  const key = newApiKey();
-  await storage.credentials.addApiKey(name, hashApiKey(key));
-  return key;
-}
-
-async function issueApiKey(storage: Storage, name: string, revokedAt: number | null, json?: boolean): Promise<void> {
-  if (revokedAt) throw new CliError(`credential ${name} was revoked at ${formatTime(revokedAt)}`);
-  const apiKey = await addApiKey(storage, name);
-  if (json) return printJson({ name, api_key: apiKey });
-  print(`New API key for ${name}: ${apiKey}`);
-  print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');
 }

@@ -1,30 +1,11 @@
 /** `relay domain ...`: sender domains, their DKIM keys, and the DNS records that prove and protect them. */
 import { Option, type Command } from 'commander';
 import { createResolver } from '../delivery/resolver.js';
-import { dnsRecords, newVerificationToken } from '../domains/records.js';
-import { verifyDomain } from '../domains/verify.js';
-import type { DomainRecord, Storage } from '../queue/storage.js';
-import { generateDkimKey } from '../signing/keys.js';
-import { CliError, type Cli } from './context.js';
+import { addDomain, checkDomain, defaultSelector, removeDomain, requireDomain } from '../domains/manage.js';
+import { dnsRecords } from '../domains/records.js';
+import { type Cli } from './context.js';
 import { printRecords, printVerification } from './domain-output.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
-import { domainName, selectorName } from './validate.js';
-
-/**
- * `relay` + year and month (e.g. relay202611): a dated selector lets a later key rotation
- * publish the new key beside the old one instead of replacing it while mail is in flight.
- */
-function defaultSelector(): string {
-  const now = new Date();
-  return `relay${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
-}
-
-async function requireDomain(storage: Storage, input: string): Promise<DomainRecord> {
-  const name = domainName(input);
-  const domain = await storage.domains.get(name);
-  if (!domain) throw new CliError(`unknown domain ${name}: add it with \`relay domain add ${name}\``);
-  return domain;
-}
 
 export function registerDomainCommands(program: Command, cli: Cli): void {
   const domain = program.command('domain').description('sender domains: DKIM keys and DNS records');
@@ -37,17 +18,9 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .option('--json', 'print JSON')
     .action((input: string, opts: { selector?: string; algorithm: 'rsa' | 'ed25519'; json?: boolean }) =>
       cli.withStorage(async (storage, config) => {
-        const name = domainName(input);
-        const selector = selectorName(opts.selector ?? defaultSelector());
-        if (await storage.domains.get(name)) {
-          throw new CliError(`domain ${name} already exists: see its records with \`relay domain records ${name}\``);
-        }
-        const { privateKeyPem, publicKey } = generateDkimKey(opts.algorithm);
-        const added = { name, selector, algorithm: opts.algorithm, privateKeyPem, publicKey, verificationToken: newVerificationToken() };
-        await storage.domains.add(added);
-        const records = dnsRecords(added, config.hostname);
-        if (opts.json) return printJson({ domain: name, selector, records });
-        printRecords(added, records, `Added ${name} (DKIM selector ${selector}, ${opts.algorithm} key).`);
+        const { domain: added, records } = await addDomain(storage.domains, config.hostname, { name: input, ...opts });
+        if (opts.json) return printJson({ domain: added.name, selector: added.selector, records });
+        printRecords(added, records, `Added ${added.name} (DKIM selector ${added.selector}, ${added.algorithm} key).`);
       }),
     );
 
@@ -57,11 +30,12 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .option('--json', 'print JSON')
     .action((input: string, opts: { json?: boolean }) =>
       cli.withStorage(async (storage, config) => {
-        const record = await requireDomain(storage, input);
-        const { verified, checks } = await verifyDomain(record, createResolver(config), config.hostname);
-        // A failed lookup proves nothing either way, so it must not revoke an earlier verification.
-        const lookupFailed = checks.verification.status === 'error';
-        await storage.domains.setVerification(record.name, lookupFailed ? record.verified : verified, checks);
+        const {
+          domain: record,
+          verified,
+          checks,
+          lookupFailed,
+        } = await checkDomain(storage.domains, createResolver(config), config.hostname, input);
         if (opts.json) printJson({ domain: record.name, verified, checks });
         else printVerification(record, verified, checks, lookupFailed);
         if (!verified) process.exitCode = 1;
@@ -96,7 +70,7 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .option('--json', 'print JSON')
     .action((input: string, opts: { json?: boolean }) =>
       cli.withStorage(async (storage, config) => {
-        const record = await requireDomain(storage, input);
+        const record = await requireDomain(storage.domains, input);
         const records = dnsRecords(record, config.hostname);
         if (opts.json) return printJson({ domain: record.name, selector: record.selector, records });
         printRecords(record, records);
@@ -108,8 +82,7 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .description('remove a domain and its DKIM key; credentials can no longer send from it')
     .action((input: string) =>
       cli.withStorage(async (storage) => {
-        const name = domainName(input);
-        if (!(await storage.domains.remove(name))) throw new CliError(`unknown domain ${name}`);
+        const name = await removeDomain(storage.domains, input);
         print(`Removed ${name}. Its DNS records can now be deleted.`);
       }),
     );

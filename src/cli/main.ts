@@ -11,6 +11,7 @@ import { registerDomainCommands } from './domain.js';
 import { registerEventsCommand } from './events.js';
 import { registerEventsExportCommand } from './events-export.js';
 import { registerNodesCommand } from './nodes.js';
+import { registerOperatorCommands } from './operator.js';
 import { registerQueueCommands } from './queue.js';
 import { registerSenderCommands } from './sender.js';
 import { registerServeCommand } from './serve.js';
@@ -52,6 +53,7 @@ registerStatsCommand(program, cli);
 registerTemplateCommands(program, cli);
 registerWebhookCommands(program, cli);
 registerNodesCommand(program, cli);
+registerOperatorCommands(program, cli);
 
 try {
   await program.parseAsync(process.argv);

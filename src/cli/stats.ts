@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { EVENT_STATUSES } from '../queue/storage.js';
 import type { RecipientStatus, Storage } from '../queue/storage.js';
 import type { Cli } from './context.js';
-import { limitsView, usedOf } from './credential-limits.js';
+import { limitsView } from '../submission/credentials.js';
+import { usedOf } from './credential-limits.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 
 const STATUSES = EVENT_STATUSES;

@@ -4,9 +4,9 @@
  * `--credential` names one.
  */
 import type { Command } from 'commander';
-import { CliError, type Cli } from './context.js';
+import { addSuppression, removeSuppression } from '../bounces/suppressions.js';
+import { type Cli } from './context.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
-import { emailAddress } from './validate.js';
 
 const scopeName = (credential: string | null) => credential ?? '(all)';
 
@@ -44,13 +44,8 @@ export function registerSuppressionCommands(program: Command, cli: Cli): void {
     .option('--credential <name>', 'only for this credential (default: every credential)')
     .action((input: string, opts: { reason: string; credential?: string }) =>
       cli.withStorage(async (storage) => {
-        const address = emailAddress(input);
-        const credential = opts.credential ?? null;
-        if (credential !== null && !(await storage.credentials.get(credential))) throw new CliError(`unknown credential ${credential}`);
-        if (!(await storage.suppressions.add({ address, reason: opts.reason, credential }))) {
-          throw new CliError(`${address} is already on the suppression list for ${scopeName(credential)}`);
-        }
-        print(`Suppressed ${address}${credential === null ? '' : ` for ${credential}`}.`);
+        const added = await addSuppression(storage, { address: input, reason: opts.reason, credential: opts.credential ?? null });
+        print(`Suppressed ${added.address}${added.credential === null ? '' : ` for ${added.credential}`}.`);
       }),
     );
 
@@ -60,12 +55,8 @@ export function registerSuppressionCommands(program: Command, cli: Cli): void {
     .option('--credential <name>', "remove that credential's entry instead of the one for every credential")
     .action((input: string, opts: { credential?: string }) =>
       cli.withStorage(async (storage) => {
-        const address = emailAddress(input);
-        const credential = opts.credential ?? null;
-        if (!(await storage.suppressions.remove(address, credential))) {
-          throw new CliError(`${address} is not on the suppression list for ${scopeName(credential)}`);
-        }
-        print(`Removed ${address} from the suppression list.`);
+        await removeSuppression(storage, input, opts.credential ?? null);
+        print(`Removed ${input.trim()} from the suppression list.`);
       }),
     );
 }

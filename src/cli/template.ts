@@ -1,12 +1,10 @@
 /** `relay template ...`: message templates (Mustache) for the HTTP API; each add makes a new version. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import Mustache from 'mustache';
 import type { Command } from 'commander';
+import { removeTemplate, saveTemplate } from '../templates/manage.js';
 import { CliError, type Cli } from './context.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
-
-const TEMPLATE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 function readPart(file: string | undefined, what: string): string | null {
   if (file === undefined) return null;
@@ -31,22 +29,10 @@ export function registerTemplateCommands(program: Command, cli: Cli): void {
     .option('--json', 'print JSON')
     .action((name: string, opts: { subject: string; textFile?: string; htmlFile?: string; json?: boolean }) =>
       cli.withStorage(async (storage) => {
-        if (!TEMPLATE_NAME.test(name)) throw new CliError(`"${name}" is not a valid template name (letters, digits and . _ -)`);
         const text = readPart(opts.textFile, 'text');
         const html = readPart(opts.htmlFile, 'HTML');
         if (text === null && html === null) throw new CliError('give --text-file, --html-file or both');
-        for (const [part, source] of [
-          ['subject', opts.subject],
-          ['text', text],
-          ['HTML', html],
-        ] as const) {
-          try {
-            if (source !== null) Mustache.parse(source);
-          } catch (err) {
-            throw new CliError(`the ${part} is not a valid template: ${(err as Error).message}`);
-          }
-        }
-        const version = await storage.templates.add({ name, subject: opts.subject, text, html });
+        const version = await saveTemplate(storage.templates, { name, subject: opts.subject, text, html });
         if (opts.json) return printJson({ name, version });
         print(`Added template ${name} version ${version}.`);
       }),
@@ -71,6 +57,16 @@ export function registerTemplateCommands(program: Command, cli: Cli): void {
           templates.map((t) => [t.name, t.version, t.parts.join('+'), formatTime(t.created), t.subject]),
           'No templates yet: add one with `relay template add NAME --subject S --text-file F`.',
         );
+      }),
+    );
+
+  template
+    .command('remove <name>')
+    .description('remove a template and all its versions; API sends that name it fail from then on')
+    .action((name: string) =>
+      cli.withStorage(async (storage) => {
+        await removeTemplate(storage.templates, name);
+        print(`Removed template ${name}.`);
       }),
     );
 }

@@ -1,58 +1,10 @@
 /** `relay webhook ...`: endpoints that receive signed JSON events (delivered, deferred, bounced, expired, suppressed). */
 import type { Command } from 'commander';
-import { WEBHOOK_STATUSES, type RecipientStatus, type WebhookRecord } from '../queue/storage.js';
-
+import { WEBHOOK_STATUSES } from '../queue/storage.js';
+import { addWebhook, displayUrl, findWebhook, removeWebhook } from '../webhooks/manage.js';
 import { postWebhook } from '../webhooks/post.js';
-import { newWebhookSecret } from '../webhooks/sign.js';
 import { CliError, type Cli } from './context.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
-
-function webhookUrl(input: string): string {
-  let url: URL;
-  try {
-    url = new URL(input);
-  } catch {
-    throw new CliError(`"${input}" is not a URL (expected e.g. https://app.example.com/relay-events)`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new CliError(`"${input}": only http and https URLs are supported`);
-  return url.href;
-}
-
-/** The URL as printed: a password (or a lone user name, often a token) embedded in it is masked. */
-export function displayUrl(stored: string): string {
-  let url: URL;
-  try {
-    url = new URL(stored);
-  } catch {
-    return stored;
-  }
-  if (!url.username && !url.password) return stored;
-  if (url.password) url.password = '***';
-  else url.username = '***';
-  return url.href;
-}
-
-function eventList(input: string): RecipientStatus[] {
-  const events = [
-    ...new Set(
-      input
-        .split(',')
-        .map((e) => e.trim().toLowerCase())
-        .filter(Boolean),
-    ),
-  ];
-  const unknown = events.filter((e) => !WEBHOOK_STATUSES.includes(e as RecipientStatus));
-  if (unknown.length || events.length === 0) {
-    throw new CliError(`unknown event ${unknown.join(', ') || '(none given)'}: choose from ${WEBHOOK_STATUSES.join(', ')}`);
-  }
-  return events as RecipientStatus[];
-}
-
-function webhookById(webhooks: WebhookRecord[], id: string): WebhookRecord {
-  const found = webhooks.find((w) => String(w.id) === id);
-  if (!found) throw new CliError(`unknown webhook ${id}: see \`relay webhook list\``);
-  return found;
-}
 
 export function registerWebhookCommands(program: Command, cli: Cli): void {
   const webhook = program.command('webhook').description('webhook endpoints for delivery events, signed with HMAC-SHA256');
@@ -64,7 +16,7 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .option('--json', 'print JSON')
     .action((input: string, opts: { events: string; json?: boolean }) =>
       cli.withStorage(async (storage) => {
-        const added = await storage.webhooks.add(webhookUrl(input), newWebhookSecret(), eventList(opts.events));
+        const added = await addWebhook(storage.webhooks, { url: input, events: opts.events.split(',') });
         if (opts.json) return printJson({ id: added.id, url: displayUrl(added.url), events: added.events, secret: added.secret });
         print(`Added webhook ${added.id}: ${displayUrl(added.url)} (${added.events.join(', ')}).`);
         print(`  Signing secret: ${added.secret}`);
@@ -100,7 +52,7 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .description('send a signed test event to the webhook now; exit 0 when it answers 2xx')
     .action((id: string) =>
       cli.withStorage(async (storage, config) => {
-        const target = webhookById(await storage.webhooks.list(), id);
+        const target = await findWebhook(storage.webhooks, id);
         const body = JSON.stringify({ id: 0, type: 'test', at: new Date().toISOString(), message: 'test event from relay webhook test' });
         const result = await postWebhook(target.url, target.secret, body, config.webhooks.timeout);
         if (!result.ok) throw new CliError(`webhook ${id} (${displayUrl(target.url)}) failed: ${result.error}`);
@@ -113,7 +65,7 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .description('stop sending events to the webhook (its undelivered events are dropped)')
     .action((id: string) =>
       cli.withStorage(async (storage) => {
-        await storage.webhooks.remove(webhookById(await storage.webhooks.list(), id).id);
+        await removeWebhook(storage.webhooks, id);
         print(`Removed webhook ${id}.`);
       }),
     );

@@ -1,27 +1,40 @@
 /**
  * The HTTP listener (config.http): the JSON API under /v1, its OpenAPI document, health,
- * metrics and the dashboard, on fastify. Each route declares the access it needs (auth.ts);
- * request validation failures and pipeline refusals come back as ApiError JSON naming the field.
+ * metrics and the dashboard, on fastify. Each route declares the role it needs (auth.ts), which
+ * the OpenAPI document shows per operation; request validation failures, refusals of the
+ * pipeline and of management actions come back as ApiError JSON naming the field.
  */
 import type { AddressInfo } from 'node:net';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { bindError } from '../bind-error.js';
-import { authenticate } from './auth.js';
+import { ManagementError } from '../management/error.js';
+import { authenticate, describeAccess, type RouteAccess } from './auth.js';
 import { ApiError, RETRY_AFTER_SECONDS } from './errors.js';
-import { registerAdminRoutes } from './routes/admin.js';
+import { registerCredentialRoutes } from './routes/credentials.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
+import { registerDomainRoutes } from './routes/domains.js';
 import { registerEventRoutes } from './routes/events.js';
+import { registerMeRoute } from './routes/me.js';
 import { registerExportRoutes } from './routes/export.js';
 import { registerMessageRoutes } from './routes/messages.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerStatsRoutes } from './routes/stats.js';
 import { registerSuppressionRoutes } from './routes/suppressions.js';
+import { registerTemplateRoutes } from './routes/templates.js';
+import { registerWebhookRoutes } from './routes/webhooks.js';
 import type { ApiContext } from './context.js';
+
+/** A registered route and the access it declares. */
+export interface RouteInfo extends RouteAccess {
+  method: string;
+  url: string;
+}
 
 export class HttpServer {
   private readonly app: FastifyInstance;
   private readonly ready: Promise<void>;
+  private readonly routeList: RouteInfo[] = [];
 
   constructor(private readonly ctx: ApiContext) {
     this.app = Fastify({
@@ -46,6 +59,7 @@ export class HttpServer {
             field: { type: ['string', 'null'], description: 'The request member the error is about' },
             message: { type: 'string' },
             smtp_reply: { type: 'string', description: 'The SMTP reply the same refusal gets on the SMTP listeners' },
+            required_role: { type: 'string', description: 'On a 403 for want of a role: the role the operation needs' },
           },
         },
       },
@@ -58,18 +72,39 @@ export class HttpServer {
             bearer: {
               type: 'http',
               scheme: 'bearer',
-              description: 'An app API key (relay credential add NAME --api-key) or the admin token (http.admin_token)',
+              description:
+                'An operator token (relay operator add NAME --role ROLE), the admin token (http.admin_token), or an app API key (relay credential add NAME --api-key)',
             },
           },
         },
         security: [{ bearer: [] }],
       },
+      // Each operation names the role it needs: x-relay-role, and a line in its description.
+      transform: ({ schema, url, route }) => {
+        const access: RouteAccess = route.config ?? {};
+        const description = [schema?.description, describeAccess(access)].filter(Boolean).join('\n\n');
+        return {
+          url,
+          schema: {
+            ...schema,
+            description,
+            'x-relay-role': access.role ?? null,
+            ...(access.apps && { 'x-relay-app-keys': true }),
+            ...(access.role === 'public' && { security: [] }),
+          },
+        };
+      },
       refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     });
-    app.decorateRequest('principal', null as never);
+    app.decorateRequest('principal', null);
+    app.addHook('onRoute', (route) => {
+      const { role, apps } = (route.config ?? {}) as RouteAccess;
+      for (const method of [route.method].flat()) this.routeList.push({ method, url: route.url, role, apps });
+    });
     app.addHook('onRequest', async (request) => {
-      const access = request.routeOptions.config.access;
-      if (access) request.principal = await authenticate(request, access, ctx.config, ctx.storage);
+      if (request.is404) return;
+      const { role, apps } = request.routeOptions.config;
+      if (role !== 'public') request.principal = await authenticate(request, { role, apps }, ctx.config, ctx.storage);
     });
     app.addHook('onSend', async (_request, reply, payload) => {
       reply.header('x-content-type-options', 'nosniff');
@@ -77,7 +112,7 @@ export class HttpServer {
       if (String(reply.getHeader('content-type') ?? '').startsWith('application/json')) reply.header('cache-control', 'no-store');
       return payload;
     });
-    app.setErrorHandler((err: FastifyError | ApiError, _request, reply) => {
+    app.setErrorHandler((err: FastifyError | ApiError | ManagementError, _request, reply) => {
       const apiError = toApiError(err);
       if (apiError.status >= 500) ctx.logger.error({ err }, 'HTTP API error');
       if (apiError.status === 429 || apiError.status === 503)
@@ -93,9 +128,19 @@ export class HttpServer {
     registerExportRoutes(app, ctx);
     registerSuppressionRoutes(app, ctx);
     registerStatsRoutes(app, ctx);
-    registerAdminRoutes(app, ctx);
+    registerDomainRoutes(app, ctx);
+    registerCredentialRoutes(app, ctx);
+    registerTemplateRoutes(app, ctx);
+    registerWebhookRoutes(app, ctx);
+    registerMeRoute(app);
     registerOperationRoutes(app, ctx);
     registerDashboardRoutes(app);
+  }
+
+  /** Every registered route and the access it declares. */
+  async routes(): Promise<RouteInfo[]> {
+    await this.ready;
+    return [...this.routeList];
   }
 
   async listen(): Promise<number> {
@@ -116,9 +161,12 @@ export class HttpServer {
   }
 }
 
+const MANAGEMENT_STATUS = { invalid: 422, unknown: 404, exists: 409 } as const;
+
 /** Validation errors name the member (`to`, `attachments.0.content`); anything unexpected is a 503, never a bare 500. */
-function toApiError(err: FastifyError | ApiError): ApiError {
+function toApiError(err: FastifyError | ApiError | ManagementError): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof ManagementError) return new ApiError(MANAGEMENT_STATUS[err.because], err.message, err.field);
   if (err.validation?.length) {
     const first = err.validation[0]!;
     const params = first.params as { missingProperty?: string; additionalProperty?: string };

@@ -398,6 +398,8 @@ export interface TemplateStore {
   get(name: string, version?: number): Promise<TemplateRecord | undefined>;
   /** The latest version of every template. */
   list(): Promise<TemplateRecord[]>;
+  /** Removes every version; false if there was none. */
+  remove(name: string): Promise<boolean>;
 }
 
 // ---- Webhooks and their outbox -------------------------------------------------------------------
@@ -430,6 +432,40 @@ export interface WebhookStore {
   delivered(outboxId: number): Promise<void>;
   failed(outboxId: number, error: string, nextAttemptAt: number): Promise<void>;
   backlog(): Promise<{ count: number; oldestAt: number | null }>;
+}
+
+// ---- Operators ----------------------------------------------------------------------------------
+
+/** What an operator token may do (the rules are in src/operators/roles.ts). */
+export type OperatorRole = 'admin' | 'sender-admin' | 'template-editor' | 'viewer';
+export const OPERATOR_ROLES: readonly OperatorRole[] = ['admin', 'sender-admin', 'template-editor', 'viewer'];
+
+export interface OperatorRecord {
+  name: string;
+  role: OperatorRole;
+  /** The public part of the token, to find the operator by. */
+  tokenId: string;
+  /** SHA-256 (hex) of the token's secret part. */
+  tokenHash: string;
+  createdAt: number;
+  /** When the current token was issued (createdAt until the first rotation). */
+  tokenIssuedAt: number;
+  revokedAt: number | null;
+}
+
+export type NewOperator = Pick<OperatorRecord, 'name' | 'role' | 'tokenId' | 'tokenHash'>;
+
+export interface OperatorStore {
+  /** False when the name is taken, by a revoked operator too. */
+  add(operator: NewOperator, at: number): Promise<boolean>;
+  get(name: string): Promise<OperatorRecord | undefined>;
+  /** The active (not revoked) operator whose token has this id. */
+  byTokenId(tokenId: string): Promise<OperatorRecord | undefined>;
+  list(): Promise<OperatorRecord[]>;
+  /** False when there is no active operator of that name. */
+  revoke(name: string, at: number): Promise<boolean>;
+  /** Replaces an active operator's token; false when there is no active operator of that name. */
+  replaceToken(name: string, token: { tokenId: string; tokenHash: string }, at: number): Promise<boolean>;
 }
 
 // ---- Nodes ---------------------------------------------------------------------------------------
@@ -487,6 +523,7 @@ export interface Storage {
   readonly templates: TemplateStore;
   readonly webhooks: WebhookStore;
   readonly nodes: NodeRegistry;
+  readonly operators: OperatorStore;
   /**
    * Where the backend can tell (PostgreSQL's LISTEN/NOTIFY), calls `listener` when any node queues
    * mail or retries a message, so an idle scheduler can wake early; only a hint, polling

@@ -13,6 +13,7 @@ import { NodeNameInUseError, StorageFullError } from '../../src/queue/storage.js
 import { storageError } from '../../src/queue/postgres/db.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { governanceContract } from './contract-governance.js';
+import { operatorContract } from './contract-operators.js';
 import { newMessage, storageContract, T0, type OpenedStorage } from './contract.js';
 
 const openSqliteStorage = async (): Promise<OpenedStorage> => {
@@ -24,6 +25,7 @@ const openSqliteStorage = async (): Promise<OpenedStorage> => {
 };
 storageContract('sqlite', openSqliteStorage);
 governanceContract('sqlite', openSqliteStorage);
+operatorContract('sqlite', openSqliteStorage);
 
 // ---- PostgreSQL: one database for this file, emptied after each test ---------------------------
 
@@ -79,6 +81,7 @@ const openPgStorage = async (): Promise<OpenedStorage> => {
 };
 storageContract('postgres', openPgStorage);
 governanceContract('postgres', openPgStorage);
+operatorContract('postgres', openPgStorage);
 
 describe('postgres: several nodes on one database', () => {
   let nodes: PostgresStorage[];

@@ -20,7 +20,7 @@ const CSP = "default-src 'self'; style-src 'self'; object-src 'none'; base-uri '
 export function registerDashboardRoutes(app: FastifyInstance): void {
   for (const [route, { file, type }] of Object.entries(FILES)) {
     const content = readFileSync(new URL(file, PUBLIC));
-    app.get(route, { schema: { hide: true } }, async (_request, reply) =>
+    app.get(route, { config: { role: 'public' }, schema: { hide: true } }, async (_request, reply) =>
       reply
         .type(type)
         .header('cache-control', 'no-cache')
@@ -30,5 +30,5 @@ export function registerDashboardRoutes(app: FastifyInstance): void {
     );
   }
   // Browsers ask for it on any page they show (the OpenAPI document, an error); nothing to see.
-  app.get('/favicon.ico', { schema: { hide: true } }, async (_request, reply) => reply.code(204).send());
+  app.get('/favicon.ico', { config: { role: 'public' }, schema: { hide: true } }, async (_request, reply) => reply.code(204).send());
 }

@@ -54,7 +54,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ApiContext): void
   app.get<{ Querystring: EventsQuery }>(
     '/v1/events',
     {
-      config: { access: 'read' },
+      config: { role: 'viewer', apps: true },
       schema: {
         summary: 'Events (queued, delivered, deferred, bounced, expired, suppressed), oldest first, cursor-paged',
         querystring: {

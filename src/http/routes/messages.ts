@@ -96,7 +96,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
   app.post<{ Body: MessageRequest; Headers: { 'idempotency-key'?: string } }>(
     '/v1/messages',
     {
-      config: { access: 'send' },
+      config: { role: 'app' },
       schema: {
         summary: 'Send a message (JSON fields or a stored template)',
         headers: { type: 'object', properties: idempotencyKey },
@@ -164,7 +164,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
   }>(
     '/v1/messages/raw',
     {
-      config: { access: 'send' },
+      config: { role: 'app' },
       schema: {
         summary: 'Send an RFC 5322 message as it is, with its envelope',
         headers: { type: 'object', properties: idempotencyKey },
@@ -217,7 +217,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
   app.get<{ Params: { id: string } }>(
     '/v1/messages/:id',
     {
-      config: { access: 'read' },
+      config: { role: 'viewer', apps: true },
       schema: {
         summary: "A message's recipients, their status and events with the remote replies",
         params: { type: 'object', properties: { id: { type: 'string' } } },

@@ -11,9 +11,10 @@ import type { ApiContext } from '../context.js';
 
 export function registerOperationRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const hidden = { hide: true };
-  app.get('/healthz', { schema: { summary: 'Liveness' } }, async () => ({ status: 'ok' }));
+  const config = { role: 'public' } as const;
+  app.get('/healthz', { config, schema: { summary: 'Liveness' } }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', { schema: { summary: 'Readiness: database writable, listeners up' } }, async (_request, reply) => {
+  app.get('/readyz', { config, schema: { summary: 'Readiness: database writable, listeners up' } }, async (_request, reply) => {
     const problems: string[] = [];
     try {
       await ctx.storage.checkWritable();
@@ -26,7 +27,7 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ApiContext): 
 
   app.get(
     '/metrics',
-    { schema: { summary: 'Prometheus metrics (Authorization: Bearer http.metrics_token when that is set)' } },
+    { config, schema: { summary: 'Prometheus metrics (Authorization: Bearer http.metrics_token when that is set)' } },
     async (request, reply) => {
       const token = ctx.config.http.metrics_token;
       if (token && !bearerIs(request.headers.authorization, token)) {
@@ -37,7 +38,7 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ApiContext): 
     },
   );
 
-  app.get('/openapi.json', { schema: hidden }, async () => app.swagger());
+  app.get('/openapi.json', { config, schema: hidden }, async () => app.swagger());
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest();

@@ -38,7 +38,7 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
   app.get<{ Querystring: { from?: string; to?: string; granularity: 'hour' | 'day'; tag?: string } }>(
     '/v1/stats',
     {
-      config: { access: 'read' },
+      config: { role: 'viewer', apps: true },
       schema: {
         summary: 'Counts over time and by recipient domain (default: the last 24 hours, hourly)',
         querystring: {

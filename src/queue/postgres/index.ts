@@ -14,6 +14,7 @@ import { PgEventLog } from './events.js';
 import { PgIdempotency, PgLimits } from './limits.js';
 import { migrate } from './migrations.js';
 import { PgNodes } from './nodes.js';
+import { PgOperators } from './operators.js';
 import { PgMessageQueue } from './queue.js';
 import { PgCredentials, PgDomains, PgSuppressions, PgTemplates } from './tables.js';
 import { PgWebhooks } from './webhooks.js';
@@ -100,6 +101,7 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     templates: new PgTemplates(db),
     webhooks: new PgWebhooks(db),
     nodes,
+    operators: new PgOperators(db),
 
     onWork(listener) {
       listeners.add(listener);

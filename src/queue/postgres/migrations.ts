@@ -204,6 +204,22 @@ CREATE TABLE credential_policies (
 );
 `,
   },
+  {
+    version: 4,
+    name: 'operators',
+    sql: `
+-- Named operator tokens with a role: a token is "ro_" + token_id + "." + secret; only the secret's SHA-256 is kept.
+CREATE TABLE operators (
+  name            TEXT PRIMARY KEY,
+  role            TEXT NOT NULL CHECK (role IN ('admin', 'sender-admin', 'template-editor', 'viewer')),
+  token_id        TEXT NOT NULL UNIQUE,
+  token_hash      TEXT NOT NULL,
+  created_at      BIGINT NOT NULL,
+  token_issued_at BIGINT NOT NULL,
+  revoked_at      BIGINT
+);
+`,
+  },
 ];
 
 export async function migrate(db: Db, logger?: Logger): Promise<void> {

@@ -200,4 +200,8 @@ export class PgTemplates implements TemplateStore {
     const rows = await this.db.query<TemplateRow>(`SELECT DISTINCT ON (name) * FROM templates ORDER BY name, version DESC`);
     return rows.map(toTemplate);
   }
+
+  async remove(name: string): Promise<boolean> {
+    return (await this.db.run(`DELETE FROM templates WHERE name = $1`, [name])) > 0;
+  }
 }

@@ -9,6 +9,7 @@ import { SqliteEvents } from './events.js';
 import { SqliteLimits } from './limits.js';
 import { migrate } from './migrations.js';
 import { SqliteNodes } from './nodes.js';
+import { SqliteOperators } from './operators.js';
 import { SqliteQueue } from './queue.js';
 import { SqliteCredentials, SqliteDomains, SqliteSuppressions, SqliteTemplates, SqliteWebhooks } from './tables.js';
 
@@ -36,6 +37,7 @@ export async function openSqlite(file: string): Promise<Storage> {
     templates: new SqliteTemplates(conn),
     webhooks: new SqliteWebhooks(conn),
     nodes: new SqliteNodes(conn),
+    operators: new SqliteOperators(conn),
     async checkWritable() {
       conn.writeNow(() => undefined);
     },

@@ -201,8 +201,20 @@ CREATE TABLE credential_policies (
   allowed_recipients TEXT NOT NULL DEFAULT '[]'    -- JSON array of addresses and @domain entries
 );
 `;
+const V4_OPERATORS = `
+-- Named operator tokens with a role: a token is "ro_" + token_id + "." + secret; only the secret's SHA-256 is kept.
+CREATE TABLE operators (
+  name            TEXT PRIMARY KEY,
+  role            TEXT NOT NULL CHECK (role IN ('admin', 'sender-admin', 'template-editor', 'viewer')),
+  token_id        TEXT NOT NULL UNIQUE,
+  token_hash      TEXT NOT NULL,
+  created_at      INTEGER NOT NULL,
+  token_issued_at INTEGER NOT NULL,
+  revoked_at      INTEGER
+);
+`;
 
-const MIGRATIONS = [V1_RELEASE_0_1_0, V2_SEVERAL_NODES, V3_SENDER_IDENTITIES_SANDBOX_TAGS];
+const MIGRATIONS = [V1_RELEASE_0_1_0, V2_SEVERAL_NODES, V3_SENDER_IDENTITIES_SANDBOX_TAGS, V4_OPERATORS];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 export function migrate(db: Database.Database): void {

@@ -230,6 +230,10 @@ export class SqliteTemplates implements TemplateStore {
       .all() as TemplateRow[];
     return rows.map(toTemplate);
   }
+
+  async remove(name: string): Promise<boolean> {
+    return this.conn.writeNow(() => this.conn.db.prepare(`DELETE FROM templates WHERE name = ?`).run(name).changes > 0);
+  }
 }
 
 export class SqliteWebhooks implements WebhookStore {

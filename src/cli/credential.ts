@@ -1,6 +1,8 @@
 /** `relay credential ...`: SMTP AUTH logins, the sender domains each may use, and their rate limits and quotas. */
 import { randomBytes } from 'node:crypto';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { AuditTrail } from '../audit/trail.js';
+import { parseDuration } from '../config/duration.js';
 import { hashApiKey, newApiKey } from '../submission/api-keys.js';
 import type { Storage } from '../queue/storage.js';
 import { hashPassword } from '../submission/password.js';
@@ -30,10 +32,14 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     .option('--api-key', 'also issue an HTTP API key, shown once; for an existing credential, issue another key')
     .option('--json', 'print JSON')
     .action((input: string, opts: LimitOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const name = credentialName(input);
         const existing = await storage.credentials.get(name);
-        if (existing && opts.apiKey && !opts.domain) return issueApiKey(storage, name, existing.revokedAt, opts.json);
+        if (existing && opts.apiKey && !opts.domain) {
+          return issueApiKey(storage, name, existing.revokedAt, opts.json, () =>
+            audit.record({ actor: cli.actor(), action: 'credential.api-key', target: name }),
+          );
+        }
         if (existing)
           throw new CliError(
             `credential ${name} already exists (names of revoked credentials stay taken); add --api-key alone to issue it an API key`,
@@ -49,6 +55,7 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
         const limits = limitsFrom(opts);
         if (Object.keys(limits).length) await storage.limits.set(name, limits);
         const apiKey = opts.apiKey ? await addApiKey(storage, name) : undefined;
+        await audit.record({ actor: cli.actor(), action: 'credential.add', target: name, change: { domains, limits, api_key: !!apiKey } });
         if (opts.json)
           return printJson({
             name,
@@ -69,12 +76,19 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
   addLimitOptions(credential.command('update <name>').description("change a credential's rate limit and quotas (counted in recipients)"))
     .option('--json', 'print JSON')
     .action((name: string, opts: LimitOptions & { json?: boolean }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         if (!(await storage.credentials.get(name))) throw new CliError(`unknown credential ${name}`);
         const limits = limitsFrom(opts);
         if (Object.keys(limits).length === 0) throw new CliError('nothing to update: give --rate, --daily or --monthly');
+        const before = (await limitsView(storage, name)).limits;
         await storage.limits.set(name, limits);
         const view = (await limitsView(storage, name)).limits;
+        await audit.record({
+          actor: cli.actor(),
+          action: 'credential.update',
+          target: name,
+          change: { limits: { from: before, to: view } },
+        });
         if (opts.json) return printJson({ name, limits: view });
         print(
           `Updated credential ${name}: rate ${view.rate ?? 'unlimited'}, daily ${view.daily ?? 'unlimited'}, monthly ${view.monthly ?? 'unlimited'}.`,
@@ -96,11 +110,19 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
             created: isoTime(c.createdAt),
             revoked: isoTime(c.revokedAt),
             ...(await limitsView(storage, c.name)),
+            old_secret: c.rotation
+              ? {
+                  grace_until: isoTime(c.rotation.until),
+                  active: c.rotation.until > Date.now(),
+                  logins: c.rotation.oldLogins,
+                  last_login: isoTime(c.rotation.lastOldLoginAt),
+                }
+              : null,
           })),
         );
         if (opts.json) return printJson(credentials);
         printTable(
-          ['NAME', 'USERNAME', 'DOMAINS', 'RATE', 'TODAY', 'THIS MONTH', 'CREATED', 'REVOKED'],
+          ['NAME', 'USERNAME', 'DOMAINS', 'RATE', 'TODAY', 'THIS MONTH', 'CREATED', 'REVOKED', 'OLD SECRET'],
           credentials.map((c) => [
             c.name,
             c.username,
@@ -110,6 +132,8 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
             usedOf(c.usage.this_month, c.limits.monthly),
             formatTime(c.created),
             formatTime(c.revoked),
+            c.old_secret &&
+              `${c.old_secret.active ? 'works until' : 'ended'} ${formatTime(c.old_secret.grace_until)}, ${c.old_secret.logins} logins`,
           ]),
           'No credentials yet: create one with `relay credential add NAME --domain DOMAIN`.',
         );
@@ -120,14 +144,55 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     .command('revoke <name>')
     .description('revoke a credential; logins with it fail from now on, also on a running relay')
     .action((name: string) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const existing = await storage.credentials.get(name);
         if (!existing) throw new CliError(`unknown credential ${name}`);
         if (!(await storage.credentials.revoke(name)))
           throw new CliError(`credential ${name} was already revoked at ${formatTime(existing.revokedAt)}`);
+        await audit.record({ actor: cli.actor(), action: 'credential.revoke', target: name });
         print(`Revoked credential ${name}.`);
       }),
     );
+
+  credential
+    .command('rotate <name>')
+    .description('issue a new password (and with --api-key a new API key), shown once; the old ones keep working until the grace ends')
+    .option('--grace <duration>', 'how long the old password and keys keep working (e.g. 1h, 24h, 7d; 0 ends them now)', grace, 86_400_000)
+    .option('--api-key', 'also issue a new API key; the current keys end with the grace')
+    .option('--json', 'print JSON')
+    .action((name: string, opts: { grace: number; apiKey?: boolean; json?: boolean }) =>
+      cli.withStorage(async (storage, _config, audit) => {
+        const existing = await storage.credentials.get(name);
+        if (!existing) throw new CliError(`unknown credential ${name}`);
+        if (existing.revokedAt) throw new CliError(`credential ${name} was revoked at ${formatTime(existing.revokedAt)}`);
+        const password = newPassword();
+        const apiKey = opts.apiKey ? newApiKey() : undefined;
+        const until = Date.now() + opts.grace;
+        const rotation = { passwordHash: hashPassword(password), until, ...(apiKey && { apiKeyHash: hashApiKey(apiKey) }) };
+        if (!(await storage.credentials.rotate(name, rotation))) throw new CliError(`credential ${name} was revoked meanwhile`);
+        await audit.record({
+          actor: cli.actor(),
+          action: 'credential.rotate',
+          target: name,
+          change: { grace_until: isoTime(until), api_key: !!apiKey },
+        });
+        if (opts.json) return printJson({ name, password, ...(apiKey && { api_key: apiKey }), old_secret_until: isoTime(until) });
+        print(`Rotated credential ${name}.`);
+        print(`  Password: ${password}`);
+        if (apiKey) print(`  API key:  ${apiKey}`);
+        print(`The old password${apiKey ? ' and API keys' : ''} keep working until ${formatTime(until)}; logins with them are counted`);
+        print('in `relay credential list`. Store the new secret now: it will not be shown again.');
+      }),
+    );
+}
+
+function grace(input: string): number {
+  if (input.trim() === '0') return 0;
+  try {
+    return parseDuration(input);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 /** A new API key for the credential; only its hash is stored. */
@@ -137,9 +202,16 @@ async function addApiKey(storage: Storage, name: string): Promise<string> {
   return key;
 }
 
-async function issueApiKey(storage: Storage, name: string, revokedAt: number | null, json?: boolean): Promise<void> {
+async function issueApiKey(
+  storage: Storage,
+  name: string,
+  revokedAt: number | null,
+  json: boolean | undefined,
+  recorded: () => ReturnType<AuditTrail['record']>,
+): Promise<void> {
   if (revokedAt) throw new CliError(`credential ${name} was revoked at ${formatTime(revokedAt)}`);
   const apiKey = await addApiKey(storage, name);
+  await recorded();
   if (json) return printJson({ name, api_key: apiKey });
   print(`New API key for ${name}: ${apiKey}`);
   print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');

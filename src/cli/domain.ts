@@ -36,7 +36,7 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .addOption(new Option('--algorithm <algorithm>', 'DKIM key type').choices(['rsa', 'ed25519']).default('rsa'))
     .option('--json', 'print JSON')
     .action((input: string, opts: { selector?: string; algorithm: 'rsa' | 'ed25519'; json?: boolean }) =>
-      cli.withStorage(async (storage, config) => {
+      cli.withStorage(async (storage, config, audit) => {
         const name = domainName(input);
         const selector = selectorName(opts.selector ?? defaultSelector());
         if (await storage.domains.get(name)) {
@@ -45,6 +45,7 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
         const { privateKeyPem, publicKey } = generateDkimKey(opts.algorithm);
         const added = { name, selector, algorithm: opts.algorithm, privateKeyPem, publicKey, verificationToken: newVerificationToken() };
         await storage.domains.add(added);
+        await audit.record({ actor: cli.actor(), action: 'domain.add', target: name, change: { selector, algorithm: opts.algorithm } });
         const records = dnsRecords(added, config.hostname);
         if (opts.json) return printJson({ domain: name, selector, records });
         printRecords(added, records, `Added ${name} (DKIM selector ${selector}, ${opts.algorithm} key).`);
@@ -56,12 +57,18 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .description("check the domain's DNS records; sending is allowed once the ownership record is found")
     .option('--json', 'print JSON')
     .action((input: string, opts: { json?: boolean }) =>
-      cli.withStorage(async (storage, config) => {
+      cli.withStorage(async (storage, config, audit) => {
         const record = await requireDomain(storage, input);
         const { verified, checks } = await verifyDomain(record, createResolver(config), config.hostname);
         // A failed lookup proves nothing either way, so it must not revoke an earlier verification.
         const lookupFailed = checks.verification.status === 'error';
         await storage.domains.setVerification(record.name, lookupFailed ? record.verified : verified, checks);
+        await audit.record({
+          actor: cli.actor(),
+          action: 'domain.verify',
+          target: record.name,
+          change: { verified: lookupFailed ? record.verified : verified, was_verified: record.verified, lookup_failed: lookupFailed },
+        });
         if (opts.json) printJson({ domain: record.name, verified, checks });
         else printVerification(record, verified, checks, lookupFailed);
         if (!verified) process.exitCode = 1;
@@ -107,9 +114,10 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .command('remove <domain>')
     .description('remove a domain and its DKIM key; credentials can no longer send from it')
     .action((input: string) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const name = domainName(input);
         if (!(await storage.domains.remove(name))) throw new CliError(`unknown domain ${name}`);
+        await audit.record({ actor: cli.actor(), action: 'domain.remove', target: name });
         print(`Removed ${name}. Its DNS records can now be deleted.`);
       }),
     );

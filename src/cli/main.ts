@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
+import { registerAuditCommands } from './audit.js';
 import { createCli } from './context.js';
 import { registerCredentialCommands } from './credential.js';
 import { registerDomainCommands } from './domain.js';
@@ -45,6 +46,7 @@ registerStatsCommand(program, cli);
 registerTemplateCommands(program, cli);
 registerWebhookCommands(program, cli);
 registerNodesCommand(program, cli);
+registerAuditCommands(program, cli);
 
 try {
   await program.parseAsync(process.argv);

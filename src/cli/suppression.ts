@@ -43,13 +43,14 @@ export function registerSuppressionCommands(program: Command, cli: Cli): void {
     .option('--reason <text>', 'why (shown in `relay suppression list`)', 'added by operator')
     .option('--credential <name>', 'only for this credential (default: every credential)')
     .action((input: string, opts: { reason: string; credential?: string }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const address = emailAddress(input);
         const credential = opts.credential ?? null;
         if (credential !== null && !(await storage.credentials.get(credential))) throw new CliError(`unknown credential ${credential}`);
         if (!(await storage.suppressions.add({ address, reason: opts.reason, credential }))) {
           throw new CliError(`${address} is already on the suppression list for ${scopeName(credential)}`);
         }
+        await audit.record({ actor: cli.actor(), action: 'suppression.add', target: address, change: { credential, reason: opts.reason } });
         print(`Suppressed ${address}${credential === null ? '' : ` for ${credential}`}.`);
       }),
     );
@@ -59,12 +60,13 @@ export function registerSuppressionCommands(program: Command, cli: Cli): void {
     .description('allow sending to an address again')
     .option('--credential <name>', "remove that credential's entry instead of the one for every credential")
     .action((input: string, opts: { credential?: string }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const address = emailAddress(input);
         const credential = opts.credential ?? null;
         if (!(await storage.suppressions.remove(address, credential))) {
           throw new CliError(`${address} is not on the suppression list for ${scopeName(credential)}`);
         }
+        await audit.record({ actor: cli.actor(), action: 'suppression.remove', target: address, change: { credential } });
         print(`Removed ${address} from the suppression list.`);
       }),
     );

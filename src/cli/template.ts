@@ -30,7 +30,7 @@ export function registerTemplateCommands(program: Command, cli: Cli): void {
     .option('--html-file <file>', 'HTML part')
     .option('--json', 'print JSON')
     .action((name: string, opts: { subject: string; textFile?: string; htmlFile?: string; json?: boolean }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         if (!TEMPLATE_NAME.test(name)) throw new CliError(`"${name}" is not a valid template name (letters, digits and . _ -)`);
         const text = readPart(opts.textFile, 'text');
         const html = readPart(opts.htmlFile, 'HTML');
@@ -47,6 +47,12 @@ export function registerTemplateCommands(program: Command, cli: Cli): void {
           }
         }
         const version = await storage.templates.add({ name, subject: opts.subject, text, html });
+        await audit.record({
+          actor: cli.actor(),
+          action: 'template.add',
+          target: name,
+          change: { version, subject: opts.subject, parts: [text !== null && 'text', html !== null && 'html'].filter(Boolean) },
+        });
         if (opts.json) return printJson({ name, version });
         print(`Added template ${name} version ${version}.`);
       }),

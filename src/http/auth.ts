@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { RelayConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
 import type { CredentialRecord, CredentialStore, LimitStore } from '../queue/storage.js';
 import { hashApiKey } from '../submission/api-keys.js';
 import { ApiError } from './errors.js';
@@ -32,7 +33,8 @@ export async function authenticate(
   request: FastifyRequest,
   access: Access,
   config: RelayConfig,
-  storage: { credentials: Pick<CredentialStore, 'byApiKey'>; limits: LimitStore },
+  storage: { credentials: Pick<CredentialStore, 'byApiKey' | 'recordOldSecretLogin'>; limits: LimitStore },
+  logger?: Logger,
 ): Promise<Principal> {
   const token = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
   const adminToken = config.http.admin_token;
@@ -58,14 +60,25 @@ export async function authenticate(
       throw new ApiError(403, 'sending needs an app API key (relay credential add NAME --api-key), not the admin token', 'authorization');
     return { admin: true };
   }
-  const credential = await storage.credentials.byApiKey(hashApiKey(token));
+  const keyHash = hashApiKey(token);
+  const credential = await storage.credentials.byApiKey(keyHash);
   if (!credential) {
     await storage.limits.recordLoginFailure(ipKey, now, now - window);
     throw new ApiError(401, 'invalid or revoked API key', 'authorization');
   }
+  if (credential.rotation && credential.rotation.until > now && credential.rotation.oldApiKeyHashes.includes(keyHash)) {
+    logger?.warn(
+      { credential: credential.name, graceUntil: new Date(credential.rotation.until).toISOString() },
+      'API call with a key a rotation replaced',
+    );
+    await storage.credentials.recordOldSecretLogin(credential.name, now);
+  }
   if (access === 'admin') throw new ApiError(403, 'this endpoint needs the admin token, not an app API key', 'authorization');
   return { admin: false, credential };
 }
+
+/** Who the audit log names for a request: the admin token, or the credential of an app key. */
+export const actorOf = (principal: Principal) => (principal.admin ? 'admin-token' : `credential:${principal.credential.name}`);
 
 /** The credential whose data an app key may see; undefined for the admin (everything). */
 export const scopeOf = (principal: Principal) => (principal.admin ? undefined : principal.credential.name);

@@ -10,6 +10,7 @@ import { bindError } from '../bind-error.js';
 import { authenticate } from './auth.js';
 import { ApiError, RETRY_AFTER_SECONDS } from './errors.js';
 import { registerAdminRoutes } from './routes/admin.js';
+import { registerAuditRoutes } from './routes/audit.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerMessageRoutes } from './routes/messages.js';
@@ -68,7 +69,7 @@ export class HttpServer {
     app.decorateRequest('principal', null as never);
     app.addHook('onRequest', async (request) => {
       const access = request.routeOptions.config.access;
-      if (access) request.principal = await authenticate(request, access, ctx.config, ctx.storage);
+      if (access) request.principal = await authenticate(request, access, ctx.config, ctx.storage, ctx.logger);
     });
     app.addHook('onSend', async (_request, reply, payload) => {
       reply.header('x-content-type-options', 'nosniff');
@@ -92,6 +93,7 @@ export class HttpServer {
     registerSuppressionRoutes(app, ctx);
     registerStatsRoutes(app, ctx);
     registerAdminRoutes(app, ctx);
+    registerAuditRoutes(app, ctx);
     registerOperationRoutes(app, ctx);
     registerDashboardRoutes(app);
   }

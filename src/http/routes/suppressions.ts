@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { isoTime } from '../../envelope/time.js';
 import type { Suppression } from '../../queue/storage.js';
 import { checkRecipientAddress } from '../../submission/recipient-address.js';
-import { scopeOf } from '../auth.js';
+import { actorOf, scopeOf } from '../auth.js';
 import { ApiError } from '../errors.js';
 import type { ApiContext } from '../context.js';
 
@@ -73,6 +73,12 @@ export function registerSuppressionRoutes(app: FastifyInstance, ctx: ApiContext)
       if (!(await suppressions.add({ address, reason: reason!, credential }))) {
         throw new ApiError(409, `${address} is already on the suppression list`, 'address');
       }
+      await ctx.audit.record({
+        actor: actorOf(request.principal),
+        action: 'suppression.add',
+        target: address,
+        change: { credential, reason },
+      });
       const added = (await suppressions.list(credential === null ? {} : { credential })).find(
         (s) => s.address === address.trim().toLowerCase() && s.credential === credential,
       )!;
@@ -102,9 +108,16 @@ export function registerSuppressionRoutes(app: FastifyInstance, ctx: ApiContext)
       if (scope !== undefined && request.query.credential !== undefined && request.query.credential !== scope) {
         throw new ApiError(403, "an app key cannot remove another credential's suppressions", 'credential');
       }
-      if (!(await suppressions.remove(request.params.address, scope ?? request.query.credential ?? null))) {
+      const credential = scope ?? request.query.credential ?? null;
+      if (!(await suppressions.remove(request.params.address, credential))) {
         throw new ApiError(404, `${request.params.address} is not on the suppression list`, 'address');
       }
+      await ctx.audit.record({
+        actor: actorOf(request.principal),
+        action: 'suppression.remove',
+        target: request.params.address,
+        change: { credential },
+      });
       return reply.code(204).send();
     },
   );

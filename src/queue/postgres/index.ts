@@ -7,6 +7,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Storage } from '../storage.js';
+import { PgAudit } from './audit.js';
 import { connectionConfig, Db } from './db.js';
 import { WORK_CHANNEL } from './enqueue.js';
 import { PgEventLog } from './events.js';
@@ -14,6 +15,7 @@ import { PgIdempotency, PgLimits } from './limits.js';
 import { migrate } from './migrations.js';
 import { PgNodes } from './nodes.js';
 import { PgMessageQueue } from './queue.js';
+import { PgSecrets } from './secrets.js';
 import { PgCredentials, PgDomains, PgSuppressions, PgTemplates } from './tables.js';
 import { PgWebhooks } from './webhooks.js';
 
@@ -98,6 +100,8 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     templates: new PgTemplates(db),
     webhooks: new PgWebhooks(db),
     nodes,
+    audit: new PgAudit(db),
+    secrets: new PgSecrets(db),
 
     onWork(listener) {
       listeners.add(listener);

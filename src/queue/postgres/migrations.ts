@@ -188,6 +188,32 @@ CREATE TABLE writable_probe (
 );
 `,
   },
+  {
+    version: 5,
+    name: 'audit log, credential rotation',
+    sql: `
+-- Append-only and hash-chained (src/audit/chain.ts): seq has no gaps, prev_hash is the previous row's hash.
+CREATE TABLE audit_log (
+  seq       BIGINT PRIMARY KEY,
+  at        BIGINT NOT NULL,
+  actor     TEXT NOT NULL,
+  action    TEXT NOT NULL,
+  target    TEXT NOT NULL,
+  change    TEXT NOT NULL,        -- canonical JSON, hashed as stored (not jsonb, which reorders keys)
+  prev_hash TEXT NOT NULL UNIQUE, -- two rows chained onto one would be a fork
+  hash      TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+
+-- The secrets a rotation replaced keep working until old_secret_until; their logins are counted.
+ALTER TABLE credentials
+  ADD COLUMN old_password_hash TEXT,
+  ADD COLUMN old_secret_until BIGINT,
+  ADD COLUMN old_secret_logins INTEGER NOT NULL DEFAULT 0,
+  ADD COLUMN old_secret_last_login_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;   -- set when a rotation retires the key
+`,
+  },
 ];
 
 export async function migrate(db: Db, logger?: Logger): Promise<void> {

@@ -3,12 +3,14 @@
  * the CLI. Several processes may open it on one host; several hosts need PostgreSQL.
  */
 import type { Storage } from '../storage.js';
+import { SqliteAudit } from './audit.js';
 import { SqliteConnection } from './connection.js';
 import { SqliteEvents } from './events.js';
 import { SqliteLimits } from './limits.js';
 import { migrate } from './migrations.js';
 import { SqliteNodes } from './nodes.js';
 import { SqliteQueue } from './queue.js';
+import { SqliteSecrets } from './secrets.js';
 import { SqliteCredentials, SqliteDomains, SqliteSuppressions, SqliteTemplates, SqliteWebhooks } from './tables.js';
 
 export async function openSqlite(file: string): Promise<Storage> {
@@ -34,6 +36,8 @@ export async function openSqlite(file: string): Promise<Storage> {
     templates: new SqliteTemplates(conn),
     webhooks: new SqliteWebhooks(conn),
     nodes: new SqliteNodes(conn),
+    audit: new SqliteAudit(conn),
+    secrets: new SqliteSecrets(conn),
     async checkWritable() {
       conn.writeNow(() => undefined);
     },

@@ -12,6 +12,7 @@ import { registerDomainCommands } from './domain.js';
 import { registerEventsCommand } from './events.js';
 import { registerNodesCommand } from './nodes.js';
 import { registerQueueCommands } from './queue.js';
+import { registerSecretsCommands } from './secrets.js';
 import { registerServeCommand } from './serve.js';
 import { registerStatsCommand } from './stats.js';
 import { registerSuppressionCommands } from './suppression.js';
@@ -47,6 +48,7 @@ registerTemplateCommands(program, cli);
 registerWebhookCommands(program, cli);
 registerNodesCommand(program, cli);
 registerAuditCommands(program, cli);
+registerSecretsCommands(program, cli);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,6 +3,8 @@
  * signer, the delivery loop, webhooks and retention. `relay serve` and the tests start it the
  * same way.
  */
+import { isDeepStrictEqual } from 'node:util';
+import { AuditTrail } from './audit/trail.js';
 import type { RelayConfig } from './config/schema.js';
 import { loadBounceRules } from './bounces/classify.js';
 import { BounceNotifier } from './bounces/notifier.js';
@@ -35,8 +37,11 @@ export interface RunningRelay {
   ports: Record<string, number>;
   /** SIGTERM: refuses new sessions (421 4.3.2), lets transactions and deliveries in progress finish, closes. */
   stop(): Promise<void>;
-  /** SIGHUP: applies a re-read config and re-reads the TLS certificate; returns the changed keys that take a restart. */
-  reload(next: RelayConfig): Promise<string[]>;
+  /**
+   * SIGHUP: applies a re-read config and re-reads the TLS certificate; returns the changed keys
+   * that take a restart. Recorded in the audit log under `actor`.
+   */
+  reload(next: RelayConfig, actor?: string): Promise<string[]>;
 }
 
 /** `clock` sets the time rates, quotas, lockouts and retries are counted in (tests); Date.now by default. */
@@ -92,7 +97,8 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     server.server.server.on('connection', () => metrics.smtpSessions.inc({ listener: server.listener.name }));
   }
   const listenersDown = () => servers.filter((s) => !s.server.server.listening).map((s) => s.listener.name);
-  const http = new HttpServer({ config, storage, pipeline, metrics, logger, listenersDown });
+  const audit = new AuditTrail(storage.audit);
+  const http = new HttpServer({ config, storage, pipeline, metrics, logger, listenersDown, audit });
   const webhooks = new WebhookDispatcher({ webhooks: storage.webhooks, config, logger, node });
   const retention = new RetentionPurger({ storage, config, logger });
   const ports: Record<string, number> = {};
@@ -127,12 +133,20 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
       await storage.close();
       logger.info('relay stopped');
     },
-    async reload(next) {
+    async reload(next, actor = 'signal:SIGHUP') {
       const renewed = await loadCertificate(next.tls, next.hostname, logger);
+      // Key names only: values may hold tokens.
+      const changed = (Object.keys(next) as (keyof RelayConfig)[]).filter(
+        (key) => key !== 'source' && key !== 'baseDir' && !isDeepStrictEqual(config[key], next[key]),
+      );
       const needRestart = applyConfig(config, next);
       for (const server of servers) server.reload(renewed, config.limits.max_message_bytes);
       logger.level = config.log.level;
       logger.info({ config: next.source, needRestart }, 'configuration and certificate reloaded');
+      // The reload has taken effect: a failure to record it must not report it as failed.
+      await audit
+        .record({ actor, action: 'config.reload', target: next.source, change: { changed, need_restart: needRestart } })
+        .catch((err: unknown) => logger.error({ err }, 'could not record the reload in the audit log'));
       return needRestart;
     },
   };

@@ -3,6 +3,7 @@
  * server itself, so a route added without a declared role fails here, and so does one whose role
  * the server does not enforce or the OpenAPI document does not show.
  */
+import { AuditTrail } from '../src/audit/trail.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpServer, type RouteInfo } from '../src/http/server.js';
 import { createLogger } from '../src/log.js';
@@ -61,6 +62,7 @@ beforeAll(async () => {
     metrics: undefined as never,
     logger: createLogger('silent'),
     listenersDown: () => [],
+    audit: new AuditTrail(relay.storage.audit),
   });
   routes = (await server.routes()).filter((r) => r.method !== 'HEAD');
   await server.close();

@@ -1,6 +1,16 @@
 /** `relay credential ...`: SMTP AUTH logins, the sender domains each may use, and their rate limits and quotas. */
-import type { Command } from 'commander';
-import { addCredential, issueApiKey, limitsView, revokeCredential, updateCredentialLimits } from '../submission/credentials.js';
+import { InvalidArgumentError, type Command } from 'commander';
+import { parseDuration } from '../config/duration.js';
+import { hashApiKey, newApiKey } from '../submission/api-keys.js';
+import {
+  addCredential,
+  issueApiKey,
+  limitsView,
+  newPassword,
+  revokeCredential,
+  updateCredentialLimits,
+} from '../submission/credentials.js';
+import { hashPassword } from '../submission/password.js';
 import { CliError, type Cli } from './context.js';
 import { addLimitOptions, type LimitOptions, limitsFrom, usedOf } from './credential-limits.js';
 import { addPolicyOptions, type PolicyOptions, policyFrom, policyLines, policyView } from './credential-policy.js';
@@ -28,10 +38,11 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     .option('--api-key', 'also issue an HTTP API key, shown once; for an existing credential, issue another key')
     .option('--json', 'print JSON')
     .action((name: string, opts: LimitOptions & PolicyOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const existing = await storage.credentials.get(name);
         if (existing && opts.apiKey && !opts.domain) {
           const apiKey = await issueApiKey(storage, name);
+          await audit.record({ actor: cli.actor(), action: 'credential.api-key', target: name });
           if (opts.json) return printJson({ name, api_key: apiKey });
           print(`New API key for ${name}: ${apiKey}`);
           print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');
@@ -48,6 +59,12 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
         );
         const added = await addCredential(storage, { name, domains: opts.domain, limits: limitsFrom(opts), policy, apiKey: opts.apiKey });
         const policyNow = await storage.credentialPolicies.get(added.name);
+        await audit.record({
+          actor: cli.actor(),
+          action: 'credential.add',
+          target: added.name,
+          change: { domains: added.domains, limits: limitsFrom(opts), ...policy, api_key: !!added.apiKey },
+        });
         if (opts.json)
           return printJson({
             name: added.name,
@@ -81,7 +98,7 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
   )
     .option('--json', 'print JSON')
     .action((name: string, opts: LimitOptions & PolicyOptions & { json?: boolean }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const existing = await storage.credentials.get(name);
         if (!existing) throw new CliError(`unknown credential ${name}`);
         const limits = limitsFrom(opts);
@@ -91,11 +108,18 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
             'nothing to update: give --rate, --daily, --monthly, --sender, --reply-to-domain, --sandbox or --allow-recipient',
           );
         }
+        const before = { limits: (await limitsView(storage, name)).limits, ...policyView(await storage.credentialPolicies.get(name)) };
         const view = Object.keys(limits).length
           ? await updateCredentialLimits(storage, name, limits)
           : (await limitsView(storage, name)).limits;
         if (Object.keys(policy).length) await storage.credentialPolicies.set(name, policy);
         const policyNow = await storage.credentialPolicies.get(name);
+        await audit.record({
+          actor: cli.actor(),
+          action: 'credential.update',
+          target: name,
+          change: { from: before, to: { limits: view, ...policyView(policyNow) } },
+        });
         if (opts.json) return printJson({ name, limits: view, ...policyView(policyNow) });
         print(
           `Updated credential ${name}: rate ${view.rate ?? 'unlimited'}, daily ${view.daily ?? 'unlimited'}, monthly ${view.monthly ?? 'unlimited'}.`,
@@ -119,11 +143,19 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
             revoked: isoTime(c.revokedAt),
             ...(await limitsView(storage, c.name)),
             ...policyView(await storage.credentialPolicies.get(c.name)),
+            old_secret: c.rotation
+              ? {
+                  grace_until: isoTime(c.rotation.until),
+                  active: c.rotation.until > Date.now(),
+                  logins: c.rotation.oldLogins,
+                  last_login: isoTime(c.rotation.lastOldLoginAt),
+                }
+              : null,
           })),
         );
         if (opts.json) return printJson(credentials);
         printTable(
-          ['NAME', 'USERNAME', 'DOMAINS', 'RATE', 'TODAY', 'THIS MONTH', 'CREATED', 'REVOKED'],
+          ['NAME', 'USERNAME', 'DOMAINS', 'RATE', 'TODAY', 'THIS MONTH', 'CREATED', 'REVOKED', 'OLD SECRET'],
           credentials.map((c) => [
             c.name,
             c.username,
@@ -133,6 +165,8 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
             usedOf(c.usage.this_month, c.limits.monthly),
             formatTime(c.created),
             formatTime(c.revoked),
+            c.old_secret &&
+              `${c.old_secret.active ? 'works until' : 'ended'} ${formatTime(c.old_secret.grace_until)}, ${c.old_secret.logins} logins`,
           ]),
           'No credentials yet: create one with `relay credential add NAME --domain DOMAIN`.',
         );
@@ -143,9 +177,50 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     .command('revoke <name>')
     .description('revoke a credential; logins with it fail from now on, also on a running relay')
     .action((name: string) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         await revokeCredential(storage, name);
+        await audit.record({ actor: cli.actor(), action: 'credential.revoke', target: name });
         print(`Revoked credential ${name}.`);
       }),
     );
+
+  credential
+    .command('rotate <name>')
+    .description('issue a new password (and with --api-key a new API key), shown once; the old ones keep working until the grace ends')
+    .option('--grace <duration>', 'how long the old password and keys keep working (e.g. 1h, 24h, 7d; 0 ends them now)', grace, 86_400_000)
+    .option('--api-key', 'also issue a new API key; the current keys end with the grace')
+    .option('--json', 'print JSON')
+    .action((name: string, opts: { grace: number; apiKey?: boolean; json?: boolean }) =>
+      cli.withStorage(async (storage, _config, audit) => {
+        const existing = await storage.credentials.get(name);
+        if (!existing) throw new CliError(`unknown credential ${name}`);
+        if (existing.revokedAt) throw new CliError(`credential ${name} was revoked at ${formatTime(existing.revokedAt)}`);
+        const password = newPassword();
+        const apiKey = opts.apiKey ? newApiKey() : undefined;
+        const until = Date.now() + opts.grace;
+        const rotation = { passwordHash: hashPassword(password), until, ...(apiKey && { apiKeyHash: hashApiKey(apiKey) }) };
+        if (!(await storage.credentials.rotate(name, rotation))) throw new CliError(`credential ${name} was revoked meanwhile`);
+        await audit.record({
+          actor: cli.actor(),
+          action: 'credential.rotate',
+          target: name,
+          change: { grace_until: isoTime(until), api_key: !!apiKey },
+        });
+        if (opts.json) return printJson({ name, password, ...(apiKey && { api_key: apiKey }), old_secret_until: isoTime(until) });
+        print(`Rotated credential ${name}.`);
+        print(`  Password: ${password}`);
+        if (apiKey) print(`  API key:  ${apiKey}`);
+        print(`The old password${apiKey ? ' and API keys' : ''} keep working until ${formatTime(until)}; logins with them are counted`);
+        print('in `relay credential list`. Store the new secret now: it will not be shown again.');
+      }),
+    );
+}
+
+function grace(input: string): number {
+  if (input.trim() === '0') return 0;
+  try {
+    return parseDuration(input);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }

@@ -17,8 +17,14 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .addOption(new Option('--algorithm <algorithm>', 'DKIM key type').choices(['rsa', 'ed25519']).default('rsa'))
     .option('--json', 'print JSON')
     .action((input: string, opts: { selector?: string; algorithm: 'rsa' | 'ed25519'; json?: boolean }) =>
-      cli.withStorage(async (storage, config) => {
+      cli.withStorage(async (storage, config, audit) => {
         const { domain: added, records } = await addDomain(storage.domains, config.hostname, { name: input, ...opts });
+        await audit.record({
+          actor: cli.actor(),
+          action: 'domain.add',
+          target: added.name,
+          change: { selector: added.selector, algorithm: added.algorithm },
+        });
         if (opts.json) return printJson({ domain: added.name, selector: added.selector, records });
         printRecords(added, records, `Added ${added.name} (DKIM selector ${added.selector}, ${added.algorithm} key).`);
       }),
@@ -29,13 +35,19 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .description("check the domain's DNS records; sending is allowed once the ownership record is found")
     .option('--json', 'print JSON')
     .action((input: string, opts: { json?: boolean }) =>
-      cli.withStorage(async (storage, config) => {
+      cli.withStorage(async (storage, config, audit) => {
         const {
           domain: record,
           verified,
           checks,
           lookupFailed,
         } = await checkDomain(storage.domains, createResolver(config), config.hostname, input);
+        await audit.record({
+          actor: cli.actor(),
+          action: 'domain.verify',
+          target: record.name,
+          change: { verified, lookup_failed: lookupFailed },
+        });
         if (opts.json) printJson({ domain: record.name, verified, checks });
         else printVerification(record, verified, checks, lookupFailed);
         if (!verified) process.exitCode = 1;
@@ -81,8 +93,9 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .command('remove <domain>')
     .description('remove a domain and its DKIM key; credentials can no longer send from it')
     .action((input: string) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const name = await removeDomain(storage.domains, input);
+        await audit.record({ actor: cli.actor(), action: 'domain.remove', target: name });
         print(`Removed ${name}. Its DNS records can now be deleted.`);
       }),
     );

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
+import { registerAuditCommands } from './audit.js';
 import { createCli } from './context.js';
 import { registerCredentialCommands } from './credential.js';
 import { registerDomainCommands } from './domain.js';
@@ -14,6 +15,7 @@ import { registerNodesCommand } from './nodes.js';
 import { registerOperatorCommands } from './operator.js';
 import { registerQueueCommands } from './queue.js';
 import { registerSenderCommands } from './sender.js';
+import { registerSecretsCommands } from './secrets.js';
 import { registerServeCommand } from './serve.js';
 import { registerStatsCommand } from './stats.js';
 import { registerSuppressionCommands } from './suppression.js';
@@ -54,6 +56,8 @@ registerTemplateCommands(program, cli);
 registerWebhookCommands(program, cli);
 registerNodesCommand(program, cli);
 registerOperatorCommands(program, cli);
+registerAuditCommands(program, cli);
+registerSecretsCommands(program, cli);
 
 try {
   await program.parseAsync(process.argv);

@@ -43,8 +43,14 @@ export function registerSuppressionCommands(program: Command, cli: Cli): void {
     .option('--reason <text>', 'why (shown in `relay suppression list`)', 'added by operator')
     .option('--credential <name>', 'only for this credential (default: every credential)')
     .action((input: string, opts: { reason: string; credential?: string }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const added = await addSuppression(storage, { address: input, reason: opts.reason, credential: opts.credential ?? null });
+        await audit.record({
+          actor: cli.actor(),
+          action: 'suppression.add',
+          target: added.address,
+          change: { credential: added.credential, reason: opts.reason },
+        });
         print(`Suppressed ${added.address}${added.credential === null ? '' : ` for ${added.credential}`}.`);
       }),
     );
@@ -54,8 +60,14 @@ export function registerSuppressionCommands(program: Command, cli: Cli): void {
     .description('allow sending to an address again')
     .option('--credential <name>', "remove that credential's entry instead of the one for every credential")
     .action((input: string, opts: { credential?: string }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         await removeSuppression(storage, input, opts.credential ?? null);
+        await audit.record({
+          actor: cli.actor(),
+          action: 'suppression.remove',
+          target: input.trim(),
+          change: { credential: opts.credential ?? null },
+        });
         print(`Removed ${input.trim()} from the suppression list.`);
       }),
     );

@@ -28,11 +28,17 @@ export function registerTemplateCommands(program: Command, cli: Cli): void {
     .option('--html-file <file>', 'HTML part')
     .option('--json', 'print JSON')
     .action((name: string, opts: { subject: string; textFile?: string; htmlFile?: string; json?: boolean }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const text = readPart(opts.textFile, 'text');
         const html = readPart(opts.htmlFile, 'HTML');
         if (text === null && html === null) throw new CliError('give --text-file, --html-file or both');
         const version = await saveTemplate(storage.templates, { name, subject: opts.subject, text, html });
+        await audit.record({
+          actor: cli.actor(),
+          action: 'template.add',
+          target: name,
+          change: { version, subject: opts.subject, parts: [text !== null && 'text', html !== null && 'html'].filter(Boolean) },
+        });
         if (opts.json) return printJson({ name, version });
         print(`Added template ${name} version ${version}.`);
       }),

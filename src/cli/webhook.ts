@@ -15,8 +15,14 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .option('--events <list>', `comma-separated: ${WEBHOOK_STATUSES.join(',')}`, WEBHOOK_STATUSES.join(','))
     .option('--json', 'print JSON')
     .action((input: string, opts: { events: string; json?: boolean }) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
         const added = await addWebhook(storage.webhooks, { url: input, events: opts.events.split(',') });
+        await audit.record({
+          actor: cli.actor(),
+          action: 'webhook.add',
+          target: String(added.id),
+          change: { url: displayUrl(added.url), events: added.events },
+        });
         if (opts.json) return printJson({ id: added.id, url: displayUrl(added.url), events: added.events, secret: added.secret });
         print(`Added webhook ${added.id}: ${displayUrl(added.url)} (${added.events.join(', ')}).`);
         print(`  Signing secret: ${added.secret}`);
@@ -64,8 +70,15 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
     .command('remove <id>')
     .description('stop sending events to the webhook (its undelivered events are dropped)')
     .action((id: string) =>
-      cli.withStorage(async (storage) => {
+      cli.withStorage(async (storage, _config, audit) => {
+        const target = await findWebhook(storage.webhooks, id);
         await removeWebhook(storage.webhooks, id);
+        await audit.record({
+          actor: cli.actor(),
+          action: 'webhook.remove',
+          target: String(target.id),
+          change: { url: displayUrl(target.url) },
+        });
         print(`Removed webhook ${id}.`);
       }),
     );

@@ -138,6 +138,15 @@ export const configSchema = z.strictObject({
       poll_interval: duration.prefault('1s'),
     })
     .prefault({}),
+  secrets: z
+    .strictObject({
+      /**
+       * A file holding 32 random bytes (base64 or hex): DKIM private keys and webhook secrets are
+       * then stored encrypted with it (AES-256-GCM). RELAY_SECRETS_KEY may give the key instead.
+       */
+      key_file: z.string().min(1).optional(),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

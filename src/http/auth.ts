@@ -15,6 +15,7 @@ import type { RelayConfig } from '../config/schema.js';
 import { ADMIN_TOKEN_OPERATOR } from '../operators/manage.js';
 import { mayActAs, type Role } from '../operators/roles.js';
 import { looksLikeOperatorToken, operatorOfToken } from '../operators/tokens.js';
+import type { Logger } from '../log.js';
 import type { CredentialRecord, CredentialStore, LimitStore, OperatorStore } from '../queue/storage.js';
 import { hashApiKey } from '../submission/api-keys.js';
 import { ApiError } from './errors.js';
@@ -25,6 +26,8 @@ export interface RouteAccess {
   role?: RouteRole;
   /** An app's API key may call it too, and sees or changes only its own credential's data. */
   apps?: boolean;
+  /** A management action: a successful call is written to the audit trail under this name (server.ts). */
+  audit?: string;
 }
 
 /**
@@ -68,13 +71,18 @@ export function describeAccess(access: RouteAccess): string {
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
-type AuthStorage = { credentials: Pick<CredentialStore, 'byApiKey'>; operators: Pick<OperatorStore, 'byTokenId'>; limits: LimitStore };
+type AuthStorage = {
+  credentials: Pick<CredentialStore, 'byApiKey' | 'recordOldSecretLogin'>;
+  operators: Pick<OperatorStore, 'byTokenId'>;
+  limits: LimitStore;
+};
 
 export async function authenticate(
   request: FastifyRequest,
   access: RouteAccess,
   config: RelayConfig,
   storage: AuthStorage,
+  logger?: Logger,
 ): Promise<Principal> {
   const needed = access.role;
   // A route without a declared role is refused to everyone rather than open to anyone.
@@ -94,7 +102,7 @@ export async function authenticate(
       Math.ceil((failures.lastAt + lockout - now) / 1000),
     );
   }
-  const principal = await principalOf(token, config, storage);
+  const principal = await principalOf(token, config, storage, now, logger);
   if (!principal) {
     await storage.limits.recordLoginFailure(ipKey, now, now - window);
     const kind = looksLikeOperatorToken(token) ? 'operator token' : 'API key or token';
@@ -104,15 +112,30 @@ export async function authenticate(
   return principal;
 }
 
-async function principalOf(token: string, config: RelayConfig, storage: AuthStorage): Promise<Principal | undefined> {
+async function principalOf(
+  token: string,
+  config: RelayConfig,
+  storage: AuthStorage,
+  now: number,
+  logger?: Logger,
+): Promise<Principal | undefined> {
   const adminToken = config.http.admin_token;
   if (adminToken && timingSafeEqual(digest(token), digest(adminToken))) return { name: ADMIN_TOKEN_OPERATOR, role: 'admin' };
   if (looksLikeOperatorToken(token)) {
     const operator = await operatorOfToken(storage.operators, token);
     return operator && { name: operator.name, role: operator.role };
   }
-  const credential = await storage.credentials.byApiKey(hashApiKey(token));
-  return credential && { name: credential.name, role: 'app', credential };
+  const keyHash = hashApiKey(token);
+  const credential = await storage.credentials.byApiKey(keyHash);
+  if (!credential) return undefined;
+  if (credential.rotation && credential.rotation.until > now && credential.rotation.oldApiKeyHashes.includes(keyHash)) {
+    logger?.warn(
+      { credential: credential.name, graceUntil: new Date(credential.rotation.until).toISOString() },
+      'API call with a key a rotation replaced',
+    );
+    await storage.credentials.recordOldSecretLogin(credential.name, now);
+  }
+  return { name: credential.name, role: 'app', credential };
 }
 
 function authorize(principal: Principal, access: { role: Exclude<RouteRole, 'public'>; apps?: boolean }): void {
@@ -132,6 +155,9 @@ function authorize(principal: Principal, access: { role: Exclude<RouteRole, 'pub
     throw new RoleRequiredError(needed, `this endpoint needs role ${needed}; operator ${principal.name} has role ${principal.role}`);
   }
 }
+
+/** Who the audit log names for a request: the operator (`admin-token` for http.admin_token), or the credential of an app key. */
+export const actorOf = (principal: Principal) => (principal.role === 'app' ? `credential:${principal.credential.name}` : principal.name);
 
 /** The credential whose data an app key may see; undefined for an operator (everything). */
 export const scopeOf = (principal: Principal | null) => principal?.credential?.name;

@@ -1,4 +1,5 @@
 /** What every HTTP route is handed: the stages it calls and the relay's state it reports. */
+import type { AuditTrail } from '../audit/trail.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../metrics/metrics.js';
@@ -11,6 +12,8 @@ export interface ApiContext {
   pipeline: SubmissionPipeline;
   metrics: RelayMetrics;
   logger: Logger;
+  /** Management actions are recorded here, with `actorOf(request.principal)` as the actor. */
+  audit: AuditTrail;
   /** Names of submission listeners that are not listening. */
   listenersDown: () => string[];
 }

@@ -6,12 +6,13 @@
  */
 import type { AddressInfo } from 'node:net';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { bindError } from '../bind-error.js';
 import { ManagementError } from '../management/error.js';
-import { authenticate, describeAccess, type RouteAccess } from './auth.js';
+import { actorOf, authenticate, describeAccess, type RouteAccess } from './auth.js';
 import { ApiError, RETRY_AFTER_SECONDS } from './errors.js';
 import { registerCredentialRoutes } from './routes/credentials.js';
+import { registerAuditRoutes } from './routes/audit.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerDomainRoutes } from './routes/domains.js';
 import { registerEventRoutes } from './routes/events.js';
@@ -104,9 +105,11 @@ export class HttpServer {
     app.addHook('onRequest', async (request) => {
       if (request.is404) return;
       const { role, apps } = request.routeOptions.config;
-      if (role !== 'public') request.principal = await authenticate(request, { role, apps }, ctx.config, ctx.storage);
+      if (role !== 'public') request.principal = await authenticate(request, { role, apps }, ctx.config, ctx.storage, ctx.logger);
     });
-    app.addHook('onSend', async (_request, reply, payload) => {
+    app.addHook('onSend', async (request, reply, payload) => {
+      const action = request.routeOptions.config?.audit;
+      if (action && request.principal && reply.statusCode < 400) await ctx.audit.record(auditEntry(action, request));
       reply.header('x-content-type-options', 'nosniff');
       // API answers carry tokens' data: no cache, shared or private, may keep them.
       if (String(reply.getHeader('content-type') ?? '').startsWith('application/json')) reply.header('cache-control', 'no-store');
@@ -133,6 +136,7 @@ export class HttpServer {
     registerTemplateRoutes(app, ctx);
     registerWebhookRoutes(app, ctx);
     registerMeRoute(app);
+    registerAuditRoutes(app, ctx);
     registerOperationRoutes(app, ctx);
     registerDashboardRoutes(app);
   }
@@ -182,4 +186,18 @@ function toApiError(err: FastifyError | ApiError | ManagementError): ApiError {
   }
   if (err.statusCode && err.statusCode < 500) return new ApiError(err.statusCode, err.message);
   return new ApiError(503, 'temporary internal error: try again later');
+}
+
+/**
+ * What the audit trail records of a management call: its target (the path's name or id, else the
+ * body's) and its body, long texts (template parts) by length; AuditTrail drops secret-like keys.
+ */
+function auditEntry(action: string, request: FastifyRequest) {
+  const params = (request.params ?? {}) as Record<string, string>;
+  const body = (request.body && typeof request.body === 'object' ? request.body : {}) as Record<string, unknown>;
+  const target = params.domain ?? params.name ?? params.id ?? params.address ?? body.domain ?? body.name ?? body.url ?? body.address ?? '';
+  const change = Object.fromEntries(
+    Object.entries(body).map(([key, value]) => [key, typeof value === 'string' && value.length > 200 ? { length: value.length } : value]),
+  );
+  return { actor: actorOf(request.principal!), action, target: String(target), change };
 }

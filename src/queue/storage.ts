@@ -298,9 +298,21 @@ export interface CredentialRecord {
   domains: string[];
   createdAt: number;
   revokedAt: number | null;
+  /** Present once the credential's secrets have been rotated. */
+  rotation?: CredentialRotation;
 }
 
-export type NewCredential = Omit<CredentialRecord, 'createdAt' | 'revokedAt'>;
+/** The secrets a rotation replaced: they keep working until `until`, and their logins are counted. */
+export interface CredentialRotation {
+  until: number;
+  oldPasswordHash: string;
+  /** SHA-256 hashes of the API keys the rotation retired (still accepted until `until`). */
+  oldApiKeyHashes: string[];
+  oldLogins: number;
+  lastOldLoginAt: number | null;
+}
+
+export type NewCredential = Omit<CredentialRecord, 'createdAt' | 'revokedAt' | 'rotation'>;
 
 export interface CredentialStore {
   add(credential: NewCredential): Promise<void>;
@@ -311,8 +323,16 @@ export interface CredentialStore {
   revoke(name: string): Promise<boolean>;
   /** Stores the SHA-256 of an API key for the credential. */
   addApiKey(credential: string, keyHash: string): Promise<void>;
-  /** The active credential that owns the key with this hash. */
+  /** The active credential that owns the key with this hash, unless a rotation retired the key and its grace has ended. */
   byApiKey(keyHash: string): Promise<CredentialRecord | undefined>;
+  /**
+   * Replaces the password (the current one becomes the old one until `until`, replacing any
+   * earlier old one) and, with `apiKeyHash`, retires the active API keys at `until` and adds
+   * that one. False if no active credential has that name.
+   */
+  rotate(name: string, rotation: { passwordHash: string; apiKeyHash?: string; until: number }): Promise<boolean>;
+  /** Counts a login made with a secret the last rotation retired. */
+  recordOldSecretLogin(name: string, at: number): Promise<void>;
 }
 
 // ---- What a credential may send: sender identities, Reply-To domains, sandbox -------------------
@@ -468,6 +488,60 @@ export interface OperatorStore {
   replaceToken(name: string, token: { tokenId: string; tokenHash: string }, at: number): Promise<boolean>;
 }
 
+// ---- Audit trail ---------------------------------------------------------------------------------
+
+export interface NewAuditEntry {
+  at: number;
+  actor: string;
+  action: string;
+  target: string;
+  /** Canonical JSON (src/audit/chain.ts), stored as given so that the hash can be checked again. */
+  change: string;
+}
+
+export interface AuditEntry extends NewAuditEntry {
+  /** 1, 2, 3, ... without gaps. */
+  seq: number;
+  /** The previous row's hash ('' for the first row). */
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditQuery {
+  afterSeq?: number;
+  /** Epoch ms, inclusive. */
+  since?: number;
+  actor?: string;
+  limit: number;
+}
+
+export interface AuditLog {
+  /**
+   * Appends a row after the last one, holding a lock that every writer (every process, every
+   * node) takes, so the chain never forks: `hash` gets the previous row's hash and the new
+   * row and returns the new row's.
+   */
+  append(entry: NewAuditEntry, hash: (prevHash: string, row: NewAuditEntry & { seq: number }) => string): Promise<AuditEntry>;
+  /** Oldest first. */
+  list(query: AuditQuery): Promise<AuditEntry[]>;
+}
+
+// ---- Secrets at rest -----------------------------------------------------------------------------
+
+/** A secret as stored: plain text, or sealed by src/secrets. */
+export interface StoredSecret {
+  kind: 'dkim' | 'webhook';
+  /** The domain name, or the webhook id. */
+  id: string;
+  value: string;
+}
+
+export interface SecretStore {
+  list(): Promise<StoredSecret[]>;
+  /** Rewrites each secret whose stored value is still `from`, all in one transaction; returns how many were rewritten. */
+  replace(changes: (StoredSecret & { from: string })[]): Promise<number>;
+}
+
 // ---- Nodes ---------------------------------------------------------------------------------------
 
 export interface NodeRecord {
@@ -524,6 +598,9 @@ export interface Storage {
   readonly webhooks: WebhookStore;
   readonly nodes: NodeRegistry;
   readonly operators: OperatorStore;
+  readonly audit: AuditLog;
+  /** Every DKIM private key and webhook secret as stored, for encrypting them at rest. */
+  readonly secrets: SecretStore;
   /**
    * Where the backend can tell (PostgreSQL's LISTEN/NOTIFY), calls `listener` when any node queues
    * mail or retries a message, so an idle scheduler can wake early; only a hint, polling

@@ -3,7 +3,8 @@
  * remembered for a short while keyed by a SHA-256 of username and password; the row is still
  * read on every login, so a revoked or re-issued credential stops working at once. An unknown
  * username is verified against a dummy hash with the same parameters, so a failed login takes
- * as long whether or not the username exists.
+ * as long whether or not the username exists. During a rotation's grace the old password
+ * works too, and each login with it is reported to `onOldSecret`.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { CredentialRecord, CredentialStore } from '../queue/storage.js';
@@ -18,7 +19,10 @@ export class Authenticator {
   /** The hash of a random password nobody knows, for unknown usernames. */
   private readonly dummyHash: Promise<string> = hashPasswordAsync(randomBytes(16).toString('base64'));
 
-  constructor(private readonly credentials: Pick<CredentialStore, 'byUsername'>) {}
+  constructor(
+    private readonly credentials: Pick<CredentialStore, 'byUsername'>,
+    private readonly onOldSecret: (credential: CredentialRecord) => Promise<void> = async () => undefined,
+  ) {}
 
   async authenticate(username: string, password: string): Promise<CredentialRecord | undefined> {
     const credential = await this.credentials.byUsername(username);
@@ -28,10 +32,25 @@ export class Authenticator {
     }
     const key = createHash('sha256').update(username).update('\0').update(password).digest('base64');
     const hit = this.verified.get(key);
-    if (hit && hit.passwordHash === credential.passwordHash && Date.now() - hit.at < CACHE_TTL_MS) return credential;
-    if (!(await verifyPassword(password, credential.passwordHash))) return undefined;
+    const now = Date.now();
+    const old = credential.rotation && credential.rotation.until > now ? credential.rotation.oldPasswordHash : undefined;
+    if (hit && now - hit.at < CACHE_TTL_MS) {
+      if (hit.passwordHash === credential.passwordHash) return credential;
+      if (hit.passwordHash === old) return this.oldSecretUsed(credential);
+    }
+    if (await verifyPassword(password, credential.passwordHash)) return this.remember(key, credential.passwordHash, credential);
+    if (old !== undefined && (await verifyPassword(password, old))) return this.oldSecretUsed(this.remember(key, old, credential));
+    return undefined;
+  }
+
+  private remember(key: string, passwordHash: string, credential: CredentialRecord): CredentialRecord {
     if (this.verified.size >= CACHE_MAX) this.verified.clear();
-    this.verified.set(key, { passwordHash: credential.passwordHash, at: Date.now() });
+    this.verified.set(key, { passwordHash, at: Date.now() });
+    return credential;
+  }
+
+  private async oldSecretUsed(credential: CredentialRecord): Promise<CredentialRecord> {
+    await this.onOldSecret(credential);
     return credential;
   }
 }

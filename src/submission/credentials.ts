@@ -12,7 +12,7 @@ import { hashPasswordAsync } from './password.js';
 import { formatRate } from './rate.js';
 
 /** 18 random bytes: 24 base64url characters, 144 bits. */
-const newPassword = () => randomBytes(18).toString('base64url');
+export const newPassword = () => randomBytes(18).toString('base64url');
 
 export interface LimitsView {
   limits: { rate: string | null; daily: number | null; monthly: number | null };

@@ -20,13 +20,20 @@ export class LoginGuard {
   private readonly authenticator: Authenticator;
 
   constructor(
-    credentials: Pick<CredentialStore, 'byUsername'>,
+    credentials: Pick<CredentialStore, 'byUsername' | 'recordOldSecretLogin'>,
     private readonly limits: LimitStore,
     private readonly config: RelayConfig,
     private readonly logger: Logger,
     private readonly now: Clock = Date.now,
   ) {
-    this.authenticator = new Authenticator(credentials);
+    // Counted and logged so the operator sees which apps still use a rotated-out password.
+    this.authenticator = new Authenticator(credentials, async (credential) => {
+      this.logger.warn(
+        { credential: credential.name, graceUntil: new Date(credential.rotation!.until).toISOString() },
+        'login with the password a rotation replaced',
+      );
+      await credentials.recordOldSecretLogin(credential.name, Date.now());
+    });
   }
 
   /** The credential, or throws 535 5.7.8 (wrong login) or 454 4.7.0 (cooling off). */

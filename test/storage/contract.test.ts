@@ -14,6 +14,7 @@ import { storageError } from '../../src/queue/postgres/db.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { governanceContract } from './contract-governance.js';
 import { operatorContract } from './contract-operators.js';
+import { governanceContract as auditContract } from './contract-audit.js';
 import { newMessage, storageContract, T0, type OpenedStorage } from './contract.js';
 
 const openSqliteStorage = async (): Promise<OpenedStorage> => {
@@ -26,6 +27,7 @@ const openSqliteStorage = async (): Promise<OpenedStorage> => {
 storageContract('sqlite', openSqliteStorage);
 governanceContract('sqlite', openSqliteStorage);
 operatorContract('sqlite', openSqliteStorage);
+auditContract('sqlite', openSqliteStorage);
 
 // ---- PostgreSQL: one database for this file, emptied after each test ---------------------------
 
@@ -82,6 +84,7 @@ const openPgStorage = async (): Promise<OpenedStorage> => {
 storageContract('postgres', openPgStorage);
 governanceContract('postgres', openPgStorage);
 operatorContract('postgres', openPgStorage);
+auditContract('postgres', openPgStorage);
 
 describe('postgres: several nodes on one database', () => {
   let nodes: PostgresStorage[];

@@ -93,7 +93,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: ApiContext):
   app.post<{ Body: { name: string; domains: string[]; api_key?: boolean } & LimitsBody }>(
     '/v1/credentials',
     {
-      config: { role: 'sender-admin' },
+      config: { role: 'sender-admin', audit: 'credential.add' },
       schema: {
         summary: 'Create a credential (username = name); returns its password, and an API key if asked, once',
         body: {
@@ -140,7 +140,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: ApiContext):
   app.post<{ Params: { name: string } }>(
     '/v1/credentials/:name/api-keys',
     {
-      config: { role: 'sender-admin' },
+      config: { role: 'sender-admin', audit: 'credential.api-key' },
       schema: {
         summary: 'Issue the credential another API key, returned once',
         params: nameParams,
@@ -153,7 +153,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: ApiContext):
   app.patch<{ Params: { name: string }; Body: LimitsBody }>(
     '/v1/credentials/:name',
     {
-      config: { role: 'sender-admin' },
+      config: { role: 'sender-admin', audit: 'credential.update' },
       schema: {
         summary: "Change a credential's rate limit and quotas (counted in recipients)",
         params: nameParams,
@@ -170,7 +170,7 @@ export function registerCredentialRoutes(app: FastifyInstance, ctx: ApiContext):
   app.delete<{ Params: { name: string } }>(
     '/v1/credentials/:name',
     {
-      config: { role: 'sender-admin' },
+      config: { role: 'sender-admin', audit: 'credential.revoke' },
       schema: {
         summary: 'Revoke a credential: its logins and API keys fail from now on (the name stays taken)',
         params: nameParams,

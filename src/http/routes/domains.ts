@@ -89,7 +89,7 @@ export function registerDomainRoutes(app: FastifyInstance, ctx: ApiContext): voi
   app.post<{ Body: { domain: string; selector?: string; algorithm?: 'rsa' | 'ed25519' } }>(
     '/v1/domains',
     {
-      config: { role: 'sender-admin' },
+      config: { role: 'sender-admin', audit: 'domain.add' },
       schema: {
         summary: 'Add a sending domain with a new DKIM key; returns the DNS records to publish',
         body: {
@@ -126,7 +126,7 @@ export function registerDomainRoutes(app: FastifyInstance, ctx: ApiContext): voi
   app.post<{ Params: { domain: string } }>(
     '/v1/domains/:domain/verify',
     {
-      config: { role: 'sender-admin' },
+      config: { role: 'sender-admin', audit: 'domain.verify' },
       schema: {
         summary: "Check the domain's DNS records now; sending is allowed once the ownership record is found",
         params: domainParams,
@@ -145,7 +145,7 @@ export function registerDomainRoutes(app: FastifyInstance, ctx: ApiContext): voi
   app.delete<{ Params: { domain: string } }>(
     '/v1/domains/:domain',
     {
-      config: { role: 'sender-admin' },
+      config: { role: 'sender-admin', audit: 'domain.remove' },
       schema: {
         summary: 'Remove a domain and its DKIM key; credentials can no longer send from it',
         params: domainParams,

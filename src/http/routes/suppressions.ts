@@ -45,7 +45,7 @@ export function registerSuppressionRoutes(app: FastifyInstance, ctx: ApiContext)
   app.post<{ Body: { address: string; reason?: string; credential?: string } }>(
     '/v1/suppressions',
     {
-      config: { role: 'sender-admin', apps: true },
+      config: { role: 'sender-admin', apps: true, audit: 'suppression.add' },
       schema: {
         summary: 'Stop sending to an address',
         body: {
@@ -78,7 +78,7 @@ export function registerSuppressionRoutes(app: FastifyInstance, ctx: ApiContext)
   app.delete<{ Params: { address: string }; Querystring: { credential?: string } }>(
     '/v1/suppressions/:address',
     {
-      config: { role: 'sender-admin', apps: true },
+      config: { role: 'sender-admin', apps: true, audit: 'suppression.remove' },
       schema: {
         summary: 'Allow sending to an address again',
         params: { type: 'object', properties: { address: { type: 'string' } } },

@@ -65,7 +65,7 @@ export function registerTemplateRoutes(app: FastifyInstance, ctx: ApiContext): v
   app.put<{ Params: { name: string }; Body: { subject: string; text?: string; html?: string } }>(
     '/v1/templates/:name',
     {
-      config: { role: 'template-editor' },
+      config: { role: 'template-editor', audit: 'template.add' },
       schema: {
         summary: 'Add a template, or the next version of an existing one (Mustache: {{name}}, HTML-escaped in the html part)',
         params: nameParams,
@@ -88,7 +88,7 @@ export function registerTemplateRoutes(app: FastifyInstance, ctx: ApiContext): v
   app.delete<{ Params: { name: string } }>(
     '/v1/templates/:name',
     {
-      config: { role: 'template-editor' },
+      config: { role: 'template-editor', audit: 'template.remove' },
       schema: {
         summary: 'Remove a template and all its versions',
         params: nameParams,

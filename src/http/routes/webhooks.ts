@@ -39,7 +39,7 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: ApiContext): vo
   app.post<{ Body: { url: string; events?: string[] } }>(
     '/v1/webhooks',
     {
-      config: { role: 'admin' },
+      config: { role: 'admin', audit: 'webhook.add' },
       schema: {
         summary: 'Send events to a URL; returns the signing secret once',
         body: {
@@ -66,7 +66,7 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: ApiContext): vo
   app.delete<{ Params: { id: string } }>(
     '/v1/webhooks/:id',
     {
-      config: { role: 'admin' },
+      config: { role: 'admin', audit: 'webhook.remove' },
       schema: {
         summary: 'Stop sending events to a webhook (its undelivered events are dropped)',
         params: { type: 'object', properties: { id: { type: 'string' } } },

@@ -8,6 +8,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Storage } from '../storage.js';
 import { PgCredentialPolicies } from './credential-policies.js';
+import { PgAudit } from './audit.js';
 import { connectionConfig, Db } from './db.js';
 import { WORK_CHANNEL } from './enqueue.js';
 import { PgEventLog } from './events.js';
@@ -16,6 +17,7 @@ import { migrate } from './migrations.js';
 import { PgNodes } from './nodes.js';
 import { PgOperators } from './operators.js';
 import { PgMessageQueue } from './queue.js';
+import { PgSecrets } from './secrets.js';
 import { PgCredentials, PgDomains, PgSuppressions, PgTemplates } from './tables.js';
 import { PgWebhooks } from './webhooks.js';
 
@@ -102,6 +104,8 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     webhooks: new PgWebhooks(db),
     nodes,
     operators: new PgOperators(db),
+    audit: new PgAudit(db),
+    secrets: new PgSecrets(db),
 
     onWork(listener) {
       listeners.add(listener);

@@ -189,7 +189,7 @@ CREATE TABLE writable_probe (
 `,
   },
   {
-    version: 3,
+    version: 2,
     name: 'sender identities, sandbox credentials, tags',
     sql: `
 -- Events carry their message's tags, so stats and exports need no join.
@@ -205,7 +205,7 @@ CREATE TABLE credential_policies (
 `,
   },
   {
-    version: 4,
+    version: 3,
     name: 'operators',
     sql: `
 -- Named operator tokens with a role: a token is "ro_" + token_id + "." + secret; only the secret's SHA-256 is kept.
@@ -218,6 +218,33 @@ CREATE TABLE operators (
   token_issued_at BIGINT NOT NULL,
   revoked_at      BIGINT
 );
+);
+`,
+  },
+  {
+    version: 4,
+    name: 'audit log, credential rotation',
+    sql: `
+-- Append-only and hash-chained (src/audit/chain.ts): seq has no gaps, prev_hash is the previous row's hash.
+CREATE TABLE audit_log (
+  seq       BIGINT PRIMARY KEY,
+  at        BIGINT NOT NULL,
+  actor     TEXT NOT NULL,
+  action    TEXT NOT NULL,
+  target    TEXT NOT NULL,
+  change    TEXT NOT NULL,        -- canonical JSON, hashed as stored (not jsonb, which reorders keys)
+  prev_hash TEXT NOT NULL UNIQUE, -- two rows chained onto one would be a fork
+  hash      TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+
+-- The secrets a rotation replaced keep working until old_secret_until; their logins are counted.
+ALTER TABLE credentials
+  ADD COLUMN old_password_hash TEXT,
+  ADD COLUMN old_secret_until BIGINT,
+  ADD COLUMN old_secret_logins INTEGER NOT NULL DEFAULT 0,
+  ADD COLUMN old_secret_last_login_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;   -- set when a rotation retires the key
 `,
   },
 ];

@@ -96,6 +96,11 @@ export interface CredentialRow {
   domains: string[];
   created_at: number;
   revoked_at: number | null;
+  old_password_hash: string | null;
+  old_secret_until: number | null;
+  old_secret_logins: number;
+  old_secret_last_login_at: number | null;
+  old_api_keys: string[];
 }
 
 export interface LimitsRow {
@@ -204,6 +209,15 @@ export const toCredential = (r: CredentialRow): CredentialRecord => ({
   domains: r.domains,
   createdAt: r.created_at,
   revokedAt: r.revoked_at,
+  ...(r.old_secret_until !== null && {
+    rotation: {
+      until: r.old_secret_until,
+      oldPasswordHash: r.old_password_hash!,
+      oldApiKeyHashes: r.old_api_keys,
+      oldLogins: r.old_secret_logins,
+      lastOldLoginAt: r.old_secret_last_login_at,
+    },
+  }),
 });
 
 export const toTemplate = (r: TemplateRow): TemplateRecord => ({

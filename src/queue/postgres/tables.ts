@@ -116,7 +116,9 @@ export class PgDomains implements DomainStore {
 }
 
 const CREDENTIAL_COLUMNS = `c.name, c.username, c.password_hash, c.created_at, c.revoked_at,
-  array(SELECT d.domain FROM credential_domains d WHERE d.credential = c.name ORDER BY d.domain) AS domains`;
+  c.old_password_hash, c.old_secret_until, c.old_secret_logins, c.old_secret_last_login_at,
+  array(SELECT d.domain FROM credential_domains d WHERE d.credential = c.name ORDER BY d.domain) AS domains,
+  array(SELECT o.key_hash FROM api_keys o WHERE o.credential = c.name AND o.expires_at IS NOT NULL ORDER BY o.key_hash) AS old_api_keys`;
 
 export class PgCredentials implements CredentialStore {
   constructor(private readonly db: Db) {}
@@ -160,8 +162,39 @@ export class PgCredentials implements CredentialStore {
   async byApiKey(keyHash: string): Promise<CredentialRecord | undefined> {
     return this.one(
       `SELECT ${CREDENTIAL_COLUMNS} FROM api_keys k JOIN credentials c ON c.name = k.credential
-       WHERE k.key_hash = $1 AND c.revoked_at IS NULL`,
-      [keyHash],
+       WHERE k.key_hash = $1 AND c.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)`,
+      [keyHash, Date.now()],
+    );
+  }
+
+  async rotate(name: string, rotation: { passwordHash: string; apiKeyHash?: string; until: number }): Promise<boolean> {
+    return this.db.transaction(async (client) => {
+      const rotated = await client.query(
+        `UPDATE credentials SET old_password_hash = password_hash, password_hash = $2, old_secret_until = $3,
+           old_secret_logins = 0, old_secret_last_login_at = NULL
+         WHERE name = $1 AND revoked_at IS NULL`,
+        [name, rotation.passwordHash, rotation.until],
+      );
+      if (!rotated.rowCount) return false;
+      // Keys an earlier rotation retired end now, with the old password they went with.
+      await client.query(`DELETE FROM api_keys WHERE credential = $1 AND expires_at IS NOT NULL`, [name]);
+      if (rotation.apiKeyHash !== undefined) {
+        await client.query(`UPDATE api_keys SET expires_at = $2 WHERE credential = $1`, [name, rotation.until]);
+        await client.query(`INSERT INTO api_keys (key_hash, credential, created_at) VALUES ($1, $2, $3)`, [
+          rotation.apiKeyHash,
+          name,
+          Date.now(),
+        ]);
+      }
+      return true;
+    }, 'on');
+  }
+
+  async recordOldSecretLogin(name: string, at: number): Promise<void> {
+    await this.db.run(
+      `UPDATE credentials SET old_secret_logins = old_secret_logins + 1,
+         old_secret_last_login_at = greatest(old_secret_last_login_at, $2) WHERE name = $1`,
+      [name, at],
     );
   }
 

@@ -3,6 +3,7 @@
  * the CLI. Several processes may open it on one host; several hosts need PostgreSQL.
  */
 import type { Storage } from '../storage.js';
+import { SqliteAudit } from './audit.js';
 import { SqliteConnection } from './connection.js';
 import { SqliteCredentialPolicies } from './credential-policies.js';
 import { SqliteEvents } from './events.js';
@@ -11,6 +12,7 @@ import { migrate } from './migrations.js';
 import { SqliteNodes } from './nodes.js';
 import { SqliteOperators } from './operators.js';
 import { SqliteQueue } from './queue.js';
+import { SqliteSecrets } from './secrets.js';
 import { SqliteCredentials, SqliteDomains, SqliteSuppressions, SqliteTemplates, SqliteWebhooks } from './tables.js';
 
 export async function openSqlite(file: string): Promise<Storage> {
@@ -38,6 +40,8 @@ export async function openSqlite(file: string): Promise<Storage> {
     webhooks: new SqliteWebhooks(conn),
     nodes: new SqliteNodes(conn),
     operators: new SqliteOperators(conn),
+    audit: new SqliteAudit(conn),
+    secrets: new SqliteSecrets(conn),
     async checkWritable() {
       conn.writeNow(() => undefined);
     },

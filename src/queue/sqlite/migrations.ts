@@ -214,7 +214,29 @@ CREATE TABLE operators (
 );
 `;
 
-const MIGRATIONS = [V1_RELEASE_0_1_0, V2_SEVERAL_NODES, V3_SENDER_IDENTITIES_SANDBOX_TAGS, V4_OPERATORS];
+const V_AUDIT_AND_ROTATION = `
+-- Append-only and hash-chained (src/audit/chain.ts): seq has no gaps, prev_hash is the previous row's hash.
+CREATE TABLE audit_log (
+  seq       INTEGER PRIMARY KEY,
+  at        INTEGER NOT NULL,
+  actor     TEXT NOT NULL,
+  action    TEXT NOT NULL,
+  target    TEXT NOT NULL,
+  change    TEXT NOT NULL,      -- canonical JSON, hashed as stored
+  prev_hash TEXT NOT NULL UNIQUE, -- two rows chained onto one would be a fork
+  hash      TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+
+-- The secrets a rotation replaced keep working until old_secret_until; their logins are counted.
+ALTER TABLE credentials ADD COLUMN old_password_hash TEXT;
+ALTER TABLE credentials ADD COLUMN old_secret_until INTEGER;
+ALTER TABLE credentials ADD COLUMN old_secret_logins INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE credentials ADD COLUMN old_secret_last_login_at INTEGER;
+ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;   -- set when a rotation retires the key
+`;
+
+const MIGRATIONS = [V1_RELEASE_0_1_0, V2_SEVERAL_NODES, V3_SENDER_IDENTITIES_SANDBOX_TAGS, V4_OPERATORS, V_AUDIT_AND_ROTATION];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 export function migrate(db: Database.Database): void {

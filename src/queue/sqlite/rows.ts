@@ -67,6 +67,10 @@ export interface CredentialRow {
   password_hash: string;
   created_at: number;
   revoked_at: number | null;
+  old_password_hash: string | null;
+  old_secret_until: number | null;
+  old_secret_logins: number;
+  old_secret_last_login_at: number | null;
 }
 
 export interface TemplateRow {
@@ -127,13 +131,22 @@ export const toDomain = (r: DomainRow): DomainRecord => ({
   verifiedAt: r.verified_at,
 });
 
-export const toCredential = (r: CredentialRow, domains: string[]): CredentialRecord => ({
+export const toCredential = (r: CredentialRow, domains: string[], oldApiKeyHashes: string[]): CredentialRecord => ({
   name: r.name,
   username: r.username,
   passwordHash: r.password_hash,
   domains,
   createdAt: r.created_at,
   revokedAt: r.revoked_at,
+  ...(r.old_secret_until !== null && {
+    rotation: {
+      until: r.old_secret_until,
+      oldPasswordHash: r.old_password_hash!,
+      oldApiKeyHashes,
+      oldLogins: r.old_secret_logins,
+      lastOldLoginAt: r.old_secret_last_login_at,
+    },
+  }),
 });
 
 export const toTemplate = (r: TemplateRow): TemplateRecord => ({

@@ -144,13 +144,17 @@ export class SqliteCredentials implements CredentialStore {
       byName: db.prepare(`SELECT * FROM credentials WHERE name = ?`),
       domains: db.prepare(`SELECT domain FROM credential_domains WHERE credential = ? ORDER BY domain`).pluck(),
       byApiKey: db.prepare(
-        `SELECT c.* FROM api_keys k JOIN credentials c ON c.name = k.credential WHERE k.key_hash = ? AND c.revoked_at IS NULL`,
+        `SELECT c.* FROM api_keys k JOIN credentials c ON c.name = k.credential
+         WHERE k.key_hash = ? AND c.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)`,
       ),
+      oldApiKeys: db.prepare(`SELECT key_hash FROM api_keys WHERE credential = ? AND expires_at IS NOT NULL ORDER BY key_hash`).pluck(),
     };
   }
 
   private record(row: CredentialRow | undefined): CredentialRecord | undefined {
-    return row && toCredential(row, this.stmt.domains.all(row.name) as string[]);
+    if (!row) return undefined;
+    const oldApiKeys = row.old_secret_until === null ? [] : (this.stmt.oldApiKeys.all(row.name) as string[]);
+    return toCredential(row, this.stmt.domains.all(row.name) as string[], oldApiKeys);
   }
 
   async add(credential: NewCredential): Promise<void> {
@@ -191,7 +195,39 @@ export class SqliteCredentials implements CredentialStore {
   }
 
   async byApiKey(keyHash: string): Promise<CredentialRecord | undefined> {
-    return this.record(this.stmt.byApiKey.get(keyHash) as CredentialRow | undefined);
+    return this.record(this.stmt.byApiKey.get(keyHash, Date.now()) as CredentialRow | undefined);
+  }
+
+  async rotate(name: string, rotation: { passwordHash: string; apiKeyHash?: string; until: number }): Promise<boolean> {
+    const db = this.conn.db;
+    return this.conn.durableWrite(() => {
+      const rotated = db
+        .prepare(
+          `UPDATE credentials SET old_password_hash = password_hash, password_hash = ?, old_secret_until = ?,
+             old_secret_logins = 0, old_secret_last_login_at = NULL
+           WHERE name = ? AND revoked_at IS NULL`,
+        )
+        .run(rotation.passwordHash, rotation.until, name).changes;
+      if (rotated === 0) return false;
+      // Keys an earlier rotation retired end now, with the old password they went with.
+      db.prepare(`DELETE FROM api_keys WHERE credential = ? AND expires_at IS NOT NULL`).run(name);
+      if (rotation.apiKeyHash !== undefined) {
+        db.prepare(`UPDATE api_keys SET expires_at = ? WHERE credential = ?`).run(rotation.until, name);
+        db.prepare(`INSERT INTO api_keys (key_hash, credential, created_at) VALUES (?, ?, ?)`).run(rotation.apiKeyHash, name, Date.now());
+      }
+      return true;
+    });
+  }
+
+  async recordOldSecretLogin(name: string, at: number): Promise<void> {
+    await this.conn.lazyWrite(() =>
+      this.conn.db
+        .prepare(
+          `UPDATE credentials SET old_secret_logins = old_secret_logins + 1,
+             old_secret_last_login_at = max(coalesce(old_secret_last_login_at, 0), ?) WHERE name = ?`,
+        )
+        .run(at, name),
+    );
   }
 }
 

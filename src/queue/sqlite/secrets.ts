@@ -1,0 +1,28 @@
+/** DKIM private keys and webhook secrets as stored, for src/secrets to seal and reseal. */
+import type { SecretStore, StoredSecret } from '../storage.js';
+import type { SqliteConnection } from './connection.js';
+
+export class SqliteSecrets implements SecretStore {
+  constructor(private readonly conn: SqliteConnection) {}
+
+  async list(): Promise<StoredSecret[]> {
+    return this.conn.db
+      .prepare(
+        `SELECT 'dkim' AS kind, name AS id, private_key_pem AS value FROM domains
+         UNION ALL SELECT 'webhook', CAST(id AS TEXT), secret FROM webhooks ORDER BY 1, 2`,
+      )
+      .all() as StoredSecret[];
+  }
+
+  async replace(changes: (StoredSecret & { from: string })[]): Promise<number> {
+    const db = this.conn.db;
+    const dkim = db.prepare(`UPDATE domains SET private_key_pem = ? WHERE name = ? AND private_key_pem = ?`);
+    const webhook = db.prepare(`UPDATE webhooks SET secret = ? WHERE id = ? AND secret = ?`);
+    return this.conn.durableWrite(() =>
+      changes.reduce(
+        (n, c) => n + (c.kind === 'dkim' ? dkim : webhook).run(c.value, c.kind === 'dkim' ? c.id : Number(c.id), c.from).changes,
+        0,
+      ),
+    );
+  }
+}

@@ -63,7 +63,12 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
           actor: cli.actor(),
           action: 'credential.add',
           target: added.name,
-          change: { domains: added.domains, limits: limitsFrom(opts), ...policy, api_key: !!added.apiKey },
+          change: {
+            domains: added.domains,
+            limits: limitsFrom(opts),
+            ...(Object.keys(policy).length && { policy }),
+            api_key: !!added.apiKey,
+          },
         });
         if (opts.json)
           return printJson({
@@ -108,7 +113,7 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
             'nothing to update: give --rate, --daily, --monthly, --sender, --reply-to-domain, --sandbox or --allow-recipient',
           );
         }
-        const before = { limits: (await limitsView(storage, name)).limits, ...policyView(await storage.credentialPolicies.get(name)) };
+        const before = { limits: (await limitsView(storage, name)).limits, policy: policyView(await storage.credentialPolicies.get(name)) };
         const view = Object.keys(limits).length
           ? await updateCredentialLimits(storage, name, limits)
           : (await limitsView(storage, name)).limits;
@@ -118,7 +123,10 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
           actor: cli.actor(),
           action: 'credential.update',
           target: name,
-          change: { from: before, to: { limits: view, ...policyView(policyNow) } },
+          change: {
+            limits: { from: before.limits, to: view },
+            ...(Object.keys(policy).length && { policy: { from: before.policy, to: policyView(policyNow) } }),
+          },
         });
         if (opts.json) return printJson({ name, limits: view, ...policyView(policyNow) });
         print(

@@ -218,7 +218,6 @@ CREATE TABLE operators (
   token_issued_at BIGINT NOT NULL,
   revoked_at      BIGINT
 );
-);
 `,
   },
   {

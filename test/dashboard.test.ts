@@ -45,7 +45,13 @@ beforeAll(async () => {
   const app = apiClient(relay.ports.http!, key);
   const to = [...Array.from({ length: 8 }, (_, i) => `customer${i}@example.test`), 'nobody1@bouncy.test', 'nobody2@bouncy.test'];
   for (const address of to)
-    await app('POST', '/v1/messages', { from: 'shop@acme.test', to: address, subject: 'Your order', text: 'Thanks!' });
+    await app('POST', '/v1/messages', {
+      from: 'shop@acme.test',
+      to: address,
+      subject: 'Your order',
+      text: 'Thanks!',
+      tags: address.startsWith('nobody') ? ['order', 'risky'] : ['order'],
+    });
   await waitFor(async () => {
     const { byStatus } = await relay.storage.queue.stats();
     return byStatus.bounced === 2 && byStatus.delivered === 8;
@@ -85,7 +91,7 @@ describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {
     await page.close();
   });
 
-  it('loads real data: counts, a chart, failing domains, DNS status, and finds a recipient', async () => {
+  it('loads real data: counts, a chart, failing domains, tags, DNS status, and finds a recipient', async () => {
     const page = await browser.newPage();
     // Nothing may fail along the way: no console error, no script error, no failed request (the icon included).
     const problems: string[] = [];
@@ -105,6 +111,11 @@ describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {
     expect(accepted!.split(' ').length).toBeGreaterThanOrEqual(24);
     expect(await page.textContent('#failing tbody')).toMatch(/bouncy\.test.*550 5\.1\.1/s);
     expect(await page.textContent('#domains tbody')).toMatch(/acme\.test\s*yes\s*found\s*found\s*missing/);
+    // By tag: accepted, delivered, bounced, deferred.
+    expect((await page.locator('#tags tbody tr').allTextContents()).map((row) => row.replace(/\s+/g, ' ').trim())).toEqual([
+      expect.stringMatching(/^order ?10 ?8 ?2 ?0$/),
+      expect.stringMatching(/^risky ?2 ?0 ?2 ?0$/),
+    ]);
     // The token left the address bar once read.
     expect(page.url()).not.toContain(ADMIN_TOKEN);
 

@@ -26,9 +26,10 @@ let apiKey: string;
 let secret: string;
 
 const cli = (...args: string[]) => runCli(['--config', relay.configFile, ...args], { cwd: relay.dir });
-const events = () => receiver.received.map((r) => JSON.parse(r.body) as { id: number; type: string; recipient: string; response: string });
+const events = () =>
+  receiver.received.map((r) => JSON.parse(r.body) as { id: number; type: string; recipient: string; response: string; tags: string[] });
 const send = (port: number, to: string[]) =>
-  apiClient(port, apiKey)('POST', '/v1/messages', { from: 'app@acme.test', to, subject: 'hook test', text: 'hello' });
+  apiClient(port, apiKey)('POST', '/v1/messages', { from: 'app@acme.test', to, subject: 'hook test', text: 'hello', tags: ['hooks'] });
 
 beforeAll(async () => {
   assertBuilt();
@@ -98,6 +99,7 @@ describe('webhooks', { timeout: 30_000 }, () => {
       expect(verifySignature(secret, body.replace('example', 'exampl3'), header)).toBe(false);
     }
     expect(events().find((e) => e.type === 'bounced')!.response).toMatch(/^550 5\.1\.1/);
+    expect(events().map((e) => e.tags)).toEqual([['hooks'], ['hooks']]);
     // The queued event of each recipient is not subscribed: once the outbox is empty, nothing else can arrive.
     await waitFor(async () => (await relay.storage.webhooks.backlog()).count === 0, 'an empty webhook outbox');
     expect(receiver.received).toHaveLength(2);

@@ -4,6 +4,8 @@
  * reading a window of events in pages. Run against each backend by contract.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { text } from 'node:stream/consumers';
+import { exportEvents } from '../../src/exports/events.js';
 import { OPEN_POLICY, type EventRecord, type Storage } from '../../src/queue/storage.js';
 import { newMessage, T0, type OpenedStorage } from './contract.js';
 
@@ -178,6 +180,47 @@ export function governanceContract(name: string, open: () => Promise<OpenedStora
         expect((await collect(s.events.pages({ from: T0 + 200, to: T0 + 300 }, 3))).sizes).toEqual([]);
 
         expect((await s.events.query({ since: T0 + 5, until: T0 + 7, limit: 10 })).map((e) => e.at)).toEqual([T0 + 5, T0 + 6]);
+      });
+
+      it('stream as an export, CSV or JSON Lines, with the tags', async () => {
+        const m = newMessage({ recipients: ['a@one.test'], tags: ['welcome', 'eu'] });
+        await s.queue.enqueue(m);
+        const record = (i: number) =>
+          s.events.record({
+            queueId: m.queueId,
+            messageId: m.messageId,
+            credential: 'app',
+            recipient: `r${i}@example.org`,
+            status: i % 2 ? 'delivered' : 'bounced',
+            smtpCode: i % 2 ? 250 : 550,
+            response: i % 2 ? '250 ok' : '550 5.1.1 "no such user", sorry',
+            category: null,
+            at: T0 + 1 + i,
+          });
+        // The first ones in order (their ids are checked), then more than a page's worth at once.
+        for (let i = 0; i < 3; i++) await record(i);
+        for (let i = 3; i < 1500; i += 100) await Promise.all(Array.from({ length: Math.min(100, 1500 - i) }, (_, j) => record(i + j)));
+        const lines = (await text(exportEvents(s.events, { from: T0 + 1, to: T0 + 10_000 }, 'jsonl'))).trimEnd().split('\n');
+        expect(lines).toHaveLength(1500);
+        expect(JSON.parse(lines[0]!)).toEqual({
+          id: expect.any(Number),
+          at: new Date(T0 + 1).toISOString(),
+          queue_id: m.queueId,
+          message_id: m.messageId,
+          credential: 'app',
+          recipient: 'r0@example.org',
+          domain: 'example.org',
+          status: 'bounced',
+          smtp_code: 550,
+          response: '550 5.1.1 "no such user", sorry',
+          category: null,
+          tags: ['welcome', 'eu'],
+        });
+        const csv = (await text(exportEvents(s.events, { from: T0 + 1, to: T0 + 3 }, 'csv'))).split('\r\n');
+        expect(csv[0]).toBe('id,at,queue_id,message_id,credential,recipient,domain,status,smtp_code,response,category,tags');
+        expect(csv[1]).toMatch(/,r0@example\.org,example\.org,bounced,550,"550 5\.1\.1 ""no such user"", sorry",,"welcome,eu"$/);
+        expect(csv[2]).toMatch(/,r1@example\.org,example\.org,delivered,250,250 ok,,"welcome,eu"$/);
+        expect(csv.slice(3)).toEqual(['']);
       });
     });
   });

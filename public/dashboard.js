@@ -1,5 +1,7 @@
-// Relay dashboard: fetches the API with the admin token and draws it. The token comes from the
-// URL fragment (#token=...) or the form, and is kept in sessionStorage for this tab only.
+// Relay dashboard: fetches the API with an operator token (or the admin token) and draws it. The
+// token comes from the URL fragment (#token=...) or the form, and is kept in sessionStorage for
+// this tab only. GET /v1/me says what the token may do; what it may not is hidden (the server
+// refuses it anyway).
 const SERIES = [
   ['accepted', 'var(--accepted)', 'Accepted'],
   ['delivered', 'var(--delivered)', 'Delivered'],
@@ -16,11 +18,34 @@ function token() {
   return sessionStorage.getItem('relay-token');
 }
 
-async function api(path) {
-  const response = await fetch(path, { headers: { authorization: `Bearer ${token()}` } });
-  const body = await response.json();
+async function api(path, method = 'GET', payload) {
+  const headers = { authorization: `Bearer ${token()}`, ...(payload && { 'content-type': 'application/json' }) };
+  const response = await fetch(path, { method, headers, body: payload && JSON.stringify(payload) });
+  const body = response.status === 204 ? {} : await response.json();
   if (!response.ok) throw new Error(body.error?.message ?? `HTTP ${response.status}`);
   return body;
+}
+
+/** The token's grants, from GET /v1/me: the roles whose routes it may call ("app" for an app's API key). */
+let grants = [];
+const may = (role) => grants.includes(role);
+
+function applyRoles() {
+  for (const el of document.querySelectorAll('[data-role]')) el.hidden = !el.dataset.role.split(' ').some(may);
+}
+
+function button(label, action) {
+  const td = document.createElement('td');
+  const b = document.createElement('button');
+  b.textContent = label;
+  b.addEventListener('click', () => action().then(refresh, showError));
+  td.append(b);
+  return td;
+}
+
+function showError(err) {
+  $('error').textContent = err.message;
+  $('error').hidden = false;
 }
 
 function cell(text, className) {
@@ -88,15 +113,17 @@ function drawChart(series) {
 }
 
 async function loadOverview() {
-  const [stats, domains] = await Promise.all([api('/v1/stats?granularity=hour'), api('/v1/domains')]);
+  const [stats, domains] = await Promise.all([api('/v1/stats?granularity=hour'), may('viewer') ? api('/v1/domains') : { domains: [] }]);
   const { totals, queue } = stats;
   $('accepted').textContent = totals.accepted;
   $('delivered').textContent = totals.delivered;
   $('bounced').textContent = totals.bounced;
   const finished = totals.delivered + totals.bounced + totals.expired;
   $('bounce-rate').textContent = finished ? `${((100 * (totals.bounced + totals.expired)) / finished).toFixed(1)} %` : '–';
-  $('queue-depth').textContent = `${queue.recipients_pending} pending`;
-  $('queue-oldest').textContent = queue.oldest_received_at ? `oldest since ${queue.oldest_received_at.replace('T', ' ').slice(0, 19)}Z` : 'empty';
+  if (queue) {
+    $('queue-depth').textContent = `${queue.recipients_pending} pending`;
+    $('queue-oldest').textContent = queue.oldest_received_at ? `oldest since ${queue.oldest_received_at.replace('T', ' ').slice(0, 19)}Z` : 'empty';
+  }
   drawChart(stats.series);
   fillTable('tags', Object.entries(stats.by_tag).sort(([a], [b]) => a.localeCompare(b)).map(([tag, c]) => [
     cell(tag), cell(c.accepted), cell(c.delivered), cell(c.bounced), cell(c.deferred),
@@ -106,8 +133,9 @@ async function loadOverview() {
     const status = d.checks?.[name]?.status;
     return cell(status ?? 'not checked', status === 'found' ? 'ok' : status ? 'bad' : 'muted');
   };
+  const verify = (d) => (may('sender-admin') ? [button('Verify', () => api(`/v1/domains/${encodeURIComponent(d.name)}/verify`, 'POST'))] : []);
   fillTable('domains', domains.domains.map((d) => [
-    cell(d.name), cell(d.verified ? 'yes' : 'no', d.verified ? 'ok' : 'bad'), check(d, 'dkim'), check(d, 'spf'), check(d, 'dmarc'),
+    cell(d.name), cell(d.verified ? 'yes' : 'no', d.verified ? 'ok' : 'bad'), check(d, 'dkim'), check(d, 'spf'), check(d, 'dmarc'), ...verify(d),
   ]));
   $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
@@ -121,9 +149,30 @@ async function loadEvents() {
   ]));
 }
 
+async function loadSuppressions() {
+  const { suppressions } = await api('/v1/suppressions');
+  const remove = (s) => {
+    if (!may('sender-admin') && !may('app')) return [];
+    const query = s.credential && !may('app') ? `?credential=${encodeURIComponent(s.credential)}` : '';
+    return [button('Remove', () => api(`/v1/suppressions/${encodeURIComponent(s.address)}${query}`, 'DELETE'))];
+  };
+  fillTable('suppressions', suppressions.map((s) => [cell(s.address), cell(s.credential ?? 'all'), cell(s.reason), ...remove(s)]));
+}
+
+async function loadTemplates() {
+  if (!may('viewer')) return;
+  const { templates } = await api('/v1/templates');
+  const remove = (t) => (may('template-editor') ? [button('Remove', () => api(`/v1/templates/${encodeURIComponent(t.name)}`, 'DELETE'))] : []);
+  fillTable('templates', templates.map((t) => [cell(t.name), cell(t.version), cell(t.subject), ...remove(t)]));
+}
+
 async function refresh() {
   try {
-    await Promise.all([loadOverview(), loadEvents()]);
+    const me = await api('/v1/me');
+    grants = me.grants;
+    $('whoami').textContent = `${me.name} (${me.role})`;
+    applyRoles();
+    await Promise.all([loadOverview(), loadEvents(), loadSuppressions(), loadTemplates()]);
     $('error').hidden = true;
     $('main').hidden = false;
   } catch (err) {
@@ -137,6 +186,12 @@ $('login').addEventListener('submit', (event) => {
   sessionStorage.setItem('relay-token', $('token').value);
   $('login').hidden = true;
   refresh();
+});
+$('suppress').addEventListener('submit', (event) => {
+  event.preventDefault();
+  api('/v1/suppressions', 'POST', { address: $('suppress-address').value.trim(), reason: 'added on the dashboard' })
+    .then(() => ($('suppress-address').value = ''))
+    .then(refresh, showError);
 });
 $('search').addEventListener('submit', (event) => {
   event.preventDefault();

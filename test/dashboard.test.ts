@@ -1,7 +1,8 @@
 /**
  * The dashboard in headless Chromium (Debian's chromium, driven by playwright-core) against a
  * running relay with real traffic: the page loads with the admin token, the chart and tables
- * show the test run's data, and a search finds a recipient. RELAY_UPDATE_SCREENSHOT=1 saves the
+ * show the test run's data, and a search finds a recipient; an operator token sees only the
+ * panels and actions of its role. RELAY_UPDATE_SCREENSHOT=1 saves the
  * page as docs/dashboard.png (the README's screenshot).
  */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addOperator } from '../src/operators/manage.js';
 import { hashApiKey, newApiKey } from '../src/submission/api-keys.js';
 import { ROOT } from './helpers/cli.js';
 import { apiClient } from './helpers/http.js';
@@ -24,6 +26,7 @@ if (!hasChromium) console.warn(`dashboard test skipped: ${CHROMIUM} is missing (
 let hosts: MailHosts;
 let relay: TestRelay;
 let browser: BrowserContext;
+let appKey: string;
 
 beforeAll(async () => {
   if (!hasChromium) return;
@@ -42,6 +45,8 @@ beforeAll(async () => {
   await addCredential(relay.storage, 'shop', ['acme.test']);
   const key = newApiKey();
   await relay.storage.credentials.addApiKey('shop', hashApiKey(key));
+  appKey = key;
+  await relay.storage.templates.add({ name: 'receipt', subject: 'Your receipt', text: 'Thanks', html: null });
   const app = apiClient(relay.ports.http!, key);
   const to = [...Array.from({ length: 8 }, (_, i) => `customer${i}@example.test`), 'nobody1@bouncy.test', 'nobody2@bouncy.test'];
   for (const address of to)
@@ -134,5 +139,54 @@ describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {
     if (process.env.RELAY_UPDATE_SCREENSHOT) writeFileSync(path.join(ROOT, 'docs/dashboard.png'), screenshot);
     expect(problems).toEqual([]);
     await page.close();
+  });
+
+  it('shows each role only the panels and actions it may use', async () => {
+    const visible = async (token: string) => {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${relay.ports.http}/dashboard#token=${token}`);
+      await page.waitForSelector('#main:not([hidden])');
+      await page.waitForSelector('#suppressions tbody tr');
+      const shown = {
+        whoami: await page.textContent('#whoami'),
+        domains: await page.isVisible('#domains'),
+        templates: await page.isVisible('#templates'),
+        queue: await page.isVisible('#queue-depth'),
+        suppressForm: await page.isVisible('#suppress'),
+        verifyButtons: await page.locator('#domains button').count(),
+        templateRemove: await page.locator('#templates button').count(),
+      };
+      return { page, shown };
+    };
+    const token = async (role: 'viewer' | 'sender-admin' | 'template-editor') =>
+      (await addOperator(relay.storage.operators, { name: `dash-${role}`, role })).token;
+
+    const viewer = await visible(await token('viewer'));
+    expect(viewer.shown).toEqual({
+      whoami: 'dash-viewer (viewer)',
+      domains: true,
+      templates: true,
+      queue: true,
+      suppressForm: false,
+      verifyButtons: 0,
+      templateRemove: 0,
+    });
+    await viewer.page.close();
+
+    const editor = await visible(await token('template-editor'));
+    expect(editor.shown).toMatchObject({ templates: true, templateRemove: 1, suppressForm: false, verifyButtons: 0 });
+    await editor.page.close();
+
+    const senderAdmin = await visible(await token('sender-admin'));
+    expect(senderAdmin.shown).toMatchObject({ domains: true, verifyButtons: 1, suppressForm: true, templateRemove: 0 });
+    await senderAdmin.page.fill('#suppress-address', 'unsubscribed@example.test');
+    await senderAdmin.page.click('#suppress button');
+    await expect.poll(() => senderAdmin.page.textContent('#suppressions tbody')).toContain('unsubscribed@example.test');
+    await senderAdmin.page.close();
+
+    // An app's key: its own traffic and suppressions, none of the operators' panels.
+    const app = await visible(appKey);
+    expect(app.shown).toMatchObject({ whoami: 'shop (app)', domains: false, templates: false, queue: false, suppressForm: true });
+    await app.page.close();
   });
 });

@@ -8,6 +8,7 @@ import { loadBounceRules } from './bounces/classify.js';
 import { BounceNotifier } from './bounces/notifier.js';
 import { NodeMembership, nodeName } from './cluster/node.js';
 import { DeliveryLoop } from './delivery/loop.js';
+import { KeyActivationWatcher } from './domains/key-activation.js';
 import { createLogger, type Logger } from './log.js';
 import { openStorage } from './queue/open.js';
 import type { Storage } from './queue/storage.js';
@@ -84,6 +85,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   const http = new HttpServer({ config, storage, pipeline, metrics, logger, listenersDown });
   const webhooks = new WebhookDispatcher({ webhooks: storage.webhooks, config, logger, node });
   const retention = new RetentionPurger({ storage, config, logger });
+  const keyActivation = new KeyActivationWatcher({ keys: storage.dkimKeys, config, logger });
   const ports: Record<string, number> = {};
   try {
     for (const server of servers) ports[server.listener.name] = await server.listen();
@@ -97,6 +99,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   delivery.start();
   webhooks.start();
   retention.start();
+  keyActivation.start();
   logger.info(
     { config: config.source, listeners: ports, database: redactDatabase(config.database), storage: storage.kind, node },
     'relay started',
@@ -111,7 +114,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
       await Promise.all([...servers.map((s) => s.close()), http.close()]);
       stopListening?.();
       clearTimeout(hinted);
-      await Promise.all([delivery.stop(), webhooks.stop(), retention.stop()]);
+      await Promise.all([delivery.stop(), webhooks.stop(), retention.stop(), keyActivation.stop()]);
       await membership.leave();
       await storage.close();
       logger.info('relay stopped');

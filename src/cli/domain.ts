@@ -1,11 +1,12 @@
 /** `relay domain ...`: sender domains, their DKIM keys, and the DNS records that prove and protect them. */
 import { Option, type Command } from 'commander';
 import { createResolver } from '../delivery/resolver.js';
-import { dnsRecords, newVerificationToken } from '../domains/records.js';
+import { activateIfAuto, checkKeys, generateKeys, type KeyAlgorithmChoice } from '../domains/dkim-keys.js';
+import { dkimName, dkimValue, dnsRecords, newVerificationToken, type DnsRecord } from '../domains/records.js';
 import { verifyDomain } from '../domains/verify.js';
 import type { DomainRecord, Storage } from '../queue/storage.js';
-import { generateDkimKey } from '../signing/keys.js';
 import { CliError, type Cli } from './context.js';
+import { keyJson, printKeys, registerDomainKeyCommands } from './domain-keys.js';
 import { printRecords, printVerification } from './domain-output.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 import { domainName, selectorName } from './validate.js';
@@ -26,6 +27,19 @@ async function requireDomain(storage: Storage, input: string): Promise<DomainRec
   return domain;
 }
 
+/** The domain's records, with a DKIM record for each further key beside the one on the domain row. */
+function withKeyRecords(
+  records: DnsRecord[],
+  keys: { domain: string; selector: string; algorithm: 'rsa' | 'ed25519'; publicKey: string }[],
+): DnsRecord[] {
+  const shown = new Set(records.map((r) => r.name));
+  const extra: DnsRecord[] = keys
+    .map((k) => ({ type: 'TXT' as const, name: dkimName(k.domain, k.selector), value: dkimValue(k), purpose: 'dkim' as const }))
+    .filter((r) => !shown.has(r.name));
+  const at = records.findIndex((r) => r.purpose === 'dkim') + 1;
+  return [...records.slice(0, at), ...extra, ...records.slice(at)];
+}
+
 export function registerDomainCommands(program: Command, cli: Cli): void {
   const domain = program.command('domain').description('sender domains: DKIM keys and DNS records');
 
@@ -33,21 +47,30 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .command('add <domain>')
     .description('add a sender domain, generate its DKIM key and print the DNS records to publish')
     .option('--selector <selector>', `DKIM selector (default: relay + year and month, e.g. ${defaultSelector()})`)
-    .addOption(new Option('--algorithm <algorithm>', 'DKIM key type').choices(['rsa', 'ed25519']).default('rsa'))
+    .addOption(
+      new Option('--algorithm <algorithm>', 'DKIM key type; both signs with RSA and Ed25519 together')
+        .choices(['rsa', 'ed25519', 'both'])
+        .default('rsa'),
+    )
     .option('--json', 'print JSON')
-    .action((input: string, opts: { selector?: string; algorithm: 'rsa' | 'ed25519'; json?: boolean }) =>
+    .action((input: string, opts: { selector?: string; algorithm: KeyAlgorithmChoice; json?: boolean }) =>
       cli.withStorage(async (storage, config) => {
         const name = domainName(input);
         const selector = selectorName(opts.selector ?? defaultSelector());
         if (await storage.domains.get(name)) {
           throw new CliError(`domain ${name} already exists: see its records with \`relay domain records ${name}\``);
         }
-        const { privateKeyPem, publicKey } = generateDkimKey(opts.algorithm);
-        const added = { name, selector, algorithm: opts.algorithm, privateKeyPem, publicKey, verificationToken: newVerificationToken() };
+        const [first, ...more] = generateKeys(name, selector, opts.algorithm, 'active');
+        const added = { ...first!, name, verificationToken: newVerificationToken() };
         await storage.domains.add(added);
-        const records = dnsRecords(added, config.hostname);
-        if (opts.json) return printJson({ domain: name, selector, records });
-        printRecords(added, records, `Added ${name} (DKIM selector ${selector}, ${opts.algorithm} key).`);
+        if (more.length > 0) await storage.dkimKeys.add(more, Date.now());
+        const records = withKeyRecords(dnsRecords(added, config.hostname), more);
+        if (opts.json) {
+          const keys = (await storage.dkimKeys.list(name)).map(keyJson);
+          return printJson({ domain: name, selector: added.selector, records, keys });
+        }
+        const keys = [first!, ...more].map((k) => `selector ${k.selector}, ${k.algorithm} key`).join('; ');
+        printRecords(added, records, `Added ${name} (DKIM ${keys}).`);
       }),
     );
 
@@ -58,12 +81,23 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .action((input: string, opts: { json?: boolean }) =>
       cli.withStorage(async (storage, config) => {
         const record = await requireDomain(storage, input);
-        const { verified, checks } = await verifyDomain(record, createResolver(config), config.hostname);
+        const resolver = createResolver(config);
+        const { verified, checks } = await verifyDomain(record, resolver, config.hostname);
         // A failed lookup proves nothing either way, so it must not revoke an earlier verification.
         const lookupFailed = checks.verification.status === 'error';
         await storage.domains.setVerification(record.name, lookupFailed ? record.verified : verified, checks);
-        if (opts.json) printJson({ domain: record.name, verified, checks });
-        else printVerification(record, verified, checks, lookupFailed);
+        const now = Date.now();
+        const keyChecks = await checkKeys(storage.dkimKeys, resolver, record.name, now);
+        const activated = await activateIfAuto(storage.dkimKeys, record.name, keyChecks, { now, retireAfter: config.signing.retire_after });
+        const keys = await storage.dkimKeys.list(record.name);
+        if (opts.json) printJson({ domain: record.name, verified, checks, keys: keys.map(keyJson) });
+        else {
+          printVerification(record, verified, checks, lookupFailed);
+          if (activated.length > 0)
+            print(`\nThe new DKIM key is published and now signs (${activated.map((k) => k.selector).join(', ')}).`);
+          print();
+          printKeys(keys);
+        }
         if (!verified) process.exitCode = 1;
       }),
     );
@@ -97,11 +131,20 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .action((input: string, opts: { json?: boolean }) =>
       cli.withStorage(async (storage, config) => {
         const record = await requireDomain(storage, input);
-        const records = dnsRecords(record, config.hostname);
-        if (opts.json) return printJson({ domain: record.name, selector: record.selector, records });
+        const keys = await storage.dkimKeys.list(record.name);
+        const records = withKeyRecords(
+          dnsRecords(record, config.hostname),
+          keys.filter((k) => k.state !== 'retired'),
+        );
+        if (opts.json) return printJson({ domain: record.name, selector: record.selector, records, keys: keys.map(keyJson) });
         printRecords(record, records);
+        print();
+        print('DKIM keys:');
+        printKeys(keys);
       }),
     );
+
+  registerDomainKeyCommands(domain, cli);
 
   domain
     .command('remove <domain>')

@@ -11,7 +11,7 @@ import type { CredentialRecord, Storage } from '../queue/storage.js';
 import type { DkimSigner } from '../signing/dkim.js';
 import { ActiveCredentials } from './active-credentials.js';
 import { CredentialQuota, overQuota } from './quota.js';
-import { VerifiedDomainCache } from './domain-cache.js';
+import { SigningKeyCache, VerifiedDomainCache } from './domain-cache.js';
 import { IdempotentSubmissions, idempotencyKeys, takeIdempotencyKey, type Accepted } from './idempotency.js';
 import { LoginGuard } from './login-guard.js';
 import { readHeader } from '../envelope/header.js';
@@ -31,7 +31,7 @@ export interface PipelineObserver {
 
 export interface PipelineDeps {
   config: RelayConfig;
-  storage: Pick<Storage, 'queue' | 'events' | 'suppressions' | 'domains' | 'credentials' | 'limits' | 'idempotency'>;
+  storage: Pick<Storage, 'queue' | 'events' | 'suppressions' | 'domains' | 'dkimKeys' | 'credentials' | 'limits' | 'idempotency'>;
   signer: DkimSigner;
   logger: Logger;
   /** Called after each commit so delivery starts without waiting for its next poll. */
@@ -53,6 +53,7 @@ export class SubmissionPipeline {
   private readonly quota: CredentialQuota;
   private readonly idempotent: IdempotentSubmissions;
   private readonly domains: VerifiedDomainCache;
+  private readonly signingKeys: SigningKeyCache;
   private readonly active: ActiveCredentials;
 
   constructor(private readonly deps: PipelineDeps) {
@@ -61,6 +62,7 @@ export class SubmissionPipeline {
     this.quota = new CredentialQuota(storage.limits);
     this.idempotent = new IdempotentSubmissions(storage.idempotency, config);
     this.domains = new VerifiedDomainCache(storage.domains);
+    this.signingKeys = new SigningKeyCache(storage.dkimKeys);
     this.active = new ActiveCredentials(storage.credentials);
   }
 
@@ -189,12 +191,7 @@ export class SubmissionPipeline {
       if (refusal) throw refusal;
     }
     const signingDomain = (await this.domains.get(domainOf(prepared.from[0]!)))!;
-    const signed = await signer.signAsync(prepared.bytes, {
-      domain: signingDomain.name,
-      selector: signingDomain.selector,
-      algorithm: signingDomain.algorithm,
-      privateKeyPem: signingDomain.privateKeyPem,
-    });
+    const signed = await signer.signAllAsync(prepared.bytes, await this.signingKeys.get(signingDomain));
     const now = Date.now();
     const result = await storage.queue.enqueue({
       queueId,

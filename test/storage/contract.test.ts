@@ -13,8 +13,17 @@ import { NodeNameInUseError, StorageFullError } from '../../src/queue/storage.js
 import { storageError } from '../../src/queue/postgres/db.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { newMessage, storageContract, T0 } from './contract.js';
+import { dkimKeysContract } from './contract-dkim-keys.js';
 
 storageContract('sqlite', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'relay-storage-'));
+  return {
+    storage: await openSqlite(path.join(dir, 'relay.db')),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
+dkimKeysContract('sqlite', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'relay-storage-'));
   return {
     storage: await openSqlite(path.join(dir, 'relay.db')),
@@ -71,6 +80,11 @@ async function freshSchema(): Promise<{ name: string; url: string; drop(): Promi
 }
 
 storageContract('postgres', async () => {
+  const { db } = await testDatabase();
+  return { storage: await openPostgres(db.url, { poolSize: 4 }), cleanup: emptyTables };
+});
+
+dkimKeysContract('postgres', async () => {
   const { db } = await testDatabase();
   return { storage: await openPostgres(db.url, { poolSize: 4 }), cleanup: emptyTables };
 });

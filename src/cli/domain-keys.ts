@@ -71,7 +71,11 @@ export function registerDomainKeyCommands(domain: Command, cli: Cli): void {
         );
         if (opts.json) return printJson({ domain: name, keys: created.map(keyJson) });
         print(`New DKIM key for ${name} (${created.map((k) => `selector ${k.selector}, ${k.algorithm}`).join('; ')}).`);
-        print('Publish this record beside the current one (do not replace it):');
+        print(
+          created.length > 1
+            ? 'Publish these records beside the current ones (do not replace them):'
+            : 'Publish this record beside the current one (do not replace it):',
+        );
         for (const key of created) {
           const { name: recordName, value } = keyDnsAction(key);
           print();

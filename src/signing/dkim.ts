@@ -34,17 +34,13 @@ export class DkimSigner {
    * RSA-2048) run on libuv's thread pool, so it uses the other cores and leaves the event loop free.
    */
   signAsync(message: Buffer, key: DkimKey): Promise<Buffer> {
-    const pending = this.prepare(message, key);
-    return new Promise((resolve, reject) =>
-      crypto.sign(pending.hashAlgorithm, pending.signedData, pending.privateKey, (err, signature) =>
-        err ? reject(err) : resolve(pending.finish(signature)),
-      ),
-    );
+    return this.signAllAsync(message, [key]);
   }
 
   /**
    * Signs with every key (dual signing: RSA for receivers that verify only RSA, Ed25519 beside
-   * it), each signature over the message as given, one DKIM-Signature header per key in order.
+   * it), each signature over the message as given, one DKIM-Signature header per key in order;
+   * the private-key operations run on the thread pool as in signAsync().
    */
   async signAllAsync(message: Buffer, keys: DkimKey[]): Promise<Buffer> {
     const pending = keys.map((key) => this.prepare(message, key));

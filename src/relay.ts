@@ -11,6 +11,7 @@ import { BounceNotifier } from './bounces/notifier.js';
 import { NodeMembership, nodeName } from './cluster/node.js';
 import { DeliveryLoop } from './delivery/loop.js';
 import type { Clock } from './envelope/time.js';
+import { KeyActivationWatcher } from './domains/key-activation.js';
 import { createLogger, type Logger } from './log.js';
 import { openStorage } from './queue/open.js';
 import type { Storage } from './queue/storage.js';
@@ -101,6 +102,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   const http = new HttpServer({ config, storage, pipeline, metrics, logger, listenersDown, audit });
   const webhooks = new WebhookDispatcher({ webhooks: storage.webhooks, config, logger, node });
   const retention = new RetentionPurger({ storage, config, logger });
+  const keyActivation = new KeyActivationWatcher({ keys: storage.dkimKeys, config, logger });
   const ports: Record<string, number> = {};
   try {
     for (const server of servers) ports[server.listener.name] = await server.listen();
@@ -114,6 +116,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   delivery.start();
   webhooks.start();
   retention.start();
+  keyActivation.start();
   logger.info(
     { config: config.source, listeners: ports, database: redactDatabase(config.database), storage: storage.kind, node },
     'relay started',
@@ -128,7 +131,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
       await Promise.all([...servers.map((s) => s.close()), http.close()]);
       stopListening?.();
       clearTimeout(hinted);
-      await Promise.all([delivery.stop(), webhooks.stop(), retention.stop()]);
+      await Promise.all([delivery.stop(), webhooks.stop(), retention.stop(), keyActivation.stop()]);
       await membership.leave();
       await storage.close();
       logger.info('relay stopped');

@@ -1,9 +1,11 @@
 /** `relay domain ...`: sender domains, their DKIM keys, and the DNS records that prove and protect them. */
 import { Option, type Command } from 'commander';
 import { createResolver } from '../delivery/resolver.js';
-import { addDomain, checkDomain, defaultSelector, removeDomain, requireDomain } from '../domains/manage.js';
+import { activateIfAuto, checkKeys, type KeyAlgorithmChoice } from '../domains/dkim-keys.js';
+import { addDomain, checkDomain, defaultSelector, removeDomain, requireDomain, withKeyRecords } from '../domains/manage.js';
 import { dnsRecords } from '../domains/records.js';
 import { type Cli } from './context.js';
+import { keyJson, printKeys, registerDomainKeyCommands } from './domain-keys.js';
 import { printRecords, printVerification } from './domain-output.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 
@@ -14,19 +16,22 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .command('add <domain>')
     .description('add a sender domain, generate its DKIM key and print the DNS records to publish')
     .option('--selector <selector>', `DKIM selector (default: relay + year and month, e.g. ${defaultSelector()})`)
-    .addOption(new Option('--algorithm <algorithm>', 'DKIM key type').choices(['rsa', 'ed25519']).default('rsa'))
+    .addOption(
+      new Option('--algorithm <algorithm>', 'DKIM key type; both signs with RSA and Ed25519 together')
+        .choices(['rsa', 'ed25519', 'both'])
+        .default('rsa'),
+    )
     .option('--json', 'print JSON')
-    .action((input: string, opts: { selector?: string; algorithm: 'rsa' | 'ed25519'; json?: boolean }) =>
+    .action((input: string, opts: { selector?: string; algorithm: KeyAlgorithmChoice; json?: boolean }) =>
       cli.withStorage(async (storage, config, audit) => {
-        const { domain: added, records } = await addDomain(storage.domains, config.hostname, { name: input, ...opts });
-        await audit.record({
-          actor: cli.actor(),
-          action: 'domain.add',
-          target: added.name,
-          change: { selector: added.selector, algorithm: added.algorithm },
-        });
-        if (opts.json) return printJson({ domain: added.name, selector: added.selector, records });
-        printRecords(added, records, `Added ${added.name} (DKIM selector ${added.selector}, ${added.algorithm} key).`);
+        const { domain: added, keys, records } = await addDomain(storage, config.hostname, { name: input, ...opts });
+        await audit.record({ actor: cli.actor(), action: 'domain.add', target: added.name, change: { keys } });
+        if (opts.json) {
+          const stored = (await storage.dkimKeys.list(added.name)).map(keyJson);
+          return printJson({ domain: added.name, selector: added.selector, records, keys: stored });
+        }
+        const described = keys.map((k) => `selector ${k.selector}, ${k.algorithm} key`).join('; ');
+        printRecords(added, records, `Added ${added.name} (DKIM ${described}).`);
       }),
     );
 
@@ -36,20 +41,26 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .option('--json', 'print JSON')
     .action((input: string, opts: { json?: boolean }) =>
       cli.withStorage(async (storage, config, audit) => {
-        const {
-          domain: record,
-          verified,
-          checks,
-          lookupFailed,
-        } = await checkDomain(storage.domains, createResolver(config), config.hostname, input);
+        const resolver = createResolver(config);
+        const { domain: record, verified, checks, lookupFailed } = await checkDomain(storage.domains, resolver, config.hostname, input);
+        const now = Date.now();
+        const keyChecks = await checkKeys(storage.dkimKeys, resolver, record.name, now);
+        const activated = await activateIfAuto(storage.dkimKeys, record.name, keyChecks, { now, retireAfter: config.signing.retire_after });
         await audit.record({
           actor: cli.actor(),
           action: 'domain.verify',
           target: record.name,
-          change: { verified, lookup_failed: lookupFailed },
+          change: { verified, lookup_failed: lookupFailed, ...(activated.length > 0 && { activated: activated.map((k) => k.selector) }) },
         });
-        if (opts.json) printJson({ domain: record.name, verified, checks });
-        else printVerification(record, verified, checks, lookupFailed);
+        const keys = await storage.dkimKeys.list(record.name);
+        if (opts.json) printJson({ domain: record.name, verified, checks, keys: keys.map(keyJson) });
+        else {
+          printVerification(record, verified, checks, lookupFailed);
+          if (activated.length > 0)
+            print(`\nThe new DKIM key is published and now signs (${activated.map((k) => k.selector).join(', ')}).`);
+          print();
+          printKeys(keys);
+        }
         if (!verified) process.exitCode = 1;
       }),
     );
@@ -83,11 +94,20 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
     .action((input: string, opts: { json?: boolean }) =>
       cli.withStorage(async (storage, config) => {
         const record = await requireDomain(storage.domains, input);
-        const records = dnsRecords(record, config.hostname);
-        if (opts.json) return printJson({ domain: record.name, selector: record.selector, records });
+        const keys = await storage.dkimKeys.list(record.name);
+        const records = withKeyRecords(
+          dnsRecords(record, config.hostname),
+          keys.filter((k) => k.state !== 'retired'),
+        );
+        if (opts.json) return printJson({ domain: record.name, selector: record.selector, records, keys: keys.map(keyJson) });
         printRecords(record, records);
+        print();
+        print('DKIM keys:');
+        printKeys(keys);
       }),
     );
+
+  registerDomainKeyCommands(domain, cli);
 
   domain
     .command('remove <domain>')

@@ -8,13 +8,14 @@ import { isDeepStrictEqual } from 'node:util';
 import type { RelayConfig } from './schema.js';
 
 /** Sections read at each use; the nested keys listed in STARTUP_ONLY are kept as they were. */
-const LIVE_SECTIONS = ['tls', 'limits', 'delivery', 'bounces', 'log'] as const;
+const LIVE_SECTIONS = ['tls', 'limits', 'delivery', 'bounces', 'log', 'signing'] as const;
 const STARTUP_ONLY: Record<(typeof LIVE_SECTIONS)[number], string[]> = {
   tls: [],
   limits: [],
   delivery: ['dns_servers', 'paused'],
   bounces: ['rules'],
   log: [],
+  signing: [],
 };
 
 /** Applies `next` to `current` in place; returns the changed keys that take a restart. */

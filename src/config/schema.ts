@@ -42,6 +42,14 @@ export const configSchema = z.strictObject({
       messages: duration.prefault('30d'),
     })
     .prefault({}),
+  signing: z
+    .strictObject({
+      /** How long a replaced DKIM key stays (its record published) after the new one signs, for mail in flight and re-verification. */
+      retire_after: duration.prefault('7d'),
+      /** How often a running relay looks up keys rotated with --auto, to activate them once published. */
+      key_check_interval: duration.prefault('10m'),
+    })
+    .prefault({}),
   /** PEM files for the listeners, or `self_signed`: a pair generated once next to the database. */
   tls: z
     .union([z.literal('self_signed'), z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })], {

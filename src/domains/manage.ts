@@ -2,9 +2,9 @@
 import type { Resolver } from '../delivery/resolver.js';
 import { ManagementError } from '../management/error.js';
 import { domainName, selectorName } from '../management/names.js';
-import type { DomainRecord, DomainStore } from '../queue/storage.js';
-import { generateDkimKey, type DkimAlgorithm } from '../signing/keys.js';
-import { dnsRecords, newVerificationToken, type DnsRecord, type DomainKeys } from './records.js';
+import type { DkimKeyStore, DomainRecord, DomainStore } from '../queue/storage.js';
+import { generateKeys, type KeyAlgorithmChoice } from './dkim-keys.js';
+import { dkimName, dkimValue, dnsRecords, newVerificationToken, type DnsRecord, type DomainKeys } from './records.js';
 import { verifyDomain, type DomainChecks } from './verify.js';
 
 /**
@@ -22,20 +22,38 @@ export async function requireDomain(store: Pick<DomainStore, 'get'>, input: stri
   return domain;
 }
 
-/** Adds the domain with a new DKIM key; returns it with the DNS records to publish. */
+/**
+ * Adds the domain with a new DKIM key (with `both`, an RSA and an Ed25519 key that sign
+ * together); returns it, every key's selector and algorithm, and the DNS records to publish.
+ */
 export async function addDomain(
-  store: Pick<DomainStore, 'get' | 'add'>,
+  store: { domains: Pick<DomainStore, 'get' | 'add'>; dkimKeys: Pick<DkimKeyStore, 'add'> },
   hostname: string,
-  input: { name: string; selector?: string; algorithm?: DkimAlgorithm },
-): Promise<{ domain: DomainKeys; records: DnsRecord[] }> {
+  input: { name: string; selector?: string; algorithm?: KeyAlgorithmChoice },
+  now = Date.now(),
+): Promise<{ domain: DomainKeys; keys: { selector: string; algorithm: string }[]; records: DnsRecord[] }> {
   const name = domainName(input.name);
   const selector = selectorName(input.selector ?? defaultSelector());
-  const algorithm = input.algorithm ?? 'rsa';
-  if (await store.get(name)) throw new ManagementError('exists', 'domain', `domain ${name} already exists: see its records`);
-  const { privateKeyPem, publicKey } = generateDkimKey(algorithm);
-  const domain = { name, selector, algorithm, privateKeyPem, publicKey, verificationToken: newVerificationToken() };
-  await store.add(domain);
-  return { domain, records: dnsRecords(domain, hostname) };
+  if (await store.domains.get(name)) throw new ManagementError('exists', 'domain', `domain ${name} already exists: see its records`);
+  const [first, ...more] = generateKeys(name, selector, input.algorithm ?? 'rsa', 'active');
+  const domain = { ...first!, name, verificationToken: newVerificationToken() };
+  await store.domains.add(domain);
+  if (more.length > 0) await store.dkimKeys.add(more, now);
+  const keys = [first!, ...more].map((k) => ({ selector: k.selector, algorithm: k.algorithm }));
+  return { domain, keys, records: withKeyRecords(dnsRecords(domain, hostname), more) };
+}
+
+/** The domain's records, with a DKIM record for each further key beside the one on the domain row. */
+export function withKeyRecords(
+  records: DnsRecord[],
+  keys: { domain: string; selector: string; algorithm: 'rsa' | 'ed25519'; publicKey: string }[],
+): DnsRecord[] {
+  const shown = new Set(records.map((r) => r.name));
+  const extra: DnsRecord[] = keys
+    .map((k) => ({ type: 'TXT' as const, name: dkimName(k.domain, k.selector), value: dkimValue(k), purpose: 'dkim' as const }))
+    .filter((r) => !shown.has(r.name));
+  const at = records.findIndex((r) => r.purpose === 'dkim') + 1;
+  return [...records.slice(0, at), ...extra, ...records.slice(at)];
 }
 
 export interface DomainCheckResult {

@@ -52,6 +52,11 @@ export async function verifyDomain(domain: DomainKeys, resolver: Resolver, hostn
   return { verified: checks.verification.status === 'found', checks };
 }
 
+/** Whether a DKIM key's record is published at its selector as Relay expects. */
+export async function verifyDkimKey(key: DkimKeyFields, resolver: Resolver): Promise<Check> {
+  return checkDkim(await lookupTxt(resolver, dkimName(key.name, key.selector)), key);
+}
+
 async function lookupTxt(resolver: Resolver, name: string): Promise<Lookup> {
   try {
     // Long TXT records arrive as several strings that together form one value.
@@ -86,7 +91,10 @@ function checkVerification(lookup: Lookup, domain: DomainKeys): Check {
   return { status: 'missing', expected, found, message: `no TXT record at ${lookup.name}: publish "${expected}" there` };
 }
 
-function checkDkim(lookup: Lookup, domain: DomainKeys): Check {
+/** What a DKIM record is derived from: the domain's name and one of its keys. */
+type DkimKeyFields = Pick<DomainKeys, 'name' | 'selector' | 'algorithm' | 'publicKey'>;
+
+function checkDkim(lookup: Lookup, domain: DkimKeyFields): Check {
   const expected = dkimValue(domain);
   if ('error' in lookup) return { status: 'error', expected, message: lookup.error };
   const found = lookup.records;

@@ -289,6 +289,60 @@ export interface DomainStore {
   remove(name: string): Promise<boolean>;
 }
 
+// ---- DKIM keys -----------------------------------------------------------------------------------
+
+/**
+ * pending: generated, its record to be published; active: signs; retiring: no longer signs, its
+ * record stays published until retireAt so mail in flight still verifies; retired: its private
+ * key removed, the record left to delete.
+ */
+export type DkimKeyState = 'pending' | 'active' | 'retiring' | 'retired';
+
+export interface DkimKeyRecord {
+  domain: string;
+  selector: string;
+  algorithm: 'rsa' | 'ed25519';
+  /** null once retired. */
+  privateKeyPem: string | null;
+  /** The p= value of the DKIM TXT record. */
+  publicKey: string;
+  state: DkimKeyState;
+  /** Activate as soon as the record is found published. */
+  autoActivate: boolean;
+  createdAt: number;
+  /** When a lookup last found the record published as expected. */
+  publishedAt: number | null;
+  activatedAt: number | null;
+  retireAt: number | null;
+}
+
+export type NewDkimKey = Pick<DkimKeyRecord, 'domain' | 'selector' | 'algorithm' | 'publicKey' | 'autoActivate'> & {
+  privateKeyPem: string;
+  state: 'pending' | 'active';
+};
+
+export interface DkimKeyStore {
+  /** Adds keys of an existing domain, all or none; throws if a selector is taken. */
+  add(keys: NewDkimKey[], at: number): Promise<void>;
+  /** Every key of the domain, by selector. */
+  list(domain: string): Promise<DkimKeyRecord[]>;
+  /** The domain's signing keys. */
+  active(domain: string): Promise<DkimKeyRecord[]>;
+  /** Pending keys of every domain waiting to be activated when published. */
+  pendingAuto(): Promise<DkimKeyRecord[]>;
+  /** Records that the key's DNS record was found published (at) or not (null). */
+  setPublished(domain: string, selector: string, at: number | null): Promise<void>;
+  /**
+   * In one transaction: the domain's pending keys become active and its active ones retiring
+   * until `retireAt`; the domain record shows the first new key. False if none was pending.
+   */
+  activatePending(domain: string, at: number, retireAt: number): Promise<boolean>;
+  /** Retiring keys whose time has come lose their private key and become retired; returns them. */
+  retireDue(now: number): Promise<DkimKeyRecord[]>;
+  /** Forgets a retired key (its record is gone from DNS). */
+  forget(domain: string, selector: string): Promise<boolean>;
+}
+
 // ---- Credentials and API keys --------------------------------------------------------------------
 
 export interface CredentialRecord {
@@ -590,6 +644,8 @@ export interface Storage {
   readonly events: EventLog;
   readonly suppressions: SuppressionList;
   readonly domains: DomainStore;
+  /** The domains' DKIM keys; `domains.add` stores the domain's first key as active. */
+  readonly dkimKeys: DkimKeyStore;
   readonly credentials: CredentialStore;
   readonly credentialPolicies: CredentialPolicyStore;
   readonly limits: LimitStore;

@@ -2,10 +2,12 @@
  * Retention: keeps the database the size of its window. Every few minutes it removes, in small
  * batches so no transaction holds the database for long, events older than `retention.events`,
  * messages whose recipients are all final once older than `retention.messages`, and login
- * failures and idempotency keys older than the windows that read them.
+ * failures and idempotency keys older than the windows that read them. DKIM keys replaced longer
+ * ago than `signing.retire_after` lose their private key here, and the record to delete is logged.
  */
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { dkimName } from '../domains/records.js';
 import type { Storage } from '../queue/storage.js';
 
 const BATCH = 500;
@@ -16,7 +18,9 @@ export class RetentionPurger {
   private running: Promise<unknown> | undefined;
   private stopped = false;
 
-  constructor(private readonly deps: { storage: Pick<Storage, 'events' | 'queue' | 'limits'>; config: RelayConfig; logger: Logger }) {}
+  constructor(
+    private readonly deps: { storage: Pick<Storage, 'events' | 'queue' | 'limits' | 'dkimKeys'>; config: RelayConfig; logger: Logger },
+  ) {}
 
   start(): void {
     this.schedule(0);
@@ -55,6 +59,10 @@ export class RetentionPurger {
       const { auth_failure_window, auth_lockout, idempotency_window } = config.limits;
       await storage.limits.prune(now - Math.max(auth_failure_window + auth_lockout, idempotency_window));
       if (removed.events + removed.messages > 0) logger.info(removed, 'retention: purged old events and messages');
+      for (const key of await storage.dkimKeys.retireDue(now)) {
+        const record = dkimName(key.domain, key.selector);
+        logger.info({ domain: key.domain, selector: key.selector, record }, `DKIM key retired: delete the TXT record at ${record}`);
+      }
     } catch (err) {
       logger.error({ err }, 'retention purge failed; trying again later');
     }

@@ -6,7 +6,7 @@
  * with a message naming the setting rather than failing later at the first message to sign.
  */
 import type { Logger } from '../log.js';
-import type { DomainStore, Storage, WebhookStore } from '../queue/storage.js';
+import type { DkimKeyRecord, DkimKeyStore, DomainStore, Storage, WebhookStore } from '../queue/storage.js';
 import { isSealed, sealedKeyId, type SecretCipher } from './cipher.js';
 import { KEY_ENV, SecretsKeyError } from './key.js';
 
@@ -37,7 +37,12 @@ export async function withSecretsAtRest(
       'some DKIM keys or webhook secrets are stored in plain text: encrypt them with `relay secrets rekey --new-key-file FILE`',
     );
   }
-  return { ...storage, domains: sealedDomains(storage.domains, cipher), webhooks: sealedWebhooks(storage.webhooks, cipher) };
+  return {
+    ...storage,
+    domains: sealedDomains(storage.domains, cipher),
+    dkimKeys: sealedDkimKeys(storage.dkimKeys, cipher),
+    webhooks: sealedWebhooks(storage.webhooks, cipher),
+  };
 }
 
 function sealedDomains(domains: DomainStore, cipher: SecretCipher): DomainStore {
@@ -51,6 +56,25 @@ function sealedDomains(domains: DomainStore, cipher: SecretCipher): DomainStore 
     list: async () => (await domains.list()).map(open),
     setVerification: (name, verified, checks) => domains.setVerification(name, verified, checks),
     remove: (name) => domains.remove(name),
+  };
+}
+
+/** The keys table holds the same sealed values as the domains table (activation copies them across). */
+function sealedDkimKeys(keys: DkimKeyStore, cipher: SecretCipher): DkimKeyStore {
+  const open = (k: DkimKeyRecord): DkimKeyRecord => ({ ...k, privateKeyPem: k.privateKeyPem && cipher.open(k.privateKeyPem, 'dkim') });
+  return {
+    add: (added, at) =>
+      keys.add(
+        added.map((k) => ({ ...k, privateKeyPem: cipher.seal(k.privateKeyPem, 'dkim') })),
+        at,
+      ),
+    list: async (domain) => (await keys.list(domain)).map(open),
+    active: async (domain) => (await keys.active(domain)).map(open),
+    pendingAuto: async () => (await keys.pendingAuto()).map(open),
+    setPublished: (domain, selector, at) => keys.setPublished(domain, selector, at),
+    activatePending: (domain, at, retireAt) => keys.activatePending(domain, at, retireAt),
+    retireDue: async (now) => (await keys.retireDue(now)).map(open),
+    forget: (domain, selector) => keys.forget(domain, selector),
   };
 }
 

@@ -34,12 +34,27 @@ export class DkimSigner {
    * RSA-2048) run on libuv's thread pool, so it uses the other cores and leaves the event loop free.
    */
   signAsync(message: Buffer, key: DkimKey): Promise<Buffer> {
-    const pending = this.prepare(message, key);
-    return new Promise((resolve, reject) =>
-      crypto.sign(pending.hashAlgorithm, pending.signedData, pending.privateKey, (err, signature) =>
-        err ? reject(err) : resolve(pending.finish(signature)),
+    return this.signAllAsync(message, [key]);
+  }
+
+  /**
+   * Signs with every key (dual signing: RSA for receivers that verify only RSA, Ed25519 beside
+   * it), each signature over the message as given, one DKIM-Signature header per key in order;
+   * the private-key operations run on the thread pool as in signAsync().
+   */
+  async signAllAsync(message: Buffer, keys: DkimKey[]): Promise<Buffer> {
+    const pending = keys.map((key) => this.prepare(message, key));
+    const headerLines = await Promise.all(
+      pending.map(
+        (p) =>
+          new Promise<string>((resolve, reject) =>
+            crypto.sign(p.hashAlgorithm, p.signedData, p.privateKey, (err, signature) =>
+              err ? reject(err) : resolve(p.headerLine(signature)),
+            ),
+          ),
       ),
     );
+    return headerLines.reduceRight((signed, line) => prependHeaderField(signed, line), pending[0]?.message ?? message);
   }
 
   /** Body hash and canonicalized header; what remains is the signature over `signedData`. */
@@ -64,15 +79,16 @@ export class DkimSigner {
     });
 
     const rsa = key.algorithm === 'rsa';
+    const headerLine = (signature: Buffer) =>
+      tools.formatSignatureHeaderLine('DKIM', { ...dkimHeaderOpts, b: signature.toString('base64') }, true);
     return {
       privateKey,
       hashAlgorithm: rsa ? algorithm : null,
       // RFC 8463: ed25519 signs the SHA-256 digest of the canonicalized header.
       signedData: rsa ? canonicalizedHeader : crypto.createHash('sha256').update(canonicalizedHeader).digest(),
-      finish(signature: Buffer): Buffer {
-        const headerLine = tools.formatSignatureHeaderLine('DKIM', { ...dkimHeaderOpts, b: signature.toString('base64') }, true);
-        return prependHeaderField(complete, headerLine);
-      },
+      message: complete,
+      headerLine,
+      finish: (signature: Buffer): Buffer => prependHeaderField(complete, headerLine(signature)),
     };
   }
 

@@ -5,7 +5,8 @@
  * relay runs is used at once; a removal, an unverification or a new key takes effect within
  * TTL_MS.
  */
-import type { DomainRecord, DomainStore } from '../queue/storage.js';
+import type { DkimKeyStore, DomainRecord, DomainStore } from '../queue/storage.js';
+import type { DkimKey } from '../signing/dkim.js';
 
 const TTL_MS = 2000;
 
@@ -28,5 +29,31 @@ export class VerifiedDomainCache implements DomainLookup {
     if (record?.verified) this.entries.set(key, { record, until: now + TTL_MS });
     else this.entries.delete(key);
     return record;
+  }
+}
+
+/**
+ * The keys a verified domain signs with, remembered for TTL_MS like the domain itself: a key
+ * activated from the CLI or by another node signs on every node within TTL_MS, without a restart.
+ */
+export class SigningKeyCache {
+  private readonly entries = new Map<string, { keys: DkimKey[]; until: number }>();
+
+  constructor(private readonly store: Pick<DkimKeyStore, 'active'>) {}
+
+  async get(domain: DomainRecord): Promise<DkimKey[]> {
+    const now = Date.now();
+    const cached = this.entries.get(domain.name);
+    if (cached && cached.until > now) return cached.keys;
+    const active = (await this.store.active(domain.name)).flatMap(({ selector, algorithm, privateKeyPem }) =>
+      privateKeyPem === null ? [] : [{ domain: domain.name, selector, algorithm, privateKeyPem }],
+    );
+    // A domain added by an older release (during a rolling upgrade) has only the key on its row.
+    const keys =
+      active.length > 0
+        ? active
+        : [{ domain: domain.name, selector: domain.selector, algorithm: domain.algorithm, privateKeyPem: domain.privateKeyPem }];
+    this.entries.set(domain.name, { keys, until: now + TTL_MS });
+    return keys;
   }
 }

@@ -12,7 +12,7 @@ import type { CredentialRecord, Storage } from '../queue/storage.js';
 import type { DkimSigner } from '../signing/dkim.js';
 import { ActiveCredentials } from './active-credentials.js';
 import { CredentialQuota, overQuota } from './quota.js';
-import { VerifiedDomainCache } from './domain-cache.js';
+import { SigningKeyCache, VerifiedDomainCache } from './domain-cache.js';
 import { IdempotentSubmissions, idempotencyKeys, takeIdempotencyKey, type Accepted } from './idempotency.js';
 import { LoginGuard } from './login-guard.js';
 import { readHeader } from '../envelope/header.js';
@@ -34,7 +34,10 @@ export interface PipelineObserver {
 
 export interface PipelineDeps {
   config: RelayConfig;
-  storage: Pick<Storage, 'queue' | 'events' | 'suppressions' | 'domains' | 'credentials' | 'credentialPolicies' | 'limits' | 'idempotency'>;
+  storage: Pick<
+    Storage,
+    'queue' | 'events' | 'suppressions' | 'domains' | 'dkimKeys' | 'credentials' | 'credentialPolicies' | 'limits' | 'idempotency'
+  >;
   signer: DkimSigner;
   logger: Logger;
   /** Called after each commit so delivery starts without waiting for its next poll. */
@@ -58,6 +61,7 @@ export class SubmissionPipeline {
   private readonly quota: CredentialQuota;
   private readonly idempotent: IdempotentSubmissions;
   private readonly domains: VerifiedDomainCache;
+  private readonly signingKeys: SigningKeyCache;
   private readonly active: ActiveCredentials;
   private readonly now: Clock;
   private readonly policies: ActivePolicies;
@@ -69,6 +73,7 @@ export class SubmissionPipeline {
     this.quota = new CredentialQuota(storage.limits, this.now);
     this.idempotent = new IdempotentSubmissions(storage.idempotency, config);
     this.domains = new VerifiedDomainCache(storage.domains);
+    this.signingKeys = new SigningKeyCache(storage.dkimKeys);
     this.active = new ActiveCredentials(storage.credentials);
     this.policies = new ActivePolicies(storage.credentialPolicies);
   }
@@ -216,12 +221,7 @@ export class SubmissionPipeline {
     const replyToRefusal = checkReplyTo(await this.policies.get(credential.name), credential, prepared.replyTo);
     if (replyToRefusal) throw replyToRefusal;
     const signingDomain = (await this.domains.get(domainOf(prepared.from[0]!)))!;
-    const signed = await signer.signAsync(prepared.bytes, {
-      domain: signingDomain.name,
-      selector: signingDomain.selector,
-      algorithm: signingDomain.algorithm,
-      privateKeyPem: signingDomain.privateKeyPem,
-    });
+    const signed = await signer.signAllAsync(prepared.bytes, await this.signingKeys.get(signingDomain));
     const now = this.now();
     const result = await storage.queue.enqueue({
       queueId,

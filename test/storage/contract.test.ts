@@ -16,6 +16,7 @@ import { governanceContract } from './contract-governance.js';
 import { operatorContract } from './contract-operators.js';
 import { governanceContract as auditContract } from './contract-audit.js';
 import { newMessage, storageContract, T0, type OpenedStorage } from './contract.js';
+import { dkimKeysContract } from './contract-dkim-keys.js';
 
 const openSqliteStorage = async (): Promise<OpenedStorage> => {
   const dir = mkdtempSync(path.join(tmpdir(), 'relay-storage-'));
@@ -28,6 +29,14 @@ storageContract('sqlite', openSqliteStorage);
 governanceContract('sqlite', openSqliteStorage);
 operatorContract('sqlite', openSqliteStorage);
 auditContract('sqlite', openSqliteStorage);
+
+dkimKeysContract('sqlite', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'relay-storage-'));
+  return {
+    storage: await openSqlite(path.join(dir, 'relay.db')),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
 
 // ---- PostgreSQL: one database for this file, emptied after each test ---------------------------
 
@@ -85,6 +94,11 @@ storageContract('postgres', openPgStorage);
 governanceContract('postgres', openPgStorage);
 operatorContract('postgres', openPgStorage);
 auditContract('postgres', openPgStorage);
+
+dkimKeysContract('postgres', async () => {
+  const { db } = await testDatabase();
+  return { storage: await openPostgres(db.url, { poolSize: 4 }), cleanup: emptyTables };
+});
 
 describe('postgres: several nodes on one database', () => {
   let nodes: PostgresStorage[];

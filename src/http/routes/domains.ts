@@ -86,7 +86,7 @@ export function registerDomainRoutes(app: FastifyInstance, ctx: ApiContext): voi
     }),
   );
 
-  app.post<{ Body: { domain: string; selector?: string; algorithm?: 'rsa' | 'ed25519' } }>(
+  app.post<{ Body: { domain: string; selector?: string; algorithm?: 'rsa' | 'ed25519' | 'both' } }>(
     '/v1/domains',
     {
       config: { role: 'sender-admin', audit: 'domain.add' },
@@ -99,14 +99,19 @@ export function registerDomainRoutes(app: FastifyInstance, ctx: ApiContext): voi
           properties: {
             domain: { type: 'string' },
             selector: { type: 'string', description: 'DKIM selector (default: relay + year and month, e.g. relay202611)' },
-            algorithm: { type: 'string', enum: ['rsa', 'ed25519'], default: 'rsa' },
+            algorithm: {
+              type: 'string',
+              enum: ['rsa', 'ed25519', 'both'],
+              default: 'rsa',
+              description: 'both: RSA and Ed25519 keys that sign together',
+            },
           },
         },
         response: { 201: recordsSchema, ...errors },
       },
     },
     async (request, reply) => {
-      const { domain, records } = await addDomain(storage.domains, config.hostname, { ...request.body, name: request.body.domain });
+      const { domain, records } = await addDomain(storage, config.hostname, { ...request.body, name: request.body.domain });
       return reply.code(201).send(recordsJson(domain, records));
     },
   );

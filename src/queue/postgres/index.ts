@@ -10,6 +10,7 @@ import type { Storage } from '../storage.js';
 import { PgCredentialPolicies } from './credential-policies.js';
 import { PgAudit } from './audit.js';
 import { connectionConfig, Db } from './db.js';
+import { PgDkimKeys } from './dkim-keys.js';
 import { WORK_CHANNEL } from './enqueue.js';
 import { PgEventLog } from './events.js';
 import { PgIdempotency, PgLimits } from './limits.js';
@@ -52,6 +53,7 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
 
   const queue = new PgMessageQueue(db, logger);
   const nodes = new PgNodes(db, url, logger);
+  const dkimKeys = new PgDkimKeys(db);
   const listeners = new Set<() => void>();
   let listening: Promise<pg.Client | undefined> | undefined;
   let live = false;
@@ -95,7 +97,8 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     queue,
     events: new PgEventLog(db),
     suppressions: new PgSuppressions(db),
-    domains: new PgDomains(db),
+    domains: new PgDomains(db, dkimKeys),
+    dkimKeys,
     credentials: new PgCredentials(db),
     credentialPolicies: new PgCredentialPolicies(db),
     limits: new PgLimits(db),

@@ -244,6 +244,31 @@ ALTER TABLE credentials
   ADD COLUMN old_secret_logins INTEGER NOT NULL DEFAULT 0,
   ADD COLUMN old_secret_last_login_at BIGINT;
 ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;   -- set when a rotation retires the key
+);
+`,
+  },
+  {
+    version: 5,
+    name: 'dkim keys',
+    sql: `
+-- Several DKIM keys per domain, for rotation and dual signing; each domain's key becomes its first.
+CREATE TABLE dkim_keys (
+  domain          TEXT NOT NULL REFERENCES domains (name) ON DELETE CASCADE,
+  selector        TEXT NOT NULL,
+  algorithm       TEXT NOT NULL,
+  private_key_pem TEXT,              -- NULL once retired
+  public_key      TEXT NOT NULL,
+  state           TEXT NOT NULL,     -- pending, active, retiring, retired
+  auto_activate   BOOLEAN NOT NULL DEFAULT false,
+  created_at      BIGINT NOT NULL,
+  published_at    BIGINT,
+  activated_at    BIGINT,
+  retire_at       BIGINT,
+  PRIMARY KEY (domain, selector)
+);
+CREATE INDEX dkim_keys_state ON dkim_keys (state, retire_at);
+INSERT INTO dkim_keys (domain, selector, algorithm, private_key_pem, public_key, state, created_at, activated_at)
+  SELECT name, selector, algorithm, private_key_pem, public_key, 'active', created_at, created_at FROM domains;
 `,
   },
 ];

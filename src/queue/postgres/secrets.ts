@@ -8,6 +8,7 @@ export class PgSecrets implements SecretStore {
   async list(): Promise<StoredSecret[]> {
     return this.db.query<StoredSecret>(
       `SELECT 'dkim' AS kind, name AS id, private_key_pem AS value FROM domains
+       UNION ALL SELECT 'dkim', domain || '/' || selector, private_key_pem FROM dkim_keys WHERE private_key_pem IS NOT NULL
        UNION ALL SELECT 'webhook', id::text, secret FROM webhooks ORDER BY 1, 2`,
     );
   }
@@ -16,10 +17,13 @@ export class PgSecrets implements SecretStore {
     return this.db.transaction(async (client) => {
       let n = 0;
       for (const c of changes) {
+        // A DKIM key's id is the domain (its row in domains) or domain/selector (its row in dkim_keys).
         const sql =
-          c.kind === 'dkim'
-            ? `UPDATE domains SET private_key_pem = $1 WHERE name = $2 AND private_key_pem = $3`
-            : `UPDATE webhooks SET secret = $1 WHERE id = $2::bigint AND secret = $3`;
+          c.kind === 'webhook'
+            ? `UPDATE webhooks SET secret = $1 WHERE id = $2::bigint AND secret = $3`
+            : c.id.includes('/')
+              ? `UPDATE dkim_keys SET private_key_pem = $1 WHERE domain || '/' || selector = $2 AND private_key_pem = $3`
+              : `UPDATE domains SET private_key_pem = $1 WHERE name = $2 AND private_key_pem = $3`;
         n += (await client.query(sql, [c.value, c.id, c.from])).rowCount ?? 0;
       }
       return n;

@@ -14,6 +14,7 @@ import type {
 } from '../storage.js';
 import { normaliseAddress } from '../../envelope/address.js';
 import type { Db } from './db.js';
+import type { PgDkimKeys } from './dkim-keys.js';
 import {
   toCredential,
   toDomain,
@@ -67,22 +68,29 @@ export class PgSuppressions implements SuppressionList {
 }
 
 export class PgDomains implements DomainStore {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly keys: PgDkimKeys,
+  ) {}
 
   async add(domain: NewDomain): Promise<void> {
-    await this.db.run(
-      `INSERT INTO domains (name, selector, algorithm, private_key_pem, public_key, verification_token, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [
-        domain.name.toLowerCase(),
-        domain.selector,
-        domain.algorithm,
-        domain.privateKeyPem,
-        domain.publicKey,
-        domain.verificationToken,
-        Date.now(),
-      ],
-    );
+    const at = Date.now();
+    await this.db.transaction(async (client) => {
+      await client.query(
+        `INSERT INTO domains (name, selector, algorithm, private_key_pem, public_key, verification_token, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [
+          domain.name.toLowerCase(),
+          domain.selector,
+          domain.algorithm,
+          domain.privateKeyPem,
+          domain.publicKey,
+          domain.verificationToken,
+          at,
+        ],
+      );
+      await this.keys.insert(client, { ...domain, domain: domain.name, state: 'active', autoActivate: false }, at);
+    });
   }
 
   async get(name: string): Promise<DomainRecord | undefined> {

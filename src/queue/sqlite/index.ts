@@ -6,6 +6,7 @@ import type { Storage } from '../storage.js';
 import { SqliteAudit } from './audit.js';
 import { SqliteConnection } from './connection.js';
 import { SqliteCredentialPolicies } from './credential-policies.js';
+import { SqliteDkimKeys } from './dkim-keys.js';
 import { SqliteEvents } from './events.js';
 import { SqliteLimits } from './limits.js';
 import { migrate } from './migrations.js';
@@ -26,12 +27,14 @@ export async function openSqlite(file: string): Promise<Storage> {
   const events = new SqliteEvents(conn);
   const suppressions = new SqliteSuppressions(conn);
   const limits = new SqliteLimits(conn);
+  const dkimKeys = new SqliteDkimKeys(conn);
   return {
     kind: 'sqlite',
     queue: new SqliteQueue(conn, events, suppressions),
     events,
     suppressions,
-    domains: new SqliteDomains(conn),
+    domains: new SqliteDomains(conn, dkimKeys),
+    dkimKeys,
     credentials: new SqliteCredentials(conn),
     credentialPolicies: new SqliteCredentialPolicies(conn),
     limits,

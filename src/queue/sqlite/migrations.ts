@@ -236,7 +236,28 @@ ALTER TABLE credentials ADD COLUMN old_secret_last_login_at INTEGER;
 ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;   -- set when a rotation retires the key
 `;
 
-const MIGRATIONS = [V1_RELEASE_0_1_0, V2_SEVERAL_NODES, V3_SENDER_IDENTITIES_SANDBOX_TAGS, V4_OPERATORS, V_AUDIT_AND_ROTATION];
+/** Several DKIM keys per domain, for rotation and dual signing; each domain's key becomes its first. */
+const DKIM_KEYS = `
+CREATE TABLE dkim_keys (
+  domain          TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,
+  selector        TEXT NOT NULL,
+  algorithm       TEXT NOT NULL,
+  private_key_pem TEXT,              -- NULL once retired
+  public_key      TEXT NOT NULL,
+  state           TEXT NOT NULL,     -- pending, active, retiring, retired
+  auto_activate   INTEGER NOT NULL DEFAULT 0,
+  created_at      INTEGER NOT NULL,
+  published_at    INTEGER,
+  activated_at    INTEGER,
+  retire_at       INTEGER,
+  PRIMARY KEY (domain, selector)
+);
+CREATE INDEX dkim_keys_state ON dkim_keys (state, retire_at);
+INSERT INTO dkim_keys (domain, selector, algorithm, private_key_pem, public_key, state, created_at, activated_at)
+  SELECT name, selector, algorithm, private_key_pem, public_key, 'active', created_at, created_at FROM domains;
+`;
+
+const MIGRATIONS = [V1_RELEASE_0_1_0, V2_SEVERAL_NODES, V3_SENDER_IDENTITIES_SANDBOX_TAGS, V4_OPERATORS, V_AUDIT_AND_ROTATION, DKIM_KEYS];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 export function migrate(db: Database.Database): void {

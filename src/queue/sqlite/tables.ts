@@ -20,6 +20,7 @@ import type {
   WebhookStore,
 } from '../storage.js';
 import type { SqliteConnection } from './connection.js';
+import type { SqliteDkimKeys } from './dkim-keys.js';
 import {
   type CredentialRow,
   type DomainRow,
@@ -86,12 +87,16 @@ export class SqliteSuppressions implements SuppressionList {
 export class SqliteDomains implements DomainStore {
   private readonly byName: Database.Statement;
 
-  constructor(private readonly conn: SqliteConnection) {
+  constructor(
+    private readonly conn: SqliteConnection,
+    private readonly keys: SqliteDkimKeys,
+  ) {
     this.byName = conn.db.prepare(`SELECT * FROM domains WHERE name = ?`);
   }
 
   async add(domain: NewDomain): Promise<void> {
-    this.conn.writeNow(() =>
+    const at = Date.now();
+    this.conn.writeNow(() => {
       this.conn.db
         .prepare(
           `INSERT INTO domains (name, selector, algorithm, private_key_pem, public_key, verification_token, created_at)
@@ -104,9 +109,10 @@ export class SqliteDomains implements DomainStore {
           domain.privateKeyPem,
           domain.publicKey,
           domain.verificationToken,
-          Date.now(),
-        ),
-    );
+          at,
+        );
+      this.keys.insert({ ...domain, domain: domain.name, state: 'active', autoActivate: false }, at);
+    });
   }
 
   async get(name: string): Promise<DomainRecord | undefined> {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { countedSecrets } from '../secrets/at-rest.js';
 import { isSealed } from '../secrets/cipher.js';
 import { configuredSecretsKey, readSecretsKeyFile } from '../secrets/key.js';
 import { CliError, type Cli } from './context.js';
@@ -42,15 +43,16 @@ export function registerSecretsCommands(program: Command, cli: Cli): void {
         const rewritten = await storage.secrets.replace(changes);
         if (rewritten !== changes.length)
           throw new CliError('secrets changed while they were re-encrypted: run `relay secrets rekey` again');
-        const wasPlain = stored.filter((s) => !isSealed(s.value)).length;
+        const wasPlain = countedSecrets(stored).filter((s) => !isSealed(s.value)).length;
+        const secrets = countedSecrets(stored).length;
         await audit.record({
           actor: cli.actor(),
           action: 'secrets.rekey',
           target: 'secrets',
-          change: { from_key: current?.id ?? null, to_key: next.id, secrets: rewritten, were_plain: wasPlain },
+          change: { from_key: current?.id ?? null, to_key: next.id, secrets, were_plain: wasPlain },
         });
-        if (opts.json) return printJson({ key: next.id, secrets: rewritten, were_plain: wasPlain });
-        print(`Encrypted ${rewritten} secrets under key ${next.id}${wasPlain ? ` (${wasPlain} were stored in plain text)` : ''}.`);
+        if (opts.json) return printJson({ key: next.id, secrets, were_plain: wasPlain });
+        print(`Encrypted ${secrets} secrets under key ${next.id}${wasPlain ? ` (${wasPlain} were stored in plain text)` : ''}.`);
         print(`Now set secrets.key_file to ${opts.newKeyFile} (or RELAY_SECRETS_KEY to its content) and restart every relay node.`);
       }),
     );

@@ -244,7 +244,6 @@ ALTER TABLE credentials
   ADD COLUMN old_secret_logins INTEGER NOT NULL DEFAULT 0,
   ADD COLUMN old_secret_last_login_at BIGINT;
 ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;   -- set when a rotation retires the key
-);
 `,
   },
   {

@@ -12,6 +12,7 @@ import { registerEventsCommand } from './events.js';
 import { registerNodesCommand } from './nodes.js';
 import { registerQueueCommands } from './queue.js';
 import { registerServeCommand } from './serve.js';
+import { registerShapingCommands } from './shaping.js';
 import { registerStatsCommand } from './stats.js';
 import { registerSuppressionCommands } from './suppression.js';
 import { registerTemplateCommands } from './template.js';
@@ -45,6 +46,7 @@ registerStatsCommand(program, cli);
 registerTemplateCommands(program, cli);
 registerWebhookCommands(program, cli);
 registerNodesCommand(program, cli);
+registerShapingCommands(program, cli);
 
 try {
   await program.parseAsync(process.argv);

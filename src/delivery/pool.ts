@@ -7,12 +7,16 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { TlsMode } from '../shaping/rules.js';
 import { replyFromError, type Reply } from './reply.js';
 
 /** Inactivity allowed within a transaction; RFC 5321 section 4.5.3.2 suggests 5 to 10 minutes. */
 const SOCKET_TIMEOUT = 5 * 60_000;
 
 export class Session {
+  /** Transactions run on this session, for a destination's messages_per_connection. */
+  transactions = 0;
+
   constructor(
     readonly host: string,
     readonly address: string,
@@ -84,8 +88,12 @@ export class ConnectionPool {
     return undefined;
   }
 
-  /** Opens a session to one address of a host; SessionError when the host cannot be used. */
-  async open(host: string, address: string): Promise<Session> {
+  /**
+   * Opens a session to one address of a host; SessionError when the host cannot be used.
+   * `tls` is a shaping destination's mode in place of delivery.tls; `verify` and `dane` require
+   * TLS here, their certificate checks belong to the outbound TLS policy.
+   */
+  async open(host: string, address: string, tls: TlsMode = this.config.delivery.tls): Promise<Session> {
     if (this.closed) throw new PoolClosedError();
     this.makeRoom();
     const { delivery } = this.config;
@@ -93,8 +101,8 @@ export class ConnectionPool {
       host: address,
       port: delivery.smtp_port,
       name: this.config.hostname,
-      ignoreTLS: delivery.tls === 'none',
-      opportunisticTLS: delivery.tls === 'opportunistic',
+      ignoreTLS: tls === 'none',
+      opportunisticTLS: tls === 'opportunistic',
       // Encryption without authentication, as between MTAs without MTA-STS or DANE:
       // MX certificates are commonly self-signed or for another name.
       tls: { rejectUnauthorized: false, servername: host },
@@ -122,7 +130,7 @@ export class ConnectionPool {
       this.discard(session);
       throw new SessionError(replyFromError(err, session.peer));
     }
-    if (delivery.tls === 'required' && !connection.secure) {
+    if (tls !== 'none' && tls !== 'opportunistic' && !connection.secure) {
       this.discard(session);
       throw new SessionError({ text: `4.7.10 TLS required but ${host} does not offer STARTTLS` });
     }

@@ -3,6 +3,7 @@ import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../metrics/metrics.js';
 import type { Storage } from '../queue/storage.js';
+import type { Shaper } from '../shaping/shaper.js';
 import type { SubmissionPipeline } from '../submission/pipeline.js';
 
 export interface ApiContext {
@@ -13,4 +14,6 @@ export interface ApiContext {
   logger: Logger;
   /** Names of submission listeners that are not listening. */
   listenersDown: () => string[];
+  /** The delivery loop's traffic shaping, for its state. */
+  shaper: Shaper;
 }

@@ -15,6 +15,7 @@ import { registerEventRoutes } from './routes/events.js';
 import { registerMessageRoutes } from './routes/messages.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerStatsRoutes } from './routes/stats.js';
+import { registerShapingRoutes } from './routes/shaping.js';
 import { registerSuppressionRoutes } from './routes/suppressions.js';
 import type { ApiContext } from './context.js';
 
@@ -93,6 +94,7 @@ export class HttpServer {
     registerStatsRoutes(app, ctx);
     registerAdminRoutes(app, ctx);
     registerOperationRoutes(app, ctx);
+    registerShapingRoutes(app, ctx);
     registerDashboardRoutes(app);
   }
 

@@ -105,6 +105,8 @@ describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {
     expect(accepted!.split(' ').length).toBeGreaterThanOrEqual(24);
     expect(await page.textContent('#failing tbody')).toMatch(/bouncy\.test.*550 5\.1\.1/s);
     expect(await page.textContent('#domains tbody')).toMatch(/acme\.test\s*yes\s*found\s*found\s*missing/);
+    // The packaged shaping destinations, at their configured budgets.
+    expect(await page.textContent('#shaping tbody')).toMatch(/^gmail\s*1\s*5\s*20\/s\s*0\s*no/);
     // The token left the address bar once read.
     expect(page.url()).not.toContain(ADMIN_TOKEN);
 

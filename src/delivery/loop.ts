@@ -17,6 +17,7 @@ import type { Shaper, ShapingRoute } from '../shaping/shaper.js';
 import { attemptDelivery, outcomesForReply, type AttemptContext } from './attempt.js';
 import { ConnectionPool, PoolClosedError } from './pool.js';
 import { DestinationCache } from './destination-cache.js';
+import type { DnsFailure } from './mx.js';
 import { createResolver } from './resolver.js';
 
 export interface DeliveryLoopOptions {
@@ -166,10 +167,14 @@ export class DeliveryLoop {
   /** The attempt, when shaping lets it start; recipients it holds back are deferred to when it will. */
   private async shaped(job: DeliveryJob, attempt: (route?: ShapingRoute) => Promise<RecipientOutcome[]>): Promise<RecipientOutcome[]> {
     if (!this.shaper) return attempt();
+    let unresolved: DnsFailure | undefined;
     const admission = await this.shaper.admit(job.domain, async () => {
       const mx = await this.context.destinations.lookup(job.domain);
+      if (!mx.ok) unresolved = mx.failure;
       return mx.ok ? mx.destinations.map((d) => d.host) : [];
     });
+    // Failed lookups are not cached: the attempt would only ask DNS (and wait for its timeout) again.
+    if (unresolved) return outcomesForReply(job, { code: unresolved.code, text: unresolved.response }, this.context);
     if (!admission.go) {
       return job.recipients.map((r) =>
         admission.until > job.expiresAt

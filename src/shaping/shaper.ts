@@ -206,8 +206,9 @@ export class Shaper {
     const budget = dest.budget;
     const fields = {
       destination: change.destination,
-      level: change.toLevel,
-      previousLevel: change.fromLevel,
+      // Not `level`: that is pino's own field.
+      budgetLevel: change.toLevel,
+      previousBudgetLevel: change.fromLevel,
       maxConnections: budget.maxConnections,
       messagesPerSecond: budget.rate(dest.rule.messagesPerSecond),
       messagesPerMinute: budget.rate(dest.rule.messagesPerMinute),

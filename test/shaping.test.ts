@@ -9,6 +9,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashApiKey, newApiKey } from '../src/submission/api-keys.js';
+import { loadConfig } from '../src/config/load.js';
 import { assertBuilt, runCli } from './helpers/cli.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
 import { eventsOf } from './helpers/events.js';
@@ -206,5 +207,21 @@ describe('relay shaping status', { timeout: 60_000 }, () => {
     expect(live.code).toBe(0);
     expect(live.stdout).toContain(`State: live state from http://127.0.0.1:${relay.ports.http}/v1/shaping`);
     expect(live.stdout).toMatch(/^shared +MX \*\.shared\.test +3 +- +600\/m +none +1 +no +0$/m);
+  });
+});
+
+describe('reloading the shaping rules', { timeout: 60_000 }, () => {
+  it('SIGHUP applies a changed rules file, and keeps the running rules when the new file is invalid', async () => {
+    const { relay, api } = await setup({ destinations: [{ name: 'shared', mx_suffixes: ['shared.test'], max_connections: 1 }] }, [
+      'one.test',
+    ]);
+    const rulesFile = relay.config.shaping.rules!;
+    writeFileSync(rulesFile, YAML.stringify({ destinations: [{ name: 'shared', mx_suffixes: ['shared.test'], max_connections: 4 }] }));
+    await relay.reload(loadConfig(relay.configFile));
+    expect((await api('GET', '/v1/shaping')).body.destinations[0].configured.max_connections).toBe(4);
+
+    writeFileSync(rulesFile, YAML.stringify({ destinations: [{ name: 'shared', max_connections: 'many' }] }));
+    await expect(relay.reload(loadConfig(relay.configFile))).rejects.toThrow(/destinations\.0 \(shared\)\.max_connections/);
+    expect((await api('GET', '/v1/shaping')).body.destinations[0].configured.max_connections).toBe(4);
   });
 });

@@ -11,11 +11,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { hashApiKey, newApiKey } from '../src/submission/api-keys.js';
 import { loadConfig } from '../src/config/load.js';
 import { assertBuilt, runCli } from './helpers/cli.js';
-import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
+import { startDnsServer, type TestDnsServer, type Zone } from './helpers/dns.js';
 import { eventsOf } from './helpers/events.js';
 import { apiClient } from './helpers/http.js';
 import { addCredential, addSenderDomain, startTestRelay, writeTestConfig, type TestRelay } from './helpers/relay.js';
-import { startSink, type ReceivedMessage, type Sink } from './helpers/sink.js';
+import { startSink, startSinks, type ReceivedMessage, type Sink } from './helpers/sink.js';
 import { waitFor } from './helpers/wait.js';
 
 const ADMIN_TOKEN = 'shaping-admin-token-0123456789';
@@ -32,13 +32,17 @@ async function setup(
   domains: string[],
   sinkOptions: Parameters<typeof startSink>[0] = {},
   logLines?: string[],
+  /** Sinks of its own (on one port) and the zone that leads to them, instead of the one sink. */
+  own?: { sinks: Sink[]; zone: Zone },
 ): Promise<{ relay: TestRelay; sink: Sink; dns: TestDnsServer; send: (to: string) => Promise<void>; api: ReturnType<typeof apiClient> }> {
-  const sink = await startSink({ ...sinkOptions, host: '127.0.0.2' });
-  cleanup.push(() => sink.stop());
-  const dns = await startDnsServer({
-    ...Object.fromEntries(domains.map((d) => [d, { mx: [{ exchange: 'mx.shared.test', priority: 10 }] }])),
-    'mx.shared.test': { a: ['127.0.0.2'] },
-  });
+  const sink = own?.sinks[0] ?? (await startSink({ ...sinkOptions, host: '127.0.0.2' }));
+  cleanup.push(...(own?.sinks ?? [sink]).map((s) => () => s.stop()));
+  const dns = await startDnsServer(
+    own?.zone ?? {
+      ...Object.fromEntries(domains.map((d) => [d, { mx: [{ exchange: 'mx.shared.test', priority: 10 }] }])),
+      'mx.shared.test': { a: ['127.0.0.2'] },
+    },
+  );
   cleanup.push(() => dns.stop());
   const dir = path.dirname(writeTestConfig());
   writeFileSync(path.join(dir, 'shaping.yaml'), YAML.stringify(rules));
@@ -156,7 +160,41 @@ describe('shared budgets', { timeout: 60_000 }, () => {
     expect(body.destinations).toMatchObject([{ name: 'shared', current: { in_flight: 0, level: 1 } }]);
   });
 
-  it("a destination's messages_per_connection and TLS mode apply to its connections", async () => {
+  it('a provider destination keeps its limit across its MX hosts: an idle connection to one is closed before one to another opens', async () => {
+    // Each sink notes, at MAIL FROM, whether the other still has a connection open.
+    const overlaps: string[] = [];
+    const check = (self: number) => () => {
+      const other = sinks[1 - self]!;
+      if (other.open > 0) overlaps.push(`${sinks[self]!.host} while ${other.host} had ${other.open} open`);
+      return undefined;
+    };
+    const sinks = await startSinks([
+      { host: '127.0.0.2', mail: check(0) },
+      { host: '127.0.0.3', mail: check(1) },
+    ]);
+    const zone: Zone = {
+      'one.test': { mx: [{ exchange: 'a.mx.provider.test', priority: 10 }] },
+      'two.test': { mx: [{ exchange: 'b.mx.provider.test', priority: 10 }] },
+      'a.mx.provider.test': { a: ['127.0.0.2'] },
+      'b.mx.provider.test': { a: ['127.0.0.3'] },
+    };
+    const { send } = await setup(
+      { destinations: [{ name: 'provider', mx_suffixes: ['mx.provider.test'], max_connections: 1 }] },
+      [],
+      {},
+      undefined,
+      { sinks, zone },
+    );
+    for (let i = 0; i < 3; i++) {
+      await send(`user${i}@one.test`);
+      await waitFor(() => sinks[0]!.messages.length === i + 1, 'the message to one.test');
+      await send(`user${i}@two.test`);
+      await waitFor(() => sinks[1]!.messages.length === i + 1, 'the message to two.test');
+    }
+    expect(overlaps).toEqual([]);
+  });
+
+  it("a destination's messages_per_connection and TLS mode apply to its connections, still one at a time", async () => {
     const { sink, send } = await setup(
       { destinations: [{ name: 'shared', mx_suffixes: ['shared.test'], max_connections: 1, messages_per_connection: 2, tls: 'none' }] },
       ['one.test'],
@@ -168,6 +206,8 @@ describe('shared budgets', { timeout: 60_000 }, () => {
     for (const m of sink.messages) perConnection.set(m.connectionId, (perConnection.get(m.connectionId) ?? 0) + 1);
     expect(Math.max(...perConnection.values())).toBe(2);
     expect(perConnection.size).toBeGreaterThanOrEqual(3);
+    // A used-up connection is closed before the next one opens.
+    expect(sink.peakOpen).toBe(1);
     // The sink offers STARTTLS, which delivery.tls (opportunistic) would use; the destination says none.
     expect(sink.messages.every((m) => !m.secure)).toBe(true);
   });

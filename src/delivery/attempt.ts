@@ -63,7 +63,7 @@ async function connect(
   for (const { host, addresses } of destinations) {
     for (const address of addresses) {
       try {
-        return { session: await ctx.pool.open(host, address, route?.tls) };
+        return { session: await ctx.pool.open(host, address, route?.tls, route) };
       } catch (err) {
         if (!(err instanceof SessionError)) throw err;
         failure = err.reply;

@@ -20,6 +20,8 @@ export interface ShapingRoute {
   destination: string;
   tls?: TlsMode;
   messagesPerConnection?: number;
+  /** The destination's connections at its current level, when limited. */
+  maxConnections?: number;
 }
 
 export interface ShapingPermit {
@@ -184,7 +186,12 @@ export class Shaper {
     const { rule } = dest;
     let finished = false;
     return {
-      route: { destination: rule.name, tls: rule.tls, messagesPerConnection: rule.messagesPerConnection },
+      route: {
+        destination: rule.name,
+        tls: rule.tls,
+        messagesPerConnection: rule.messagesPerConnection,
+        maxConnections: budget.maxConnections,
+      },
       finish: (outcomes) => {
         if (finished) return;
         finished = true;

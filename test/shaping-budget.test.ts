@@ -176,6 +176,25 @@ describe('Shaper', () => {
     expect(order).toEqual(['c', 'd']);
   });
 
+  it('a reload keeps the level and the connections in flight, and frees them when those deliveries finish', async () => {
+    let now = T0;
+    const shaper = new Shaper({ rules, logger, clock: () => now, random: () => 0 });
+    const first = await shaper.admit('big.test', mxOf([]));
+    const second = await shaper.admit('big.test', mxOf([]));
+    if (!first.go || !second.go) throw new Error('not admitted');
+    first.permit!.finish([{ status: 'deferred', smtpCode: 421, response: '421 4.7.0 slow down' }]);
+    now += 30_000;
+    const wider = parseShapingRules(
+      { destinations: [{ name: 'big', domains: ['big.test'], max_connections: 4, messages_per_minute: 60 }] },
+      'wider',
+    );
+    shaper.update(wider);
+    expect(shaper.states()[0]!.budget).toMatchObject({ level: 0.5, inFlight: 1, maxConnections: 2 });
+    // A slow-down heard by a delivery from before the reload is no news about the new budget.
+    second.permit!.finish([{ status: 'deferred', smtpCode: 421, response: '421 4.7.0 slow down' }]);
+    expect(shaper.states()[0]!.budget).toMatchObject({ level: 0.5, inFlight: 0 });
+  });
+
   it('defers a delivery the rate would hold back longer than it waits in memory', async () => {
     const now = T0;
     const strict = parseShapingRules({ destinations: [{ name: 'slow', domains: ['slow.test'], messages_per_hour: 1 }] }, 'strict');

@@ -197,9 +197,11 @@ export class Shaper {
         finished = true;
         const slow = outcomes.find((o) => o.status !== 'delivered' && isSlowdown(this.rules.slowdown, o.smtpCode, o.response ?? ''));
         const verdict: Verdict = slow ? 'slowdown' : outcomes.some((o) => o.status === 'delivered') ? 'success' : 'other';
-        const change = budget.finish(this.clock(), started, verdict, slow?.response);
-        // The budget may have been replaced by a reload meanwhile; only the current one is reported.
-        if (change && dest.budget === budget) this.changed(dest, change);
+        // A reload may have replaced the budget meanwhile: the delivery is counted in the current
+        // one (which took over its connection), but is no news about the new pace.
+        const current = dest.budget;
+        const change = current.finish(this.clock(), current === budget ? started : -1, verdict, slow?.response);
+        if (change) this.changed(dest, change);
         this.pump(dest);
       },
     };

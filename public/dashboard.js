@@ -140,6 +140,28 @@ async function loadOverview() {
   $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 
+const rate = (l) => [l.messages_per_second && `${l.messages_per_second}/s`, l.messages_per_minute && `${l.messages_per_minute}/m`,
+  l.messages_per_hour && `${l.messages_per_hour}/h`].filter(Boolean).join(', ') || null;
+const ofConfigured = (now, configured) => (configured == null ? null : now === configured ? `${configured}` : `${now} of ${configured}`);
+
+/** Each shaping destination's budget now against its configured one; a cut level or a suspension stands out. */
+async function loadShaping() {
+  if (!may('viewer')) return;
+  const { destinations } = await api('/v1/shaping');
+  fillTable('shaping', destinations.map(({ name, configured, current }) => {
+    const change = current.last_change;
+    return [
+      cell(name),
+      cell(String(current.level), current.level < 1 ? 'bad' : 'ok'),
+      cell(ofConfigured(current.max_connections, configured.max_connections)),
+      cell(ofConfigured(rate(current), rate(configured))),
+      cell(current.in_flight),
+      cell(current.suspended_until?.replace('T', ' ').slice(0, 19) ?? 'no', current.suspended_until ? 'bad' : 'muted'),
+      cell(change && `${change.reason} ${change.from_level} → ${change.to_level} at ${change.at.slice(11, 19)}${change.reply ? `: ${change.reply}` : ''}`, 'reply'),
+    ];
+  }));
+}
+
 async function loadEvents() {
   const recipient = $('recipient').value.trim();
   const query = new URLSearchParams({ order: 'desc', limit: '50', ...(recipient && { recipient }) });
@@ -172,7 +194,7 @@ async function refresh() {
     grants = me.grants;
     $('whoami').textContent = `${me.name} (${me.role})`;
     applyRoles();
-    await Promise.all([loadOverview(), loadEvents(), loadSuppressions(), loadTemplates()]);
+    await Promise.all([loadOverview(), loadEvents(), loadSuppressions(), loadTemplates(), loadShaping()]);
     $('error').hidden = true;
     $('main').hidden = false;
   } catch (err) {
@@ -201,6 +223,7 @@ $('search').addEventListener('submit', (event) => {
 if (token()) {
   refresh();
   setInterval(loadOverview, 30_000);
+  setInterval(() => loadShaping().catch((err) => ($('error').textContent = err.message)), 10_000);
 } else {
   $('login').hidden = false;
 }

@@ -25,6 +25,8 @@ import { applyConfig } from './config/reload.js';
 import { HttpServer } from './http/server.js';
 import { RelayMetrics } from './metrics/metrics.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { shapingRulesFor } from './shaping/rules.js';
+import { Shaper } from './shaping/shaper.js';
 
 /** How often another node's new mail may wake this node's scheduler. */
 const WAKE_HINT_MS = 100;
@@ -49,6 +51,7 @@ export interface RunningRelay {
 export async function startRelay(config: RelayConfig, options: { logger?: Logger; clock?: Clock } = {}): Promise<RunningRelay> {
   const logger = options.logger ?? createLogger(config.log.level, { redactRecipients: config.log.redact_recipients });
   const rules = loadBounceRules(config.bounces.rules!);
+  const shaper = new Shaper({ rules: shapingRulesFor(config), logger });
   const tls = await loadCertificate(config.tls, config.hostname, logger);
   const storage = await openStorage(config, logger);
   const node = nodeName(config);
@@ -60,6 +63,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     throw err;
   }
   const metrics = new RelayMetrics(storage, () => config.http.metrics_domains);
+  metrics.observeShaping(shaper);
   const wake = () => delivery.wake();
   const bounces = new BounceNotifier({ config, queue: storage.queue, suppressions: storage.suppressions, logger, onQueued: wake });
   const delivery = new DeliveryLoop({
@@ -71,6 +75,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     rules,
     clock: options.clock,
     onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes),
+    shaper,
   });
   // Other nodes' new mail wakes this node's scheduler at most every WAKE_HINT_MS: the node that
   // took a message wakes itself at once, and a wake per message on every node would cost each
@@ -99,7 +104,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   }
   const listenersDown = () => servers.filter((s) => !s.server.server.listening).map((s) => s.listener.name);
   const audit = new AuditTrail(storage.audit);
-  const http = new HttpServer({ config, storage, pipeline, metrics, logger, listenersDown, audit });
+  const http = new HttpServer({ config, storage, pipeline, metrics, logger, listenersDown, audit, shaper });
   const webhooks = new WebhookDispatcher({ webhooks: storage.webhooks, config, logger, node });
   const retention = new RetentionPurger({ storage, config, logger });
   const keyActivation = new KeyActivationWatcher({ keys: storage.dkimKeys, config, logger });
@@ -138,11 +143,14 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     },
     async reload(next, actor = 'signal:SIGHUP') {
       const renewed = await loadCertificate(next.tls, next.hostname, logger);
+      // Read before anything is applied, so that a rules file that does not load keeps the running config whole.
+      const shaping = shapingRulesFor(next);
       // Key names only: values may hold tokens.
       const changed = (Object.keys(next) as (keyof RelayConfig)[]).filter(
         (key) => key !== 'source' && key !== 'baseDir' && !isDeepStrictEqual(config[key], next[key]),
       );
       const needRestart = applyConfig(config, next);
+      shaper.update(shaping);
       for (const server of servers) server.reload(renewed, config.limits.max_message_bytes);
       logger.level = config.log.level;
       logger.info({ config: next.source, needRestart }, 'configuration and certificate reloaded');

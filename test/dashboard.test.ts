@@ -121,6 +121,8 @@ describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {
       expect.stringMatching(/^order ?10 ?8 ?2 ?0$/),
       expect.stringMatching(/^risky ?2 ?0 ?2 ?0$/),
     ]);
+    // The packaged shaping destinations, at their configured budgets.
+    expect(await page.textContent('#shaping tbody')).toMatch(/^gmail\s*1\s*5\s*20\/s\s*0\s*no/);
     // The token left the address bar once read.
     expect(page.url()).not.toContain(ADMIN_TOKEN);
 

@@ -63,6 +63,7 @@ beforeAll(async () => {
     logger: createLogger('silent'),
     listenersDown: () => [],
     audit: new AuditTrail(relay.storage.audit),
+    shaper: undefined as never,
   });
   routes = (await server.routes()).filter((r) => r.method !== 'HEAD');
   await server.close();

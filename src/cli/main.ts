@@ -17,6 +17,7 @@ import { registerQueueCommands } from './queue.js';
 import { registerSenderCommands } from './sender.js';
 import { registerSecretsCommands } from './secrets.js';
 import { registerServeCommand } from './serve.js';
+import { registerShapingCommands } from './shaping.js';
 import { registerStatsCommand } from './stats.js';
 import { registerSuppressionCommands } from './suppression.js';
 import { registerTemplateCommands } from './template.js';
@@ -58,6 +59,7 @@ registerNodesCommand(program, cli);
 registerOperatorCommands(program, cli);
 registerAuditCommands(program, cli);
 registerSecretsCommands(program, cli);
+registerShapingCommands(program, cli);
 
 try {
   await program.parseAsync(process.argv);

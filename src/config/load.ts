@@ -73,6 +73,7 @@ export function parseConfig(raw: unknown, file?: string): RelayConfig {
       ...config.bounces,
       rules: config.bounces.rules ? resolve(config.bounces.rules) : path.join(PACKAGED_CONFIG_DIR, 'bounce-rules.yaml'),
     },
+    shaping: { ...config.shaping, ...(config.shaping.rules && { rules: resolve(config.shaping.rules) }) },
     source,
     baseDir,
   };

@@ -125,6 +125,14 @@ export const configSchema = z.strictObject({
       rules: z.string().optional(),
     })
     .prefault({}),
+  shaping: z
+    .strictObject({
+      /** Your own traffic shaping rules, laid over the packaged config/shaping.yaml. */
+      rules: z.string().optional(),
+      /** Start from the packaged rules; false uses only your own file. */
+      packaged_rules: z.boolean().default(true),
+    })
+    .prefault({}),
   http: z
     .strictObject({
       host: z.string().default('127.0.0.1'),

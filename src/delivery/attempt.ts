@@ -9,6 +9,7 @@ import type { RelayConfig } from '../config/schema.js';
 import type { Clock } from '../envelope/time.js';
 import type { Logger } from '../log.js';
 import type { DeliveryJob, RecipientOutcome } from '../queue/storage.js';
+import type { ShapingRoute } from '../shaping/shaper.js';
 import type { DestinationCache } from './destination-cache.js';
 import type { Destination } from './mx.js';
 import { SessionError, type ConnectionPool, type Session } from './pool.js';
@@ -28,11 +29,17 @@ export interface AttemptContext {
   now: Clock;
 }
 
-export async function attemptDelivery(job: DeliveryJob, body: Buffer, ctx: AttemptContext): Promise<RecipientOutcome[]> {
+/** `route`: the traffic shaping destination the job belongs to, when one does (its TLS mode and messages per connection). */
+export async function attemptDelivery(
+  job: DeliveryJob,
+  body: Buffer,
+  ctx: AttemptContext,
+  route?: ShapingRoute,
+): Promise<RecipientOutcome[]> {
   const mx = await ctx.destinations.lookup(job.domain);
   if (!mx.ok) return outcomesFor(job, () => ({ code: mx.failure.code, text: mx.failure.response }), ctx);
 
-  const connected = await connect(mx.destinations, job, ctx);
+  const connected = await connect(mx.destinations, job, ctx, route);
   if ('failure' in connected) return outcomesFor(job, () => connected.failure, ctx);
 
   // Recipients the host cannot take (RFC 6531) bounce; the others still go in this session.
@@ -42,7 +49,7 @@ export async function attemptDelivery(job: DeliveryJob, body: Buffer, ctx: Attem
     ctx.pool.release(connected.session, true);
     return outcomesFor(job, (address) => refused.get(address)!, ctx);
   }
-  const replies = await transact(connected.session, sendable, body, ctx.pool);
+  const replies = await transact(connected.session, sendable, body, ctx.pool, route?.messagesPerConnection);
   return outcomesFor(job, (address) => refused.get(address) ?? replies.get(address)!, ctx);
 }
 
@@ -51,6 +58,7 @@ async function connect(
   destinations: Destination[],
   job: DeliveryJob,
   ctx: AttemptContext,
+  route: ShapingRoute | undefined,
 ): Promise<{ session: Session } | { failure: Reply }> {
   const reused = await ctx.pool.reuse(destinations.map((d) => d.host));
   if (reused) return { session: reused };
@@ -58,7 +66,7 @@ async function connect(
   for (const { host, addresses } of destinations) {
     for (const address of addresses) {
       try {
-        return { session: await ctx.pool.open(host, address) };
+        return { session: await ctx.pool.open(host, address, route?.tls, route) };
       } catch (err) {
         if (!(err instanceof SessionError)) throw err;
         failure = err.reply;
@@ -72,12 +80,19 @@ async function connect(
   return { failure };
 }
 
-/** Runs the transaction and hands the session back, for reuse only when it ended cleanly. */
-async function transact(session: Session, job: DeliveryJob, body: Buffer, pool: ConnectionPool): Promise<Map<string, Reply>> {
+/** Runs the transaction and hands the session back, for reuse only when it ended cleanly and has messages left. */
+async function transact(
+  session: Session,
+  job: DeliveryJob,
+  body: Buffer,
+  pool: ConnectionPool,
+  messagesPerConnection = Infinity,
+): Promise<Map<string, Reply>> {
   let reusable = false;
   try {
     const replies = await exchange(session, job, body);
-    reusable = session.alive;
+    session.transactions++;
+    reusable = session.alive && session.transactions < messagesPerConnection;
     return replies;
   } finally {
     pool.release(session, reusable);

@@ -14,9 +14,11 @@ import type { RelayConfig } from '../config/schema.js';
 import type { Clock } from '../envelope/time.js';
 import type { Logger } from '../log.js';
 import type { DeliveryJob, MessageQueue, RecipientOutcome } from '../queue/storage.js';
+import type { Shaper, ShapingRoute } from '../shaping/shaper.js';
 import { attemptDelivery, outcomesForReply, type AttemptContext } from './attempt.js';
 import { ConnectionPool, PoolClosedError } from './pool.js';
 import { DestinationCache } from './destination-cache.js';
+import type { DnsFailure } from './mx.js';
 import { createResolver } from './resolver.js';
 
 export interface DeliveryLoopOptions {
@@ -31,6 +33,8 @@ export interface DeliveryLoopOptions {
   onOutcomes?: (job: DeliveryJob, outcomes: RecipientOutcome[]) => void;
   /** What is due and when a retry falls due are read from it; Date.now unless a test sets the time. */
   clock?: Clock;
+  /** Traffic shaping: when an attempt to a shaped destination may start. */
+  shaper?: Shaper;
 }
 
 const INTERNAL_ERROR = { code: 451, text: '451 4.3.0 internal error' };
@@ -49,6 +53,7 @@ export class DeliveryLoop {
   private readonly now: Clock;
   private readonly pool: ConnectionPool;
   private readonly context: AttemptContext;
+  private readonly shaper: Shaper | undefined;
   private readonly running = new Set<Promise<void>>();
   /** Recipients owned by a running attempt, so a re-claim after a lease ran out is not sent twice. */
   private readonly busyRecipients = new Set<number>();
@@ -66,6 +71,7 @@ export class DeliveryLoop {
     this.logger = opts.logger;
     this.now = opts.clock ?? Date.now;
     this.pool = new ConnectionPool(opts.config, opts.logger);
+    this.shaper = opts.shaper;
     this.context = {
       config: opts.config,
       destinations: new DestinationCache(createResolver(opts.config)),
@@ -160,11 +166,43 @@ export class DeliveryLoop {
       this.logger.info({ queueId: job.queueId, recipientDomain: job.domain }, 'message deleted before delivery');
       return;
     }
+    const outcomes = await this.shaped(job, (route) => this.attempt(job, body, route));
+    if (await this.record(job, outcomes)) await this.bounces.notify(job, outcomes, body);
+  }
+
+  /** The attempt, when shaping lets it start; recipients it holds back are deferred to when it will. */
+  private async shaped(job: DeliveryJob, attempt: (route?: ShapingRoute) => Promise<RecipientOutcome[]>): Promise<RecipientOutcome[]> {
+    if (!this.shaper) return attempt();
+    let unresolved: DnsFailure | undefined;
+    const admission = await this.shaper.admit(job.domain, async () => {
+      const mx = await this.context.destinations.lookup(job.domain);
+      if (!mx.ok) unresolved = mx.failure;
+      return mx.ok ? mx.destinations.map((d) => d.host) : [];
+    });
+    // Failed lookups are not cached: the attempt would only ask DNS (and wait for its timeout) again.
+    if (unresolved) return outcomesForReply(job, { code: unresolved.code, text: unresolved.response }, this.context);
+    if (!admission.go) {
+      return job.recipients.map((r) =>
+        admission.until > job.expiresAt
+          ? { recipientId: r.id, status: 'expired', response: admission.reason, category: 'rate_limited' }
+          : { recipientId: r.id, status: 'deferred', nextAttemptAt: admission.until, response: admission.reason, category: 'rate_limited' },
+      );
+    }
+    let outcomes: RecipientOutcome[] = [];
+    try {
+      outcomes = await attempt(admission.permit?.route);
+      return outcomes;
+    } finally {
+      admission.permit?.finish(outcomes);
+    }
+  }
+
+  private async attempt(job: DeliveryJob, body: Buffer, route?: ShapingRoute): Promise<RecipientOutcome[]> {
     let outcomes: RecipientOutcome[];
     let release: (() => void) | undefined;
     try {
       release = await this.pool.slot(job.domain);
-      outcomes = await attemptDelivery(job, body, this.context);
+      outcomes = await attemptDelivery(job, body, this.context, route);
     } catch (err) {
       if (err instanceof PoolClosedError) {
         outcomes = job.recipients.map((r) => ({
@@ -180,7 +218,7 @@ export class DeliveryLoop {
     } finally {
       release?.();
     }
-    if (await this.record(job, outcomes)) await this.bounces.notify(job, outcomes, body);
+    return outcomes;
   }
 
   private async record(job: DeliveryJob, outcomes: RecipientOutcome[]): Promise<boolean> {

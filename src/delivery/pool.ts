@@ -7,17 +7,27 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { TlsMode } from '../shaping/rules.js';
 import { replyFromError, type Reply } from './reply.js';
 
 /** Inactivity allowed within a transaction; RFC 5321 section 4.5.3.2 suggests 5 to 10 minutes. */
 const SOCKET_TIMEOUT = 5 * 60_000;
 
 export class Session {
+  /** Transactions run on this session, for a destination's messages_per_connection. */
+  transactions = 0;
+  /** Settles once the socket is closed. */
+  readonly ended: Promise<void>;
+
   constructor(
     readonly host: string,
     readonly address: string,
     readonly connection: SMTPConnection,
-  ) {}
+    /** The shaping destination the session counts against, if any. */
+    readonly destination?: string,
+  ) {
+    this.ended = new Promise((resolve) => connection.once('end', () => resolve()));
+  }
 
   get alive(): boolean {
     return !this.connection.destroyed;
@@ -42,6 +52,12 @@ export class PoolClosedError extends Error {
   }
 }
 
+/** A shaping destination's limit on connections, open and closing alike. */
+export interface ConnectionBudget {
+  destination: string;
+  maxConnections?: number;
+}
+
 interface Waiter {
   domain: string;
   grant: (release: () => void) => void;
@@ -53,6 +69,8 @@ export class ConnectionPool {
   private readonly idle = new Map<Session, NodeJS.Timeout>();
   private readonly waiting: Waiter[] = [];
   private readonly activeByDomain = new Map<string, number>();
+  /** Each shaping destination's sessions until their sockets are closed. */
+  private readonly byDestination = new Map<string, Set<Session>>();
   private active = 0;
   private closed = false;
 
@@ -84,8 +102,14 @@ export class ConnectionPool {
     return undefined;
   }
 
-  /** Opens a session to one address of a host; SessionError when the host cannot be used. */
-  async open(host: string, address: string): Promise<Session> {
+  /**
+   * Opens a session to one address of a host; SessionError when the host cannot be used.
+   * `tls` is a shaping destination's mode in place of delivery.tls; `verify` and `dane` require
+   * TLS here, their certificate checks belong to the outbound TLS policy.
+   */
+  async open(host: string, address: string, tls: TlsMode = this.config.delivery.tls, budget?: ConnectionBudget): Promise<Session> {
+    if (this.closed) throw new PoolClosedError();
+    if (budget?.maxConnections !== undefined) await this.roomFor(budget.destination, budget.maxConnections);
     if (this.closed) throw new PoolClosedError();
     this.makeRoom();
     const { delivery } = this.config;
@@ -93,8 +117,8 @@ export class ConnectionPool {
       host: address,
       port: delivery.smtp_port,
       name: this.config.hostname,
-      ignoreTLS: delivery.tls === 'none',
-      opportunisticTLS: delivery.tls === 'opportunistic',
+      ignoreTLS: tls === 'none',
+      opportunisticTLS: tls === 'opportunistic',
       // Encryption without authentication, as between MTAs without MTA-STS or DANE:
       // MX certificates are commonly self-signed or for another name.
       tls: { rejectUnauthorized: false, servername: host },
@@ -103,7 +127,8 @@ export class ConnectionPool {
       socketTimeout: SOCKET_TIMEOUT,
       logger: false,
     });
-    const session = new Session(host, address, connection);
+    const session = new Session(host, address, connection, budget?.destination);
+    if (budget) this.track(session, budget.destination);
     // Errors also reach whoever waits on connect() or send(); this keeps them from being unhandled.
     connection.on('error', (err) => this.logger.debug({ host: session.peer, err: err.message }, 'outbound session error'));
     connection.once('end', () => this.forget(session));
@@ -122,7 +147,7 @@ export class ConnectionPool {
       this.discard(session);
       throw new SessionError(replyFromError(err, session.peer));
     }
-    if (delivery.tls === 'required' && !connection.secure) {
+    if (tls !== 'none' && tls !== 'opportunistic' && !connection.secure) {
       this.discard(session);
       throw new SessionError({ text: `4.7.10 TLS required but ${host} does not offer STARTTLS` });
     }
@@ -177,6 +202,31 @@ export class ConnectionPool {
     if (used === 0) this.activeByDomain.delete(domain);
     else this.activeByDomain.set(domain, used);
     this.grantSlots();
+  }
+
+  private track(session: Session, destination: string): void {
+    const sessions = this.byDestination.get(destination) ?? new Set<Session>();
+    this.byDestination.set(destination, sessions.add(session));
+    void session.ended.then(() => {
+      sessions.delete(session);
+      if (sessions.size === 0 && this.byDestination.get(destination) === sessions) this.byDestination.delete(destination);
+    });
+  }
+
+  /**
+   * Keeps a destination within its connections, the ones still closing included, so the peer
+   * never sees one more: its idle sessions (to its other hosts) are closed, and the closing ones
+   * waited for, up to delivery.connect_timeout. The shaper keeps its busy ones below the limit.
+   */
+  private async roomFor(destination: string, maxConnections: number): Promise<void> {
+    const sessions = this.byDestination.get(destination);
+    if (!sessions || sessions.size < maxConnections) return;
+    for (const session of [...this.idle.keys()]) if (session.destination === destination) this.discard(session);
+    const closing = [...sessions].filter((s) => !this.sessions.has(s));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.delivery.connect_timeout)));
+    await Promise.race([Promise.all(closing.map((s) => s.ended)), timeout]);
+    clearTimeout(timer);
   }
 
   /** Keeps open sockets within delivery.concurrency by closing the longest idle session. */

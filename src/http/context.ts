@@ -4,6 +4,7 @@ import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../metrics/metrics.js';
 import type { Storage } from '../queue/storage.js';
+import type { Shaper } from '../shaping/shaper.js';
 import type { SubmissionPipeline } from '../submission/pipeline.js';
 
 export interface ApiContext {
@@ -16,4 +17,6 @@ export interface ApiContext {
   audit: AuditTrail;
   /** Names of submission listeners that are not listening. */
   listenersDown: () => string[];
+  /** The delivery loop's traffic shaping, for its state. */
+  shaper: Shaper;
 }

@@ -21,6 +21,7 @@ import { registerExportRoutes } from './routes/export.js';
 import { registerMessageRoutes } from './routes/messages.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerStatsRoutes } from './routes/stats.js';
+import { registerShapingRoutes } from './routes/shaping.js';
 import { registerSuppressionRoutes } from './routes/suppressions.js';
 import { registerTemplateRoutes } from './routes/templates.js';
 import { registerWebhookRoutes } from './routes/webhooks.js';
@@ -138,6 +139,7 @@ export class HttpServer {
     registerMeRoute(app);
     registerAuditRoutes(app, ctx);
     registerOperationRoutes(app, ctx);
+    registerShapingRoutes(app, ctx);
     registerDashboardRoutes(app);
   }
 

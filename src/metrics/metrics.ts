@@ -9,6 +9,7 @@ import type { DeliveryJob, RecipientOutcome, Stats, Storage } from '../queue/sto
 import type { PipelineObserver } from '../submission/pipeline.js';
 import { refusalKind } from '../submission/refusal-reasons.js';
 import type { SmtpReply } from '../submission/replies.js';
+import type { Shaper } from '../shaping/shaper.js';
 
 /**
  * The `domain` label of the delivery outcomes, bounded to `limit` domains plus `other`: at each
@@ -132,6 +133,51 @@ export class RelayMetrics implements PipelineObserver {
 
   loginFailed(): void {
     this.authFailures.inc();
+  }
+
+  /** Per shaping destination: the `destination` label takes its values from the rules, so the set is bounded. */
+  observeShaping(shaper: Pick<Shaper, 'states' | 'now' | 'onChange'>): void {
+    const registers = [this.registry];
+    const labelNames = ['destination'];
+    const each = (gauge: Gauge, value: (s: ReturnType<Shaper['states']>[number], now: number) => number) => {
+      gauge.reset();
+      const now = shaper.now();
+      for (const state of shaper.states()) gauge.set({ destination: state.rule.name }, value(state, now));
+    };
+    new Gauge({
+      name: 'relay_shaping_level',
+      help: 'Share of its configured connections and rates a shaping destination may use now (1 = all; cut by slow-down replies)',
+      labelNames,
+      registers,
+      collect() {
+        each(this, (s) => s.budget.level);
+      },
+    });
+    new Gauge({
+      name: 'relay_shaping_suspended',
+      help: '1 while a shaping destination is suspended after a slow-down reply',
+      labelNames,
+      registers,
+      collect() {
+        each(this, (s, now) => (s.budget.suspended(now) ? 1 : 0));
+      },
+    });
+    new Gauge({
+      name: 'relay_shaping_connections',
+      help: 'Deliveries in flight to a shaping destination, each on one connection',
+      labelNames,
+      registers,
+      collect() {
+        each(this, (s) => s.budget.inFlight);
+      },
+    });
+    const changes = new Counter({
+      name: 'relay_shaping_changes_total',
+      help: 'Budget changes of a shaping destination: reason slowdown (cut and suspended) or restore (raised one step)',
+      labelNames: ['destination', 'reason'],
+      registers,
+    });
+    shaper.onChange((change) => changes.inc({ destination: change.destination, reason: change.reason }));
   }
 
   recordOutcomes(job: DeliveryJob, outcomes: RecipientOutcome[]): void {

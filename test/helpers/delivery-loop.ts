@@ -1,4 +1,4 @@
-/** A delivery loop assembled as relay.ts does (its bounce notifier, node name and rules) on one storage, started. */
+/** A delivery loop assembled as relay.ts does (its bounce notifier, node name, rules and traffic shaping) on one storage, started. */
 import { loadBounceRules } from '../../src/bounces/classify.js';
 import { BounceNotifier } from '../../src/bounces/notifier.js';
 import type { RelayConfig } from '../../src/config/schema.js';
@@ -6,6 +6,8 @@ import { DeliveryLoop, type DeliveryLoopOptions } from '../../src/delivery/loop.
 import type { Clock } from '../../src/envelope/time.js';
 import type { Logger } from '../../src/log.js';
 import type { MessageQueue, Storage } from '../../src/queue/storage.js';
+import { shapingRulesFor } from '../../src/shaping/rules.js';
+import { Shaper } from '../../src/shaping/shaper.js';
 
 export function startDeliveryLoop(options: {
   config: RelayConfig;
@@ -39,6 +41,7 @@ export function startDeliveryLoop(options: {
     logger,
     rules: loadBounceRules(config.bounces.rules!),
     clock,
+    shaper: new Shaper({ rules: shapingRulesFor(config), logger }),
   });
   loop.start();
   return loop;

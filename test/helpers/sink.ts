@@ -49,6 +49,8 @@ export interface Sink {
   connections: number;
   /** Connections open right now. */
   open: number;
+  /** The most connections that were ever open at once. */
+  peakOpen: number;
   stop(): Promise<void>;
 }
 
@@ -61,7 +63,7 @@ function refusal(reply: string): Error {
 export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
   const host = opts.host ?? '127.0.0.1';
   const rcptSeen = new Map<string, number>();
-  const sink: Sink = { host, port: 0, messages: [], connections: 0, open: 0, stop: async () => {} };
+  const sink: Sink = { host, port: 0, messages: [], connections: 0, open: 0, peakOpen: 0, stop: async () => {} };
   const server = new SMTPServer({
     name: `sink-${host}`,
     authOptional: true,
@@ -73,6 +75,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     onConnect(_session, callback) {
       sink.connections++;
       sink.open++;
+      sink.peakOpen = Math.max(sink.peakOpen, sink.open);
       callback();
     },
     onClose() {

@@ -38,7 +38,14 @@ export interface RunningRelay {
   reload(next: RelayConfig): Promise<string[]>;
 }
 
-export async function startRelay(config: RelayConfig, options: { logger?: Logger } = {}): Promise<RunningRelay> {
+export interface RelayOptions {
+  logger?: Logger;
+  /** The time TLS policies expire and TLS reports are counted and sent by; tests move it. */
+  clock?: () => number;
+}
+
+export async function startRelay(config: RelayConfig, options: RelayOptions = {}): Promise<RunningRelay> {
+  const clock = options.clock ?? Date.now;
   const logger = options.logger ?? createLogger(config.log.level, { redactRecipients: config.log.redact_recipients });
   const rules = loadBounceRules(config.bounces.rules!);
   const tls = await loadCertificate(config.tls, config.hostname, logger);
@@ -61,6 +68,8 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     config,
     logger,
     rules,
+    tlsPolicies: storage.tlsPolicies,
+    clock,
     onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes),
   });
   // Other nodes' new mail wakes this node's scheduler at most every WAKE_HINT_MS: the node that

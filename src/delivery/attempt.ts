@@ -7,13 +7,14 @@ import { isAscii } from 'node:buffer';
 import { classify, type BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { DeliveryJob, RecipientOutcome } from '../queue/storage.js';
+import { tlsModeOf, type OutboundTls } from '../outbound-tls/policy.js';
+import type { DeliveryJob, RecipientOutcome, TlsInfo } from '../queue/storage.js';
 import type { DestinationCache } from './destination-cache.js';
 import type { Destination } from './mx.js';
 import { SessionError, type ConnectionPool, type Session } from './pool.js';
 import { isSuccess, parseReply, replyFromError, type Reply } from './reply.js';
 import { scheduleRetry } from './retry.js';
-import { rcptRefusals } from './smtp-connection-internals.js';
+import { rcptRefusals, tlsSocketOf } from './smtp-connection-internals.js';
 import { smtpUtf8Refusals } from './smtputf8.js';
 
 export interface AttemptContext {
@@ -21,6 +22,8 @@ export interface AttemptContext {
   /** The recipient domains' mail hosts, from DNS. */
   destinations: DestinationCache;
   pool: ConnectionPool;
+  /** Recipient domains' MTA-STS and DANE policies, and the check of each session against them. */
+  tls: OutboundTls;
   rules: BounceRules;
   logger: Logger;
 }
@@ -31,16 +34,17 @@ export async function attemptDelivery(job: DeliveryJob, body: Buffer, ctx: Attem
 
   const connected = await connect(mx.destinations, job, ctx);
   if ('failure' in connected) return outcomesFor(job, () => connected.failure, ctx);
+  const { tls } = connected.session;
 
   // Recipients the host cannot take (RFC 6531) bounce; the others still go in this session.
   const refused = smtpUtf8Refusals(job, connected.session);
   const sendable = { ...job, recipients: job.recipients.filter((r) => !refused.has(r.address)) };
   if (sendable.recipients.length === 0) {
     ctx.pool.release(connected.session, true);
-    return outcomesFor(job, (address) => refused.get(address)!, ctx);
+    return outcomesFor(job, (address) => refused.get(address)!, ctx, tls);
   }
   const replies = await transact(connected.session, sendable, body, ctx.pool);
-  return outcomesFor(job, (address) => refused.get(address) ?? replies.get(address)!, ctx);
+  return outcomesFor(job, (address) => refused.get(address) ?? replies.get(address)!, ctx, tls);
 }
 
 /** A reused session to any of the hosts, else a new one, trying hosts and their addresses in order. */
@@ -49,21 +53,38 @@ async function connect(
   job: DeliveryJob,
   ctx: AttemptContext,
 ): Promise<{ session: Session } | { failure: Reply }> {
-  const reused = await ctx.pool.reuse(destinations.map((d) => d.host));
+  const domainTls = await ctx.tls.domain(job.domain, tlsModeOf(ctx.config));
+  const allowed = destinations.filter((d) => ctx.tls.allows(domainTls, d.host)).map((d) => d.host);
+  const reused = await ctx.pool.reuse(allowed, (s) => ctx.tls.reusable(domainTls, s.tls));
   if (reused) return { session: reused };
   let failure: Reply = { text: `4.4.1 no mail host for ${job.domain} could be reached` };
+  const unusable = (host: string, address: string | undefined, reply: Reply) => {
+    failure = reply;
+    ctx.logger.info(
+      { queueId: job.queueId, recipientDomain: job.domain, host, address, reply: reply.text },
+      'mail host unusable, trying the next',
+    );
+  };
   for (const { host, addresses } of destinations) {
+    const hostTls = await ctx.tls.host(domainTls, host);
+    if (!hostTls.ok) {
+      unusable(host, undefined, hostTls.reply);
+      continue;
+    }
     for (const address of addresses) {
+      let session: Session;
       try {
-        return { session: await ctx.pool.open(host, address) };
+        session = await ctx.pool.open(host, address, ctx.tls.sessionOptions(domainTls));
       } catch (err) {
         if (!(err instanceof SessionError)) throw err;
-        failure = err.reply;
-        ctx.logger.info(
-          { queueId: job.queueId, recipientDomain: job.domain, host, address, reply: failure.text },
-          'mail host unusable, trying the next',
-        );
+        unusable(host, address, err.reply);
+        continue;
       }
+      const checked = ctx.tls.check(domainTls, hostTls.host, tlsSocketOf(session.connection));
+      session.tls = checked.info;
+      if (!checked.refusal) return { session };
+      ctx.pool.release(session, false);
+      unusable(host, address, checked.refusal);
     }
   }
   return { failure };
@@ -120,7 +141,7 @@ function send(
 const recipientOf = (err: Error) => (err as Error & { recipient: string }).recipient;
 
 /** Maps each recipient's reply to delivered, bounced, deferred or expired. */
-function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx: AttemptContext): RecipientOutcome[] {
+function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx: AttemptContext, tls?: TlsInfo): RecipientOutcome[] {
   const now = Date.now();
   return job.recipients.map((recipient) => {
     const reply = replyFor(recipient.address);
@@ -129,6 +150,7 @@ function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx
       smtpCode: reply.code,
       response: reply.text,
       ...(reply.senderRefused && { senderRefused: true }),
+      ...(tls && { tls }),
     };
     if (isSuccess(reply)) return { ...base, status: 'delivered' };
     const { category, permanent } = classify(ctx.rules, reply.code, reply.text);

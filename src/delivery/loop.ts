@@ -12,7 +12,8 @@ import { suppressionsFor } from '../bounces/suppress.js';
 import type { BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { DeliveryJob, MessageQueue, RecipientOutcome } from '../queue/storage.js';
+import { OutboundTls } from '../outbound-tls/policy.js';
+import type { DeliveryJob, MessageQueue, RecipientOutcome, TlsPolicyStore } from '../queue/storage.js';
 import { attemptDelivery, outcomesForReply, type AttemptContext } from './attempt.js';
 import { ConnectionPool, PoolClosedError } from './pool.js';
 import { DestinationCache } from './destination-cache.js';
@@ -26,6 +27,10 @@ export interface DeliveryLoopOptions {
   config: RelayConfig;
   logger: Logger;
   rules: BounceRules;
+  /** Recipient domains' MTA-STS policies and the TLS report counts. */
+  tlsPolicies: TlsPolicyStore;
+  /** The time TLS policies expire and TLS reports are counted by (tests move it). */
+  clock?: () => number;
   /** Told each attempt's outcomes once they are recorded (metrics). */
   onOutcomes?: (job: DeliveryJob, outcomes: RecipientOutcome[]) => void;
 }
@@ -61,10 +66,12 @@ export class DeliveryLoop {
     this.config = opts.config;
     this.logger = opts.logger;
     this.pool = new ConnectionPool(opts.config, opts.logger);
+    const resolver = createResolver(opts.config);
     this.context = {
       config: opts.config,
-      destinations: new DestinationCache(createResolver(opts.config)),
+      destinations: new DestinationCache(resolver),
       pool: this.pool,
+      tls: new OutboundTls({ config: opts.config, store: opts.tlsPolicies, resolver, logger: opts.logger, clock: opts.clock }),
       rules: opts.rules,
       logger: opts.logger,
     };

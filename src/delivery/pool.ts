@@ -7,12 +7,17 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { SessionTlsOptions } from '../outbound-tls/policy.js';
+import type { TlsInfo } from '../queue/storage.js';
 import { replyFromError, type Reply } from './reply.js';
 
 /** Inactivity allowed within a transaction; RFC 5321 section 4.5.3.2 suggests 5 to 10 minutes. */
 const SOCKET_TIMEOUT = 5 * 60_000;
 
 export class Session {
+  /** How the session is protected, once outbound-tls has checked it. */
+  tls: TlsInfo | undefined;
+
   constructor(
     readonly host: string,
     readonly address: string,
@@ -70,10 +75,10 @@ export class ConnectionPool {
     });
   }
 
-  /** An idle session to one of the hosts, first host first, that still answers RSET. */
-  async reuse(hosts: readonly string[]): Promise<Session | undefined> {
+  /** An idle session to one of the hosts, first host first, that `accept`s and still answers RSET. */
+  async reuse(hosts: readonly string[], accept: (session: Session) => boolean = () => true): Promise<Session | undefined> {
     for (const host of hosts) {
-      for (const session of [...this.idle.keys()].filter((s) => s.host === host)) {
+      for (const session of [...this.idle.keys()].filter((s) => s.host === host && accept(s))) {
         // Another delivery may have taken it while this one waited for an RSET reply.
         if (!this.idle.has(session)) continue;
         this.unidle(session);
@@ -84,8 +89,11 @@ export class ConnectionPool {
     return undefined;
   }
 
-  /** Opens a session to one address of a host; SessionError when the host cannot be used. */
-  async open(host: string, address: string): Promise<Session> {
+  /**
+   * Opens a session to one address of a host; SessionError when the host cannot be used. The
+   * certificate is checked by outbound-tls once the session is open, before any mail goes out.
+   */
+  async open(host: string, address: string, tls: SessionTlsOptions): Promise<Session> {
     if (this.closed) throw new PoolClosedError();
     this.makeRoom();
     const { delivery } = this.config;
@@ -93,11 +101,12 @@ export class ConnectionPool {
       host: address,
       port: delivery.smtp_port,
       name: this.config.hostname,
-      ignoreTLS: delivery.tls === 'none',
-      opportunisticTLS: delivery.tls === 'opportunistic',
-      // Encryption without authentication, as between MTAs without MTA-STS or DANE:
-      // MX certificates are commonly self-signed or for another name.
-      tls: { rejectUnauthorized: false, servername: host },
+      ignoreTLS: !tls.starttls,
+      // Without STARTTLS (or when it fails) the session stays in cleartext; outbound-tls refuses it where TLS is required.
+      opportunisticTLS: true,
+      // The handshake accepts any certificate: whether this one is good enough depends on the
+      // recipient's policy (MX certificates are commonly self-signed without MTA-STS or DANE).
+      tls: { rejectUnauthorized: false, servername: host, ca: tls.ca },
       connectionTimeout: delivery.connect_timeout,
       greetingTimeout: delivery.connect_timeout,
       socketTimeout: SOCKET_TIMEOUT,
@@ -121,10 +130,6 @@ export class ConnectionPool {
     } catch (err) {
       this.discard(session);
       throw new SessionError(replyFromError(err, session.peer));
-    }
-    if (delivery.tls === 'required' && !connection.secure) {
-      this.discard(session);
-      throw new SessionError({ text: `4.7.10 TLS required but ${host} does not offer STARTTLS` });
     }
     return session;
   }

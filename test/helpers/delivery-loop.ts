@@ -29,6 +29,7 @@ export function startDeliveryLoop(options: {
     config,
     logger,
     rules: loadBounceRules(config.bounces.rules!),
+    tlsPolicies: storage.tlsPolicies,
   });
   loop.start();
   return loop;

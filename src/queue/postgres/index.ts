@@ -16,6 +16,7 @@ import { PgNodes } from './nodes.js';
 import { PgMessageQueue } from './queue.js';
 import { PgCredentials, PgDomains, PgSuppressions, PgTemplates } from './tables.js';
 import { PgWebhooks } from './webhooks.js';
+import { PgTlsPolicies } from './tls-policies.js';
 
 export interface PostgresOptions {
   poolSize: number;
@@ -98,6 +99,7 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     templates: new PgTemplates(db),
     webhooks: new PgWebhooks(db),
     nodes,
+    tlsPolicies: new PgTlsPolicies(db),
 
     onWork(listener) {
       listeners.add(listener);

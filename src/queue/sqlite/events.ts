@@ -15,8 +15,8 @@ export class SqliteEvents implements EventLog {
   constructor(private readonly conn: SqliteConnection) {
     const db = conn.db;
     this.insertEvent = db.prepare(
-      `INSERT INTO events (queue_id, message_id, credential, recipient, domain, status, smtp_code, response, category, at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (queue_id, message_id, credential, recipient, domain, status, smtp_code, response, category, tls, at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     // Webhooks list their statuses comma-separated; 'queued' is the API's own answer, never posted.
     this.fanOut = db.prepare(
@@ -38,6 +38,7 @@ export class SqliteEvents implements EventLog {
       event.smtpCode,
       event.response,
       event.category,
+      event.tls ? JSON.stringify(event.tls) : null,
       at,
     );
     this.fanOut.run(Number(lastInsertRowid), at, at, event.status, event.status);

@@ -9,6 +9,7 @@ import { SqliteLimits } from './limits.js';
 import { migrate } from './migrations.js';
 import { SqliteNodes } from './nodes.js';
 import { SqliteQueue } from './queue.js';
+import { SqliteTlsPolicies } from './tls-policies.js';
 import { SqliteCredentials, SqliteDomains, SqliteSuppressions, SqliteTemplates, SqliteWebhooks } from './tables.js';
 
 export async function openSqlite(file: string): Promise<Storage> {
@@ -34,6 +35,7 @@ export async function openSqlite(file: string): Promise<Storage> {
     templates: new SqliteTemplates(conn),
     webhooks: new SqliteWebhooks(conn),
     nodes: new SqliteNodes(conn),
+    tlsPolicies: new SqliteTlsPolicies(conn),
     async checkWritable() {
       conn.writeNow(() => undefined);
     },

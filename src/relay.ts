@@ -21,6 +21,8 @@ import { applyConfig } from './config/reload.js';
 import { HttpServer } from './http/server.js';
 import { RelayMetrics } from './metrics/metrics.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { createResolver } from './delivery/resolver.js';
+import { TlsReporter } from './outbound-tls/reports.js';
 
 /** How often another node's new mail may wake this node's scheduler. */
 const WAKE_HINT_MS = 100;
@@ -32,6 +34,8 @@ export interface RunningRelay {
   node: string;
   /** Bound port of each listener by name, and `http` for the HTTP API (useful when the config asks for port 0). */
   ports: Record<string, number>;
+  /** Daily TLS-RPT reports; sendDue() reports the days the relay's clock has seen end. */
+  tlsReports: TlsReporter;
   /** SIGTERM: refuses new sessions (421 4.3.2), lets transactions and deliveries in progress finish, closes. */
   stop(): Promise<void>;
   /** SIGHUP: applies a re-read config and re-reads the TLS certificate; returns the changed keys that take a restart. */
@@ -93,6 +97,15 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
   const http = new HttpServer({ config, storage, pipeline, metrics, logger, listenersDown });
   const webhooks = new WebhookDispatcher({ webhooks: storage.webhooks, config, logger, node });
   const retention = new RetentionPurger({ storage, config, logger });
+  const tlsReports = new TlsReporter({
+    config,
+    store: storage.tlsPolicies,
+    queue: storage.queue,
+    resolver: createResolver(config),
+    logger,
+    clock,
+    onQueued: wake,
+  });
   const ports: Record<string, number> = {};
   try {
     for (const server of servers) ports[server.listener.name] = await server.listen();
@@ -106,6 +119,7 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
   delivery.start();
   webhooks.start();
   retention.start();
+  tlsReports.start();
   logger.info(
     { config: config.source, listeners: ports, database: redactDatabase(config.database), storage: storage.kind, node },
     'relay started',
@@ -116,11 +130,12 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
     storage,
     node,
     ports,
+    tlsReports,
     async stop() {
       await Promise.all([...servers.map((s) => s.close()), http.close()]);
       stopListening?.();
       clearTimeout(hinted);
-      await Promise.all([delivery.stop(), webhooks.stop(), retention.stop()]);
+      await Promise.all([delivery.stop(), webhooks.stop(), retention.stop(), tlsReports.stop()]);
       await membership.leave();
       await storage.close();
       logger.info('relay stopped');

@@ -7,7 +7,7 @@ import { isAscii } from 'node:buffer';
 import { classify, type BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { tlsModeOf, type OutboundTls } from '../outbound-tls/policy.js';
+import { tlsModeOf, type HostTls, type OutboundTls } from '../outbound-tls/policy.js';
 import type { DeliveryJob, RecipientOutcome, TlsInfo } from '../queue/storage.js';
 import type { DestinationCache } from './destination-cache.js';
 import type { Destination } from './mx.js';
@@ -54,9 +54,6 @@ async function connect(
   ctx: AttemptContext,
 ): Promise<{ session: Session } | { failure: Reply }> {
   const domainTls = await ctx.tls.domain(job.domain, tlsModeOf(ctx.config));
-  const allowed = destinations.filter((d) => ctx.tls.allows(domainTls, d.host)).map((d) => d.host);
-  const reused = await ctx.pool.reuse(allowed, (s) => ctx.tls.reusable(domainTls, s.tls));
-  if (reused) return { session: reused };
   let failure: Reply = { text: `4.4.1 no mail host for ${job.domain} could be reached` };
   const unusable = (host: string, address: string | undefined, reply: Reply) => {
     failure = reply;
@@ -65,26 +62,31 @@ async function connect(
       'mail host unusable, trying the next',
     );
   };
-  for (const { host, addresses } of destinations) {
-    const hostTls = await ctx.tls.host(domainTls, host);
-    if (!hostTls.ok) {
-      unusable(host, undefined, hostTls.reply);
-      continue;
-    }
+  // Each host's TLS demands (MTA-STS listing, DANE records) are known before any session is used.
+  const usable: { host: HostTls; addresses: string[] }[] = [];
+  for (const [i, plan] of (await Promise.all(destinations.map((d) => ctx.tls.host(domainTls, d.host)))).entries()) {
+    if (plan.ok) usable.push({ host: plan.host, addresses: destinations[i]!.addresses });
+    else unusable(destinations[i]!.host, undefined, plan.reply);
+  }
+  for (const { host } of usable) {
+    const reused = await ctx.pool.reuse([host.host], (s) => ctx.tls.reusable(host, s.tls));
+    if (reused) return { session: reused };
+  }
+  for (const { host, addresses } of usable) {
     for (const address of addresses) {
       let session: Session;
       try {
-        session = await ctx.pool.open(host, address, ctx.tls.sessionOptions(domainTls));
+        session = await ctx.pool.open(host.host, address, ctx.tls.sessionOptions(domainTls));
       } catch (err) {
         if (!(err instanceof SessionError)) throw err;
-        unusable(host, address, err.reply);
+        unusable(host.host, address, err.reply);
         continue;
       }
-      const checked = ctx.tls.check(domainTls, hostTls.host, tlsSocketOf(session.connection));
+      const checked = ctx.tls.check(domainTls, host, tlsSocketOf(session.connection));
       session.tls = checked.info;
       if (!checked.refusal) return { session };
       ctx.pool.release(session, false);
-      unusable(host, address, checked.refusal);
+      unusable(host.host, address, checked.refusal);
     }
   }
   return { failure };

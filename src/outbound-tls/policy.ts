@@ -90,17 +90,9 @@ export class OutboundTls {
     return policy && policy.mode !== 'none' ? { domain, mode, sts: policy } : { domain, mode };
   }
 
-  /** Hosts an enforced MTA-STS policy rules out are never used, not even through a reused session. */
-  allows(d: DomainTls, host: string): boolean {
-    return d.sts?.mode !== 'enforce' || validateMx(host, d.sts).valid;
-  }
-
-  /** A kept session may carry this attempt when it is as protected as a new one would have to be. */
-  reusable(d: DomainTls, tls: TlsInfo | undefined): boolean {
-    if (!tls) return false;
-    const strict = d.mode === 'verify' || d.mode === 'dane' || d.sts?.mode === 'enforce' || tls.policy === 'dane';
-    if (strict) return tls.verified && (d.mode !== 'dane' || tls.policy === 'dane');
-    return d.mode !== 'required' || tls.version !== null;
+  /** A kept session may carry this attempt when a new one to its host would have been checked the same way. */
+  reusable(h: HostTls, tls: TlsInfo | undefined): boolean {
+    return tls !== undefined && tls.policy === h.policy && (!h.requireVerified || tls.verified) && (!h.requireTls || tls.version !== null);
   }
 
   async host(d: DomainTls, host: string): Promise<{ ok: true; host: HostTls } | { ok: false; reply: TlsRefusal }> {
@@ -181,17 +173,17 @@ interface Failure {
 
 /** Web PKI: a chain to a trusted CA (delivery.tls_ca_file included) and a certificate for the MX name. */
 function pkixFailure(host: string, socket: TLSSocket): Failure | undefined {
-  if (!socket.authorized) {
-    const code = String(socket.authorizationError ?? 'unknown');
-    const resultType = /EXPIRED/.test(code)
-      ? 'certificate-expired'
-      : /SELF_SIGNED|ISSUER|UNABLE_TO_VERIFY|UNTRUSTED/.test(code)
-        ? 'certificate-not-trusted'
-        : 'validation-failure';
-    return { reason: code, resultType };
+  if (socket.authorized) {
+    const mismatch = checkServerIdentity(host, socket.getPeerCertificate());
+    return mismatch && { reason: `the certificate is not for ${host}`, resultType: 'certificate-host-mismatch' };
   }
-  const mismatch = checkServerIdentity(host, socket.getPeerCertificate());
-  return mismatch ? { reason: mismatch.message, resultType: 'certificate-host-mismatch' } : undefined;
+  const code = String(socket.authorizationError ?? 'unknown');
+  if (/ALTNAME/.test(code)) return { reason: `the certificate is not for ${host}`, resultType: 'certificate-host-mismatch' };
+  if (/EXPIRED/.test(code)) return { reason: 'the certificate has expired', resultType: 'certificate-expired' };
+  if (/SELF_SIGNED|ISSUER|UNABLE_TO_VERIFY|UNTRUSTED/.test(code)) {
+    return { reason: `the certificate is not from a trusted CA (${code})`, resultType: 'certificate-not-trusted' };
+  }
+  return { reason: code, resultType: 'validation-failure' };
 }
 
 function requirement(d: DomainTls, h: HostTls): string {

@@ -55,12 +55,12 @@ export interface TestRelay extends RunningRelay {
 /** `destination` captures the log lines (at config.log.level) instead of printing them. */
 export async function startTestRelay(
   overrides: ConfigOverrides = {},
-  options: { destination?: DestinationStream } = {},
+  options: { destination?: DestinationStream; clock?: () => number } = {},
 ): Promise<TestRelay> {
   const configFile = writeTestConfig(overrides);
   const config = loadConfig(configFile);
   const logger = createLogger(config.log.level, { redactRecipients: config.log.redact_recipients, destination: options.destination });
-  const relay = await startRelay(config, { logger });
+  const relay = await startRelay(config, { logger, clock: options.clock });
   return { ...relay, configFile, dir: path.dirname(configFile) };
 }
 

@@ -80,7 +80,7 @@ beforeAll(async () => {
   dns = await startDnsServer({});
 
   const policyPair = ca.issue(
-    ['enforce', 'testing', 'badcert', 'mismatch', 'cached', 'report'].map((d) => `mta-sts.${d}.test`).concat('rua.reports.test'),
+    ['enforce', 'testing', 'badcert', 'mismatch', 'cached', 'refresh', 'report'].map((d) => `mta-sts.${d}.test`).concat('rua.reports.test'),
   );
   policyServer = createServer({ key: policyPair.key, cert: policyPair.cert }, (req, res) => {
     if (outage) return void req.socket.destroy();
@@ -247,6 +247,33 @@ describe('MTA-STS', () => {
       outage = false;
     }
   });
+
+  it('refreshes a policy once half its max_age has passed, and stops using it once expired', async () => {
+    publishPolicy('refresh.test', 'r1', 'enforce', ['mx.enforce.test']);
+    mx('refresh.test', 'mx.enforce.test', HOSTS.trusted);
+    await outcome(relay.storage, await submit(relay.storage, 'hep@refresh.test'));
+    const fetched = (await relay.storage.tlsPolicies.stsPolicy('refresh.test'))!;
+
+    // Same id, new content: fetched in the background once past half of max_age, while the known policy applies.
+    policies.set('mta-sts.refresh.test', policyText('enforce', ['mx.enforce.test', 'mx2.refresh.test']));
+    offset += 50_000_000;
+    expect((await outcome(relay.storage, await submit(relay.storage, 'ivy@refresh.test'))).tls).toMatchObject({ policy: 'sts' });
+    const refreshed = await waitFor(async () => {
+      const p = await relay.storage.tlsPolicies.stsPolicy('refresh.test');
+      return p && p.fetchedAt > fetched.fetchedAt ? p : undefined;
+    }, 'the refreshed policy');
+    expect(refreshed.mx).toEqual(['mx.enforce.test', 'mx2.refresh.test']);
+
+    // Past max_age with the policy host down: an expired policy is not used.
+    outage = true;
+    try {
+      dns.setZone('_mta-sts.refresh.test', { txt: ['v=STSv1; id=r2'] });
+      offset += 90_000_000;
+      expect((await outcome(relay.storage, await submit(relay.storage, 'joy@refresh.test'))).tls).toMatchObject({ policy: 'none' });
+    } finally {
+      outage = false;
+    }
+  });
 });
 
 describe('DANE', () => {
@@ -384,6 +411,7 @@ describe('TLS-RPT', () => {
       const stsSessions = sinks.trusted.connections - sessionsBefore;
       const tlsa = [{ usage: 3, selector: 1, matchingType: 1, data: Buffer.alloc(32, 9) }];
       dns.setZone(`_${sinks.trusted.port}._tcp.mx.report.test`, { secure: true, tlsa });
+      offset += 60_000; // past the relay's short memory of TLSA answers
       expect((await outcome(relay.storage, await submit(relay.storage, 'c@report.test'))).status).toBe('deferred');
 
       const day = new Date(clock()).toISOString().slice(0, 10);

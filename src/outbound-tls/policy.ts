@@ -13,10 +13,13 @@ import type { StsPolicyRecord, TlsInfo, TlsPolicyStore } from '../queue/storage.
 import { matchTlsa, presentedChain } from './dane.js';
 import { StsPolicies } from './mta-sts.js';
 import { TlsResultCounter, type ReportedPolicy } from './counter.js';
-import { lookupTlsa, usableTlsa, type TlsaRecord } from './tlsa.js';
+import { lookupTlsa, usableTlsa, type TlsaLookup, type TlsaRecord } from './tlsa.js';
 import { trustedCas } from './trust.js';
 
 export type OutboundTlsMode = RelayConfig['delivery']['tls'];
+
+/** Deliveries to one MX host share a TLSA answer for this long (a burst costs one query). */
+const TLSA_KEEP_MS = 2_000;
 
 /** The TLS mode of an attempt: delivery.tls, unless a destination's rule chooses another. */
 export function tlsModeOf(config: Pick<RelayConfig, 'delivery'>): OutboundTlsMode {
@@ -69,6 +72,7 @@ export class OutboundTls {
   private readonly sts: StsPolicies;
   private readonly counter: TlsResultCounter;
   private readonly clock: () => number;
+  private readonly recentTlsa = new Map<string, { at: number; lookup: Promise<TlsaLookup> }>();
 
   constructor(opts: OutboundTlsOptions) {
     this.config = opts.config;
@@ -97,10 +101,7 @@ export class OutboundTls {
 
   async host(d: DomainTls, host: string): Promise<{ ok: true; host: HostTls } | { ok: false; reply: TlsRefusal }> {
     if (d.mode === 'none') return { ok: true, host: { host, policy: 'none', requireTls: false, requireVerified: false } };
-    const tlsa = await lookupTlsa(host, this.config.delivery.smtp_port, {
-      servers: this.config.delivery.dns_servers,
-      timeoutMs: this.config.delivery.dns_timeout,
-    });
+    const tlsa = await this.tlsa(host);
     if (tlsa.status === 'temporary') {
       return { ok: false, reply: { text: `4.7.5 TLSA lookup for ${host} failed temporarily (${tlsa.reason})` } };
     }
@@ -158,6 +159,19 @@ export class OutboundTls {
   private daneFailure(h: HostTls, socket: TLSSocket): Failure | undefined {
     const result = matchTlsa(h.tlsa!, presentedChain(socket.getPeerCertificate(true)), h.host, this.clock());
     return result.ok ? undefined : { reason: result.reason, resultType: 'validation-failure' };
+  }
+
+  private tlsa(host: string): Promise<TlsaLookup> {
+    const now = this.clock();
+    const entry = this.recentTlsa.get(host);
+    if (entry && now >= entry.at && now - entry.at < TLSA_KEEP_MS) return entry.lookup;
+    const { smtp_port: port, dns_servers: servers, dns_timeout: timeoutMs } = this.config.delivery;
+    const lookup = lookupTlsa(host, port, { servers, timeoutMs });
+    if (this.recentTlsa.size > 10_000) this.recentTlsa.clear();
+    this.recentTlsa.set(host, { at: now, lookup });
+    // A temporary failure is not remembered: the next delivery asks again.
+    void lookup.then((r) => r.status === 'temporary' && this.recentTlsa.get(host)?.lookup === lookup && this.recentTlsa.delete(host));
+    return lookup;
   }
 
   private cas(): string[] {

@@ -87,7 +87,8 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
     }, WAKE_HINT_MS);
   };
   const stopListening = storage.onWork?.(hint);
-  const pipeline = new SubmissionPipeline({ config, storage, signer: new DkimSigner(), logger, onQueued: wake, observer: metrics });
+  const signer = new DkimSigner();
+  const pipeline = new SubmissionPipeline({ config, storage, signer, logger, onQueued: wake, observer: metrics });
   const connections = new ConnectionLimiter(config);
   const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, logger, tls, pipeline, connections }));
   for (const server of servers) {
@@ -101,6 +102,8 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
     config,
     store: storage.tlsPolicies,
     queue: storage.queue,
+    domains: storage.domains,
+    signer,
     resolver: createResolver(config),
     logger,
     clock,

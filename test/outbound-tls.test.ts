@@ -5,6 +5,7 @@
  * of that CA (or self-signed ones), and TLS-RPT reports for a day the relay's clock moves past.
  */
 import { createHash, randomUUID, X509Certificate } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
@@ -14,10 +15,18 @@ import type { EventRecord, Storage } from '../src/queue/storage.js';
 import type { TlsReport } from '../src/outbound-tls/reports.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
 import { eventsOf } from './helpers/events.js';
-import { startTestRelay, type TestRelay } from './helpers/relay.js';
+import { addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { startSinks, type Sink } from './helpers/sink.js';
 import { createTestCa, type KeyPair, type TestCa } from './helpers/test-ca.js';
 import { waitFor } from './helpers/wait.js';
+
+const require = createRequire(import.meta.url);
+const { dkimVerify } = require('mailauth/lib/dkim/verify') as {
+  dkimVerify: (
+    msg: Buffer,
+    opts: { resolver: (name: string, type: string) => Promise<unknown> },
+  ) => Promise<{ results: { status: { result: string }; signingDomain: string }[] }>;
+};
 
 const HOSTS = { trusted: '127.0.8.2', selfSigned: '127.0.8.3', wrongName: '127.0.8.4', reports: '127.0.8.5' };
 /** RFC 8461 fixes the policy host's port at 443; the tests run as root, as CI does. */
@@ -395,6 +404,8 @@ describe('TLS-RPT', () => {
     const relay = await startRelay();
     try {
       const ruaPort = (ruaServer.address() as AddressInfo).port;
+      // The relay's host name is a sender domain: mailed reports are DKIM-signed with its key.
+      const dkim = (await addSenderDomain(relay.storage, 'relay.test')).find((r) => r.purpose === 'dkim')!;
       publishPolicy('report.test', 'r1', 'testing', ['mx.report.test']);
       mx('report.test', 'mx.report.test', HOSTS.trusted);
       dns.setZone('_smtp._tls.report.test', {
@@ -419,6 +430,13 @@ describe('TLS-RPT', () => {
       expect(await relay.tlsReports.sendDue()).toBe(2);
 
       const mail = await waitFor(() => sinks.reports.messages.find((m) => m.rcptTo.includes('tls@reports.test')), 'the mailed TLS report');
+      const { results } = await dkimVerify(mail.raw, {
+        resolver: async (name) => {
+          if (name === dkim.name) return [[dkim.value]];
+          throw Object.assign(new Error('no such record'), { code: 'ENOTFOUND' });
+        },
+      });
+      expect(results.map((r) => [r.status.result, r.signingDomain])).toEqual([['pass', 'relay.test']]);
       const parsed = await simpleParser(mail.raw);
       expect(parsed.subject).toMatch(/^Report Domain: report\.test Submitter: relay\.test Report-ID: <.+>$/);
       expect(parsed.headers.get('tls-report-domain')).toBe('report.test');

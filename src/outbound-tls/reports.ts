@@ -12,7 +12,8 @@ import { gzipSync } from 'node:zlib';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { newQueueId } from '../queue/ids.js';
-import type { MessageQueue, TlsPolicyStore, TlsResultCount } from '../queue/storage.js';
+import type { DomainStore, MessageQueue, TlsPolicyStore, TlsResultCount } from '../queue/storage.js';
+import type { DkimSigner } from '../signing/dkim.js';
 import { rfc5322Date } from '../submission/message.js';
 import { utcDay } from './counter.js';
 import { trustedCas } from './trust.js';
@@ -39,6 +40,9 @@ export interface TlsReporterOptions {
   config: RelayConfig;
   store: Pick<TlsPolicyStore, 'takeTlsResults'>;
   queue: Pick<MessageQueue, 'enqueue'>;
+  /** Mailed reports are DKIM-signed (RFC 8460 section 5.3) with the key of the host name's sender domain, or of a parent domain. */
+  domains: Pick<DomainStore, 'get'>;
+  signer: DkimSigner;
   resolver: dns.Resolver;
   logger: Logger;
   clock?: () => number;
@@ -140,6 +144,20 @@ export class TlsReporter {
     // Queued for now by the wall clock, as the delivery loop reads it.
     const now = Date.now();
     const message = buildReportMail({ hostname: config.hostname, to, domain, day, report, gzipped, now });
+    const key = await this.signingDomain();
+    const body = key
+      ? this.opts.signer.sign(message.body, {
+          domain: key.name,
+          selector: key.selector,
+          algorithm: key.algorithm,
+          privateKeyPem: key.privateKeyPem,
+        })
+      : message.body;
+    if (!key)
+      this.opts.logger.warn(
+        { hostname: config.hostname },
+        'TLS report sent unsigned: no sender domain for the host name (relay domain add)',
+      );
     const queueId = newQueueId();
     await this.opts.queue.enqueue({
       queueId,
@@ -148,11 +166,20 @@ export class TlsReporter {
       // The null sender: a report that cannot be delivered must not cause a bounce (RFC 8460 section 5.3 allows any).
       mailFrom: '',
       recipients: [to],
-      body: message.body,
+      body,
       receivedAt: now,
       expiresAt: now + config.delivery.max_queue_age,
     });
     this.opts.onQueued();
+  }
+
+  private async signingDomain() {
+    const labels = this.opts.config.hostname.toLowerCase().split('.');
+    for (let i = 0; i < labels.length - 1; i++) {
+      const domain = await this.opts.domains.get(labels.slice(i).join('.'));
+      if (domain) return domain;
+    }
+    return undefined;
   }
 
   private async post(url: URL, gzipped: Buffer): Promise<void> {

@@ -252,6 +252,13 @@ describe('MTA-STS', () => {
       expect(event.status).toBe('delivered');
       expect(event.tls).toMatchObject({ verified: true, policy: 'sts' });
       expect(await relay.storage.tlsPolicies.stsPolicy('cached.test')).toMatchObject({ id: 'c1', mode: 'enforce' });
+      const counts = await relay.storage.tlsPolicies.takeTlsResults('9999-12-31');
+      expect(counts.filter((c) => c.policyDomain === 'cached.test').map((c) => [c.resultType, c.mxHost])).toEqual(
+        expect.arrayContaining([
+          ['sts-policy-fetch-error', ''],
+          ['success', 'mx.cached.test'],
+        ]),
+      );
     } finally {
       outage = false;
     }

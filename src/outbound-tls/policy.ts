@@ -90,7 +90,8 @@ export class OutboundTls {
 
   async domain(domain: string, mode: OutboundTlsMode): Promise<DomainTls> {
     if (mode === 'none') return { domain, mode };
-    const { policy } = await this.sts.lookup(domain);
+    const { policy, fetchError } = await this.sts.lookup(domain);
+    if (fetchError) this.counter.count(domain, policy ? stsReported(policy) : { type: 'sts', lines: [] }, '', 'sts-policy-fetch-error');
     return policy && policy.mode !== 'none' ? { domain, mode, sts: policy } : { domain, mode };
   }
 

@@ -32,7 +32,7 @@ export interface TlsReport {
   policies: {
     policy: { 'policy-type': string; 'policy-string': string[]; 'policy-domain': string; 'mx-host': string[] };
     summary: { 'total-successful-session-count': number; 'total-failure-session-count': number };
-    'failure-details': { 'result-type': string; 'receiving-mx-hostname': string; 'failed-session-count': number }[];
+    'failure-details': { 'result-type': string; 'receiving-mx-hostname'?: string; 'failed-session-count': number }[];
   }[];
 }
 
@@ -232,12 +232,17 @@ export function buildReport(hostname: string, domain: string, day: string, count
           'policy-type': group[0]!.policyType,
           'policy-string': group[0]!.policyString,
           'policy-domain': domain,
-          'mx-host': [...new Set(group.map((c) => c.mxHost))].sort(),
+          'mx-host': [...new Set(group.map((c) => c.mxHost))].filter(Boolean).sort(),
         },
         summary: { 'total-successful-session-count': total(group) - total(failures), 'total-failure-session-count': total(failures) },
         'failure-details': failures
           .sort((a, b) => `${a.resultType} ${a.mxHost}`.localeCompare(`${b.resultType} ${b.mxHost}`))
-          .map((c) => ({ 'result-type': c.resultType, 'receiving-mx-hostname': c.mxHost, 'failed-session-count': c.count })),
+          .map((c) => ({
+            'result-type': c.resultType,
+            // A policy fetch failure comes before any MX host.
+            ...(c.mxHost && { 'receiving-mx-hostname': c.mxHost }),
+            'failed-session-count': c.count,
+          })),
       };
     }),
   };

@@ -27,6 +27,8 @@ import { RelayMetrics } from './metrics/metrics.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { shapingRulesFor } from './shaping/rules.js';
 import { Shaper } from './shaping/shaper.js';
+import { createResolver } from './delivery/resolver.js';
+import { TlsReporter } from './outbound-tls/reports.js';
 
 /** How often another node's new mail may wake this node's scheduler. */
 const WAKE_HINT_MS = 100;
@@ -38,6 +40,8 @@ export interface RunningRelay {
   node: string;
   /** Bound port of each listener by name, and `http` for the HTTP API (useful when the config asks for port 0). */
   ports: Record<string, number>;
+  /** Daily TLS-RPT reports; sendDue() reports the days the relay's clock has seen end. */
+  tlsReports: TlsReporter;
   /** SIGTERM: refuses new sessions (421 4.3.2), lets transactions and deliveries in progress finish, closes. */
   stop(): Promise<void>;
   /**
@@ -47,8 +51,14 @@ export interface RunningRelay {
   reload(next: RelayConfig, actor?: string): Promise<string[]>;
 }
 
-/** `clock` sets the time rates, quotas, lockouts and retries are counted in (tests); Date.now by default. */
-export async function startRelay(config: RelayConfig, options: { logger?: Logger; clock?: Clock } = {}): Promise<RunningRelay> {
+export interface RelayOptions {
+  logger?: Logger;
+  /** The time rates, quotas, lockouts, retries, TLS policies and TLS reports are counted in; tests move it. */
+  clock?: Clock;
+}
+
+export async function startRelay(config: RelayConfig, options: RelayOptions = {}): Promise<RunningRelay> {
+  const clock = options.clock ?? Date.now;
   const logger = options.logger ?? createLogger(config.log.level, { redactRecipients: config.log.redact_recipients });
   const rules = loadBounceRules(config.bounces.rules!);
   const shaper = new Shaper({ rules: shapingRulesFor(config), logger });
@@ -73,7 +83,8 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     config,
     logger,
     rules,
-    clock: options.clock,
+    tlsPolicies: storage.tlsPolicies,
+    clock,
     onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes),
     shaper,
   });
@@ -88,15 +99,8 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     }, WAKE_HINT_MS);
   };
   const stopListening = storage.onWork?.(hint);
-  const pipeline = new SubmissionPipeline({
-    config,
-    storage,
-    signer: new DkimSigner(),
-    logger,
-    onQueued: wake,
-    observer: metrics,
-    clock: options.clock,
-  });
+  const signer = new DkimSigner();
+  const pipeline = new SubmissionPipeline({ config, storage, signer, logger, onQueued: wake, observer: metrics, clock });
   const connections = new ConnectionLimiter(config);
   const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, logger, tls, pipeline, connections }));
   for (const server of servers) {
@@ -108,6 +112,17 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   const webhooks = new WebhookDispatcher({ webhooks: storage.webhooks, config, logger, node });
   const retention = new RetentionPurger({ storage, config, logger });
   const keyActivation = new KeyActivationWatcher({ keys: storage.dkimKeys, config, logger });
+  const tlsReports = new TlsReporter({
+    config,
+    store: storage.tlsPolicies,
+    queue: storage.queue,
+    domains: storage.domains,
+    signer,
+    resolver: createResolver(config),
+    logger,
+    clock,
+    onQueued: wake,
+  });
   const ports: Record<string, number> = {};
   try {
     for (const server of servers) ports[server.listener.name] = await server.listen();
@@ -122,6 +137,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   webhooks.start();
   retention.start();
   keyActivation.start();
+  tlsReports.start();
   logger.info(
     { config: config.source, listeners: ports, database: redactDatabase(config.database), storage: storage.kind, node },
     'relay started',
@@ -132,11 +148,12 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     storage,
     node,
     ports,
+    tlsReports,
     async stop() {
       await Promise.all([...servers.map((s) => s.close()), http.close()]);
       stopListening?.();
       clearTimeout(hinted);
-      await Promise.all([delivery.stop(), webhooks.stop(), retention.stop(), keyActivation.stop()]);
+      await Promise.all([delivery.stop(), webhooks.stop(), retention.stop(), keyActivation.stop(), tlsReports.stop()]);
       await membership.leave();
       await storage.close();
       logger.info('relay stopped');

@@ -1,7 +1,7 @@
 /**
  * Relay relies on parts of smtp-server and nodemailer that are not their documented API: a
  * patched SMTPConnection#send, private connection state (`_ready`, `_closing`, `_closed`,
- * `_supportedExtensions`, `_envelope`), and behaviour such as "a 421 closes the session" and
+ * `_supportedExtensions`, `_envelope`, `_socket`), and behaviour such as "a 421 closes the session" and
  * "options are read per session". Both packages are pinned exactly; this file checks each of
  * those parts against real peers on loopback, so an upgrade that changes one fails here, by
  * name, instead of in production. The adapters are src/submission/smtp-server-internals.ts and
@@ -15,7 +15,7 @@ import SMTPConnection, { type SMTPConnectionOptions, type SMTPConnectionSendInfo
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection as ServerSideConnection } from 'smtp-server/lib/smtp-connection.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { offeredExtensions, rcptRefusals } from '../src/delivery/smtp-connection-internals.js';
+import { offeredExtensions, rcptRefusals, tlsSocketOf } from '../src/delivery/smtp-connection-internals.js';
 import { closeWith421, isGreeted, useExactEnhancedCodes, type ServerConnection } from '../src/submission/smtp-server-internals.js';
 import { ROOT } from './helpers/cli.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
@@ -220,6 +220,13 @@ describe('nodemailer SMTPConnection (src/delivery/smtp-connection-internals.ts, 
     const upgraded = await smtpConnection((await mx({ starttls: true })).port, { opportunisticTLS: true });
     expect(upgraded.secure).toBe(true);
     expect(offeredExtensions(upgraded)).toContain('SMTPUTF8');
+  });
+
+  it('tlsSocketOf (_socket) is the TLS socket after STARTTLS, with the peer certificate; undefined in cleartext', async () => {
+    const socket = tlsSocketOf(await smtpConnection((await mx({ starttls: true })).port, { opportunisticTLS: true }));
+    expect(socket?.getProtocol()).toMatch(/^TLSv1\.[23]$/);
+    expect(socket?.getPeerCertificate(true).raw).toBeInstanceOf(Buffer);
+    expect(tlsSocketOf(await smtpConnection((await mx()).port, { ignoreTLS: true }))).toBeUndefined();
   });
 
   it('stage and destroyed say whether a session can be reused (pool.ts)', async () => {

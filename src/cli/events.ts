@@ -52,15 +52,23 @@ export function registerEventsCommand(program: Command, cli: Cli): void {
               smtp_code: e.smtpCode,
               response: e.response,
               category: e.category,
+              tls: e.tls ?? null,
               at: isoTime(e.at),
             })),
           );
         }
         printTable(
-          ['AT', 'STATUS', 'RECIPIENT', 'QUEUE ID', 'CODE', 'RESPONSE'],
-          events.map((e) => [formatTime(e.at), e.status, e.recipient, e.queueId, e.smtpCode, e.response]),
+          ['AT', 'STATUS', 'RECIPIENT', 'QUEUE ID', 'CODE', 'TLS', 'RESPONSE'],
+          events.map((e) => [formatTime(e.at), e.status, e.recipient, e.queueId, e.smtpCode, tlsSummary(e.tls), e.response]),
           'No events.',
         );
       }),
     );
+}
+
+/** "TLSv1.3 sts verified", "cleartext", or empty for events without a session. */
+function tlsSummary(tls: EventRecord['tls']): string {
+  if (!tls) return '';
+  if (!tls.version) return tls.policy === 'none' ? 'cleartext' : `cleartext ${tls.policy}`;
+  return [tls.version, tls.policy === 'none' ? '' : tls.policy, tls.verified ? 'verified' : 'unverified'].filter(Boolean).join(' ');
 }

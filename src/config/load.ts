@@ -69,6 +69,7 @@ export function parseConfig(raw: unknown, file?: string): RelayConfig {
         ? { cert: path.join(selfSignedDir, 'self-signed.crt'), key: path.join(selfSignedDir, 'self-signed.key'), selfSigned: true }
         : { cert: resolve(config.tls.cert), key: resolve(config.tls.key), selfSigned: false },
     secrets: { ...config.secrets, ...(config.secrets.key_file && { key_file: resolve(config.secrets.key_file) }) },
+    delivery: { ...config.delivery, ...(config.delivery.tls_ca_file && { tls_ca_file: resolve(config.delivery.tls_ca_file) }) },
     bounces: {
       ...config.bounces,
       rules: config.bounces.rules ? resolve(config.bounces.rules) : path.join(PACKAGED_CONFIG_DIR, 'bounce-rules.yaml'),

@@ -99,7 +99,16 @@ export const configSchema = z.strictObject({
     .strictObject({
       dns_servers: z.array(hostPort).optional(),
       smtp_port: z.number().int().min(1).max(65535).default(25),
-      tls: z.enum(['opportunistic', 'required', 'none']).default('opportunistic'),
+      /**
+       * Outbound TLS: opportunistic (encrypt when offered), required (encrypt), verify (a certificate
+       * valid for the MX name), dane (DANE-authenticated), none. Recipient domains' MTA-STS and
+       * DANE policies apply on top, except with none.
+       */
+      tls: z.enum(['opportunistic', 'required', 'verify', 'dane', 'none']).default('opportunistic'),
+      /** A PEM file of CAs trusted beside the system's, for MTA-STS policy fetches and MX certificates. */
+      tls_ca_file: z.string().min(1).optional(),
+      /** Send daily TLS-RPT reports (RFC 8460) to the recipient domains that ask for them. */
+      tls_reports: z.boolean().default(true),
       retry_schedule: z.array(duration).min(1).prefault(['5m', '10m', '30m', '1h', '2h', '4h']),
       max_queue_age: duration.prefault('5d'),
       concurrency: z.number().int().positive().default(64),

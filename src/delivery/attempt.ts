@@ -8,14 +8,15 @@ import { classify, type BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Clock } from '../envelope/time.js';
 import type { Logger } from '../log.js';
-import type { DeliveryJob, RecipientOutcome } from '../queue/storage.js';
+import { tlsModeOf, type HostTls, type OutboundTls } from '../outbound-tls/policy.js';
+import type { DeliveryJob, RecipientOutcome, TlsInfo } from '../queue/storage.js';
 import type { ShapingRoute } from '../shaping/shaper.js';
 import type { DestinationCache } from './destination-cache.js';
 import type { Destination } from './mx.js';
 import { SessionError, type ConnectionPool, type Session } from './pool.js';
 import { isSuccess, parseReply, replyFromError, type Reply } from './reply.js';
 import { scheduleRetry } from './retry.js';
-import { rcptRefusals } from './smtp-connection-internals.js';
+import { rcptRefusals, tlsSocketOf } from './smtp-connection-internals.js';
 import { smtpUtf8Refusals } from './smtputf8.js';
 
 export interface AttemptContext {
@@ -23,6 +24,8 @@ export interface AttemptContext {
   /** The recipient domains' mail hosts, from DNS. */
   destinations: DestinationCache;
   pool: ConnectionPool;
+  /** Recipient domains' MTA-STS and DANE policies, and the check of each session against them. */
+  tls: OutboundTls;
   rules: BounceRules;
   logger: Logger;
   /** When retries fall due is counted from it. */
@@ -41,16 +44,17 @@ export async function attemptDelivery(
 
   const connected = await connect(mx.destinations, job, ctx, route);
   if ('failure' in connected) return outcomesFor(job, () => connected.failure, ctx);
+  const { tls } = connected.session;
 
   // Recipients the host cannot take (RFC 6531) bounce; the others still go in this session.
   const refused = smtpUtf8Refusals(job, connected.session);
   const sendable = { ...job, recipients: job.recipients.filter((r) => !refused.has(r.address)) };
   if (sendable.recipients.length === 0) {
     ctx.pool.release(connected.session, true);
-    return outcomesFor(job, (address) => refused.get(address)!, ctx);
+    return outcomesFor(job, (address) => refused.get(address)!, ctx, tls);
   }
   const replies = await transact(connected.session, sendable, body, ctx.pool, route?.messagesPerConnection);
-  return outcomesFor(job, (address) => refused.get(address) ?? replies.get(address)!, ctx);
+  return outcomesFor(job, (address) => refused.get(address) ?? replies.get(address)!, ctx, tls);
 }
 
 /** A reused session to any of the hosts, else a new one, trying hosts and their addresses in order. */
@@ -60,21 +64,41 @@ async function connect(
   ctx: AttemptContext,
   route: ShapingRoute | undefined,
 ): Promise<{ session: Session } | { failure: Reply }> {
-  const reused = await ctx.pool.reuse(destinations.map((d) => d.host));
-  if (reused) return { session: reused };
+  // A shaping destination's TLS mode stands in for delivery.tls.
+  const domainTls = await ctx.tls.domain(job.domain, route?.tls ?? tlsModeOf(ctx.config));
   let failure: Reply = { text: `4.4.1 no mail host for ${job.domain} could be reached` };
-  for (const { host, addresses } of destinations) {
+  const unusable = (host: string, address: string | undefined, reply: Reply) => {
+    failure = reply;
+    ctx.logger.info(
+      { queueId: job.queueId, recipientDomain: job.domain, host, address, reply: reply.text },
+      'mail host unusable, trying the next',
+    );
+  };
+  // Each host's TLS demands (MTA-STS listing, DANE records) are known before any session is used.
+  const usable: { host: HostTls; addresses: string[] }[] = [];
+  for (const [i, plan] of (await Promise.all(destinations.map((d) => ctx.tls.host(domainTls, d.host)))).entries()) {
+    if (plan.ok) usable.push({ host: plan.host, addresses: destinations[i]!.addresses });
+    else unusable(destinations[i]!.host, undefined, plan.reply);
+  }
+  for (const { host } of usable) {
+    const reused = await ctx.pool.reuse([host.host], (s) => ctx.tls.reusable(host, s.tls));
+    if (reused) return { session: reused };
+  }
+  for (const { host, addresses } of usable) {
     for (const address of addresses) {
+      let session: Session;
       try {
-        return { session: await ctx.pool.open(host, address, route?.tls, route) };
+        session = await ctx.pool.open(host.host, address, ctx.tls.sessionOptions(domainTls), route);
       } catch (err) {
         if (!(err instanceof SessionError)) throw err;
-        failure = err.reply;
-        ctx.logger.info(
-          { queueId: job.queueId, recipientDomain: job.domain, host, address, reply: failure.text },
-          'mail host unusable, trying the next',
-        );
+        unusable(host.host, address, err.reply);
+        continue;
       }
+      const checked = ctx.tls.check(domainTls, host, tlsSocketOf(session.connection));
+      session.tls = checked.info;
+      if (!checked.refusal) return { session };
+      ctx.pool.release(session, false);
+      unusable(host.host, address, checked.refusal);
     }
   }
   return { failure };
@@ -138,7 +162,7 @@ function send(
 const recipientOf = (err: Error) => (err as Error & { recipient: string }).recipient;
 
 /** Maps each recipient's reply to delivered, bounced, deferred or expired. */
-function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx: AttemptContext): RecipientOutcome[] {
+function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx: AttemptContext, tls?: TlsInfo): RecipientOutcome[] {
   const now = ctx.now();
   return job.recipients.map((recipient) => {
     const reply = replyFor(recipient.address);
@@ -147,6 +171,7 @@ function outcomesFor(job: DeliveryJob, replyFor: (address: string) => Reply, ctx
       smtpCode: reply.code,
       response: reply.text,
       ...(reply.senderRefused && { senderRefused: true }),
+      ...(tls && { tls }),
     };
     if (isSuccess(reply)) return { ...base, status: 'delivered' };
     const { category, permanent } = classify(ctx.rules, reply.code, reply.text);

@@ -13,7 +13,8 @@ import type { BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
 import type { Clock } from '../envelope/time.js';
 import type { Logger } from '../log.js';
-import type { DeliveryJob, MessageQueue, RecipientOutcome } from '../queue/storage.js';
+import { OutboundTls } from '../outbound-tls/policy.js';
+import type { DeliveryJob, MessageQueue, RecipientOutcome, TlsPolicyStore } from '../queue/storage.js';
 import type { Shaper, ShapingRoute } from '../shaping/shaper.js';
 import { attemptDelivery, outcomesForReply, type AttemptContext } from './attempt.js';
 import { ConnectionPool, PoolClosedError } from './pool.js';
@@ -29,9 +30,11 @@ export interface DeliveryLoopOptions {
   config: RelayConfig;
   logger: Logger;
   rules: BounceRules;
+  /** Recipient domains' MTA-STS policies and the TLS report counts. */
+  tlsPolicies: TlsPolicyStore;
   /** Told each attempt's outcomes once they are recorded (metrics). */
   onOutcomes?: (job: DeliveryJob, outcomes: RecipientOutcome[]) => void;
-  /** What is due and when a retry falls due are read from it; Date.now unless a test sets the time. */
+  /** What is due, when a retry falls due, when TLS policies expire and TLS reports are counted; Date.now unless a test sets the time. */
   clock?: Clock;
   /** Traffic shaping: when an attempt to a shaped destination may start. */
   shaper?: Shaper;
@@ -72,10 +75,12 @@ export class DeliveryLoop {
     this.now = opts.clock ?? Date.now;
     this.pool = new ConnectionPool(opts.config, opts.logger);
     this.shaper = opts.shaper;
+    const resolver = createResolver(opts.config);
     this.context = {
       config: opts.config,
-      destinations: new DestinationCache(createResolver(opts.config)),
+      destinations: new DestinationCache(resolver),
       pool: this.pool,
+      tls: new OutboundTls({ config: opts.config, store: opts.tlsPolicies, resolver, logger: opts.logger, clock: this.now }),
       rules: opts.rules,
       logger: opts.logger,
       now: this.now,

@@ -7,7 +7,8 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { TlsMode } from '../shaping/rules.js';
+import type { SessionTlsOptions } from '../outbound-tls/policy.js';
+import type { TlsInfo } from '../queue/storage.js';
 import { replyFromError, type Reply } from './reply.js';
 
 /** Inactivity allowed within a transaction; RFC 5321 section 4.5.3.2 suggests 5 to 10 minutes. */
@@ -18,6 +19,8 @@ export class Session {
   transactions = 0;
   /** Settles once the socket is closed. */
   readonly ended: Promise<void>;
+  /** How the session is protected, once outbound-tls has checked it. */
+  tls: TlsInfo | undefined;
 
   constructor(
     readonly host: string,
@@ -88,10 +91,10 @@ export class ConnectionPool {
     });
   }
 
-  /** An idle session to one of the hosts, first host first, that still answers RSET. */
-  async reuse(hosts: readonly string[]): Promise<Session | undefined> {
+  /** An idle session to one of the hosts, first host first, that `accept`s and still answers RSET. */
+  async reuse(hosts: readonly string[], accept: (session: Session) => boolean = () => true): Promise<Session | undefined> {
     for (const host of hosts) {
-      for (const session of [...this.idle.keys()].filter((s) => s.host === host)) {
+      for (const session of [...this.idle.keys()].filter((s) => s.host === host && accept(s))) {
         // Another delivery may have taken it while this one waited for an RSET reply.
         if (!this.idle.has(session)) continue;
         this.unidle(session);
@@ -103,11 +106,11 @@ export class ConnectionPool {
   }
 
   /**
-   * Opens a session to one address of a host; SessionError when the host cannot be used.
-   * `tls` is a shaping destination's mode in place of delivery.tls; `verify` and `dane` require
-   * TLS here, their certificate checks belong to the outbound TLS policy.
+   * Opens a session to one address of a host; SessionError when the host cannot be used. The
+   * certificate is checked by outbound-tls once the session is open, before any mail goes out.
+   * With a shaping destination's `budget`, waits until the destination has a connection to spare.
    */
-  async open(host: string, address: string, tls: TlsMode = this.config.delivery.tls, budget?: ConnectionBudget): Promise<Session> {
+  async open(host: string, address: string, tls: SessionTlsOptions, budget?: ConnectionBudget): Promise<Session> {
     if (this.closed) throw new PoolClosedError();
     if (budget?.maxConnections !== undefined) await this.roomFor(budget.destination, budget.maxConnections);
     if (this.closed) throw new PoolClosedError();
@@ -117,11 +120,12 @@ export class ConnectionPool {
       host: address,
       port: delivery.smtp_port,
       name: this.config.hostname,
-      ignoreTLS: tls === 'none',
-      opportunisticTLS: tls === 'opportunistic',
-      // Encryption without authentication, as between MTAs without MTA-STS or DANE:
-      // MX certificates are commonly self-signed or for another name.
-      tls: { rejectUnauthorized: false, servername: host },
+      ignoreTLS: !tls.starttls,
+      // Without STARTTLS (or when it fails) the session stays in cleartext; outbound-tls refuses it where TLS is required.
+      opportunisticTLS: true,
+      // The handshake accepts any certificate: whether this one is good enough depends on the
+      // recipient's policy (MX certificates are commonly self-signed without MTA-STS or DANE).
+      tls: { rejectUnauthorized: false, servername: host, ca: tls.ca },
       connectionTimeout: delivery.connect_timeout,
       greetingTimeout: delivery.connect_timeout,
       socketTimeout: SOCKET_TIMEOUT,
@@ -146,10 +150,6 @@ export class ConnectionPool {
     } catch (err) {
       this.discard(session);
       throw new SessionError(replyFromError(err, session.peer));
-    }
-    if (tls !== 'none' && tls !== 'opportunistic' && !connection.secure) {
-      this.discard(session);
-      throw new SessionError({ text: `4.7.10 TLS required but ${host} does not offer STARTTLS` });
     }
     return session;
   }

@@ -5,6 +5,7 @@
  * changes one fails there; here a missing field reads as empty. Each says which upstream option
  * would replace it.
  */
+import { TLSSocket } from 'node:tls';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 
 interface PrivateState {
@@ -36,4 +37,14 @@ export function offeredExtensions(connection: SMTPConnection): readonly string[]
 export function rcptRefusals(connection: SMTPConnection): Error[] {
   const envelope = privateState(connection)._envelope;
   return (envelope && envelope.rejectedErrors) || [];
+}
+
+/**
+ * The TLS socket of a session that upgraded with STARTTLS, for its protocol, cipher and the
+ * server's certificate chain; undefined in cleartext.
+ * Upstream replacement: a public accessor for the socket (or its peer certificate) after connect().
+ */
+export function tlsSocketOf(connection: SMTPConnection): TLSSocket | undefined {
+  const socket = (connection as unknown as { _socket?: unknown })._socket;
+  return connection.secure && socket instanceof TLSSocket ? socket : undefined;
 }

@@ -73,6 +73,19 @@ export interface RecipientOutcome {
   nextAttemptAt?: number;
   /** The next hop refused our envelope sender, so the reply says nothing about the recipient. */
   senderRefused?: boolean;
+  /** The session the outcome came from, when one was opened. */
+  tls?: TlsInfo;
+}
+
+/** How a delivery's session was protected, recorded with its event. */
+export interface TlsInfo {
+  /** The negotiated protocol ("TLSv1.3"), null in cleartext. */
+  version: string | null;
+  cipher: string | null;
+  /** The MX certificate was authenticated (by DANE, or by a CA and the MX name). */
+  verified: boolean;
+  /** The recipient domain's policy that applied. */
+  policy: 'none' | 'sts' | 'dane';
 }
 
 /** What one finished attempt leaves behind, written together. */
@@ -160,6 +173,7 @@ export interface NewEvent {
   smtpCode: number | null;
   response: string | null;
   category: string | null;
+  tls?: TlsInfo | null;
   at?: number;
 }
 
@@ -174,6 +188,8 @@ export interface EventRecord {
   smtpCode: number | null;
   response: string | null;
   category: string | null;
+  /** For outcomes of a delivery attempt that opened a session. */
+  tls?: TlsInfo;
   at: number;
   /** The tags of the message, as it was submitted (none for events recorded before the message, e.g. suppressed at RCPT). */
   tags: string[];
@@ -626,6 +642,47 @@ export class NodeNameInUseError extends Error {
   }
 }
 
+// ---- Outbound TLS policies and TLS-RPT counts ----------------------------------------------------
+
+/** A recipient domain's MTA-STS policy (RFC 8461), as last fetched. */
+export interface StsPolicyRecord {
+  domain: string;
+  /** The id of the `_mta-sts` TXT record the policy was fetched under. */
+  id: string;
+  mode: 'enforce' | 'testing' | 'none';
+  mx: string[];
+  /** Seconds. */
+  maxAge: number;
+  fetchedAt: number;
+  expiresAt: number;
+}
+
+/** RFC 8460 policy types. */
+export type TlsPolicyType = 'sts' | 'tlsa' | 'no-policy-found';
+
+/** Sessions of one UTC day with one result, counted for a TLS report. */
+export interface TlsResultCount {
+  /** YYYY-MM-DD, UTC. */
+  day: string;
+  policyDomain: string;
+  policyType: TlsPolicyType;
+  /** The policy as the report quotes it (`policy-string`). */
+  policyString: string[];
+  mxHost: string;
+  /** `success`, or an RFC 8460 result type (`certificate-host-mismatch`, ...). */
+  resultType: string;
+  count: number;
+}
+
+export interface TlsPolicyStore {
+  stsPolicy(domain: string): Promise<StsPolicyRecord | undefined>;
+  saveStsPolicy(policy: StsPolicyRecord): Promise<void>;
+  /** Adds the counts to those already recorded under the same key. */
+  countTlsResults(counts: TlsResultCount[]): Promise<void>;
+  /** Removes and returns the counts of the days before `day`, so one node reports each day once. */
+  takeTlsResults(beforeDay: string): Promise<TlsResultCount[]>;
+}
+
 // ---- Failures a stage tells apart ----------------------------------------------------------------
 
 /** A storage failure that will not pass by retrying at once: the disk or the database is full. */
@@ -657,6 +714,7 @@ export interface Storage {
   readonly audit: AuditLog;
   /** Every DKIM private key and webhook secret as stored, for encrypting them at rest. */
   readonly secrets: SecretStore;
+  readonly tlsPolicies: TlsPolicyStore;
   /**
    * Where the backend can tell (PostgreSQL's LISTEN/NOTIFY), calls `listener` when any node queues
    * mail or retries a message, so an idle scheduler can wake early; only a hint, polling

@@ -13,6 +13,7 @@ export function webhookPayload(event: EventRecord) {
     smtp_code: event.smtpCode,
     response: event.response,
     category: event.category,
+    tls: event.tls ?? null,
     at: isoTime(event.at),
     tags: event.tags,
   };

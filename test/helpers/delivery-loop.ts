@@ -42,6 +42,7 @@ export function startDeliveryLoop(options: {
     rules: loadBounceRules(config.bounces.rules!),
     clock,
     shaper: new Shaper({ rules: shapingRulesFor(config), logger }),
+    tlsPolicies: storage.tlsPolicies,
   });
   loop.start();
   return loop;

@@ -4,8 +4,11 @@
  * NXDOMAIN; a known name without records of the asked type answers NOERROR with no answers
  * (NODATA); `rcode` makes a name fail, e.g. SERVFAIL; `cname` answers with the alias and the
  * target's records, as a recursive resolver would; `silent` never answers (a DNS timeout).
+ * TLSA answers are encoded with dns-packet (dns2 has no TLSA), with the AD bit when `secure`,
+ * as a validating resolver sets it.
  */
 import { createServer, Packet } from 'dns2';
+import * as dnsPacket from 'dns-packet';
 
 /** RFC 1035 4.1.1 response codes (dns2 has them as Packet.RCODE, which its typings omit). */
 const RCODE = { SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
@@ -16,6 +19,10 @@ export interface ZoneEntry {
   aaaa?: string[];
   /** One TXT record per item; longer than 255 bytes is split into character-strings. */
   txt?: string[];
+  /** TLSA records (usage, selector, matching type, data). */
+  tlsa?: { usage: number; selector: number; matchingType: number; data: Buffer }[];
+  /** The answer is DNSSEC-validated: the AD bit is set. */
+  secure?: boolean;
   rcode?: 'SERVFAIL' | 'NXDOMAIN' | 'REFUSED';
   cname?: string;
   silent?: boolean;
@@ -61,6 +68,23 @@ function answersFor(name: string, type: number, entry: ZoneEntry): object[] {
   }
 }
 
+const TLSA = 52;
+
+function tlsaResponse(id: number, name: string, entry: ZoneEntry): Buffer {
+  return dnsPacket.encode({
+    type: 'response',
+    id,
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (entry.secure ? dnsPacket.AUTHENTIC_DATA : 0),
+    questions: [{ type: 'TLSA', name }],
+    answers: (entry.tlsa ?? []).map((r) => ({
+      type: 'TLSA' as const,
+      name,
+      ttl: 60,
+      data: { usage: r.usage, selector: r.selector, matchingType: r.matchingType, certificate: r.data },
+    })),
+  });
+}
+
 export async function startDnsServer(zone: Zone = {}): Promise<TestDnsServer> {
   const records = new Map(Object.entries(zone).map(([name, entry]) => [normalise(name), entry]));
   const queries: string[] = [];
@@ -73,6 +97,7 @@ export async function startDnsServer(zone: Zone = {}): Promise<TestDnsServer> {
       queries.push(`${normalise(question.name)} ${typeName(question.type)}`);
       const entry = records.get(normalise(question.name));
       if (entry?.silent) return;
+      if (entry && !entry.rcode && question.type === TLSA) return void send(tlsaResponse(request.header.id, question.name, entry));
       if (!entry) response.header.rcode = RCODE.NXDOMAIN;
       else if (entry.rcode) response.header.rcode = RCODE[entry.rcode];
       else if (entry.cname) {

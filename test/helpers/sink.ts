@@ -30,6 +30,8 @@ export interface SinkOptions {
   host?: string;
   port?: number;
   starttls?: boolean;
+  /** The STARTTLS key and certificate chain (PEM); smtp-server's own self-signed pair when absent. */
+  tls?: { key: string; cert: string };
   /** Offer SMTPUTF8 (RFC 6531); smtp-server does by default. */
   smtputf8?: boolean;
   mail?: (address: string) => Decision;
@@ -69,6 +71,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     authOptional: true,
     disabledCommands: opts.starttls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     hideSMTPUTF8: opts.smtputf8 === false,
+    ...(opts.tls && { key: opts.tls.key, cert: opts.tls.cert }),
     logger: false,
     // Connections a client left open are cut after this, so stop() stays quick.
     closeTimeout: 200,

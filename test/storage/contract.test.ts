@@ -17,6 +17,7 @@ import { operatorContract } from './contract-operators.js';
 import { governanceContract as auditContract } from './contract-audit.js';
 import { newMessage, storageContract, T0, type OpenedStorage } from './contract.js';
 import { dkimKeysContract } from './contract-dkim-keys.js';
+import { tlsPolicyContract } from './contract-tls.js';
 
 const openSqliteStorage = async (): Promise<OpenedStorage> => {
   const dir = mkdtempSync(path.join(tmpdir(), 'relay-storage-'));
@@ -29,14 +30,8 @@ storageContract('sqlite', openSqliteStorage);
 governanceContract('sqlite', openSqliteStorage);
 operatorContract('sqlite', openSqliteStorage);
 auditContract('sqlite', openSqliteStorage);
-
-dkimKeysContract('sqlite', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'relay-storage-'));
-  return {
-    storage: await openSqlite(path.join(dir, 'relay.db')),
-    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-});
+dkimKeysContract('sqlite', openSqliteStorage);
+tlsPolicyContract('sqlite', openSqliteStorage);
 
 // ---- PostgreSQL: one database for this file, emptied after each test ---------------------------
 
@@ -94,11 +89,8 @@ storageContract('postgres', openPgStorage);
 governanceContract('postgres', openPgStorage);
 operatorContract('postgres', openPgStorage);
 auditContract('postgres', openPgStorage);
-
-dkimKeysContract('postgres', async () => {
-  const { db } = await testDatabase();
-  return { storage: await openPostgres(db.url, { poolSize: 4 }), cleanup: emptyTables };
-});
+dkimKeysContract('postgres', openPgStorage);
+tlsPolicyContract('postgres', openPgStorage);
 
 describe('postgres: several nodes on one database', () => {
   let nodes: PostgresStorage[];

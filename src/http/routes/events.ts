@@ -21,6 +21,17 @@ export const eventSchema = {
     smtp_code: { type: ['integer', 'null'] },
     response: { type: ['string', 'null'] },
     category: { type: ['string', 'null'] },
+    tls: {
+      type: ['object', 'null'],
+      description:
+        'How the session was protected: TLS version and cipher (null in cleartext), whether the MX certificate was authenticated, and the policy that applied',
+      properties: {
+        version: { type: ['string', 'null'] },
+        cipher: { type: ['string', 'null'] },
+        verified: { type: 'boolean' },
+        policy: { type: 'string', enum: ['none', 'sts', 'dane'] },
+      },
+    },
     at: { type: 'string', format: 'date-time' },
     tags: { type: 'array', items: { type: 'string' } },
   },
@@ -36,6 +47,7 @@ export const apiEvent = (e: EventRecord) => ({
   smtp_code: e.smtpCode,
   response: e.response,
   category: e.category,
+  tls: e.tls ?? null,
   at: isoTime(e.at),
   tags: e.tags,
 });

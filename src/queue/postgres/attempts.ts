@@ -43,6 +43,7 @@ export async function commitAttempts(client: pg.PoolClient, attempts: AttemptRec
         smtpCode: o.smtpCode ?? null,
         response: o.response ?? null,
         category: o.category ?? null,
+        tls: o.tls ?? null,
         credential: job.credential,
         at: now,
       });

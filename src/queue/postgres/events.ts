@@ -26,10 +26,10 @@ export async function insertEvents(sql: Sql, events: EventInsert[]): Promise<voi
   if (events.length === 0) return;
   const fanOut = events.some((e) => WEBHOOK_STATUSES.includes(e.status));
   // Each event carries its message's tags (none before the message exists, e.g. suppressed at RCPT).
-  const insert = `INSERT INTO events (queue_id, message_id, recipient, domain, status, smtp_code, response, category, credential, at, tags)
+  const insert = `INSERT INTO events (queue_id, message_id, recipient, domain, status, smtp_code, response, category, credential, at, tls, tags)
     SELECT i.*, coalesce((SELECT m.tags FROM messages m WHERE m.queue_id = i.queue_id), '{}')
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::bigint[])
-      AS i (queue_id, message_id, recipient, domain, status, smtp_code, response, category, credential, at)`;
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[])
+      AS i (queue_id, message_id, recipient, domain, status, smtp_code, response, category, credential, at, tls)`;
   const params: unknown[] = [
     events.map((e) => e.queueId),
     events.map((e) => e.messageId),
@@ -41,6 +41,7 @@ export async function insertEvents(sql: Sql, events: EventInsert[]): Promise<voi
     events.map((e) => e.category),
     events.map((e) => e.credential),
     events.map((e) => e.at),
+    events.map((e) => (e.tls ? JSON.stringify(e.tls) : null)),
   ];
   if (!fanOut) {
     await sql.query(insert, params);
@@ -50,7 +51,7 @@ export async function insertEvents(sql: Sql, events: EventInsert[]): Promise<voi
     `WITH e AS (${insert} RETURNING id, status, at)
      INSERT INTO webhook_outbox (webhook_id, event_id, next_attempt_at, created_at)
      SELECT w.id, e.id, e.at, e.at FROM e JOIN webhooks w ON e.status = ANY (w.events)
-     WHERE e.status = ANY ($11::text[])
+     WHERE e.status = ANY ($12::text[])
      ORDER BY e.id, w.id`,
     [...params, WEBHOOK_STATUSES],
   );

@@ -21,6 +21,7 @@ import { PgMessageQueue } from './queue.js';
 import { PgSecrets } from './secrets.js';
 import { PgCredentials, PgDomains, PgSuppressions, PgTemplates } from './tables.js';
 import { PgWebhooks } from './webhooks.js';
+import { PgTlsPolicies } from './tls-policies.js';
 
 export interface PostgresOptions {
   poolSize: number;
@@ -109,6 +110,7 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     operators: new PgOperators(db),
     audit: new PgAudit(db),
     secrets: new PgSecrets(db),
+    tlsPolicies: new PgTlsPolicies(db),
 
     onWork(listener) {
       listeners.add(listener);

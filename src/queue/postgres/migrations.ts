@@ -270,6 +270,32 @@ INSERT INTO dkim_keys (domain, selector, algorithm, private_key_pem, public_key,
   SELECT name, selector, algorithm, private_key_pem, public_key, 'active', created_at, created_at FROM domains;
 `,
   },
+  {
+    version: 6,
+    name: 'outbound TLS policies and reports',
+    sql: `
+ALTER TABLE events ADD COLUMN tls TEXT;            -- JSON: version, cipher, verified, policy
+CREATE TABLE sts_policies (
+  domain     TEXT PRIMARY KEY,
+  id         TEXT NOT NULL,
+  mode       TEXT NOT NULL,
+  mx         TEXT[] NOT NULL,
+  max_age    INTEGER NOT NULL,
+  fetched_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE TABLE tls_results (
+  day           TEXT NOT NULL,                   -- YYYY-MM-DD, UTC
+  policy_domain TEXT NOT NULL,
+  policy_type   TEXT NOT NULL,
+  policy_string TEXT[] NOT NULL,
+  mx_host       TEXT NOT NULL,
+  result_type   TEXT NOT NULL,
+  count         BIGINT NOT NULL,
+  PRIMARY KEY (day, policy_domain, policy_type, policy_string, mx_host, result_type)
+);
+`,
+  },
 ];
 
 export async function migrate(db: Db, logger?: Logger): Promise<void> {

@@ -3,6 +3,7 @@ import type {
   CredentialRecord,
   DomainRecord,
   EventRecord,
+  TlsInfo,
   NodeRecord,
   QueuedMessage,
   QueuedRecipient,
@@ -65,6 +66,7 @@ export interface EventRow {
   smtp_code: number | null;
   response: string | null;
   category: string | null;
+  tls: string | null;
   at: number;
   tags: string[];
 }
@@ -158,6 +160,7 @@ export const toEvent = (r: EventRow): EventRecord => ({
   smtpCode: r.smtp_code,
   response: r.response,
   category: r.category,
+  ...(r.tls && { tls: JSON.parse(r.tls) as TlsInfo }),
   at: r.at,
   tags: r.tags,
 });

@@ -32,8 +32,8 @@ export class SqliteEvents implements EventLog {
   constructor(private readonly conn: SqliteConnection) {
     const db = conn.db;
     this.insertEvent = db.prepare(
-      `INSERT INTO events (queue_id, message_id, credential, recipient, domain, status, smtp_code, response, category, at, tags)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT tags FROM messages WHERE queue_id = ?))`,
+      `INSERT INTO events (queue_id, message_id, credential, recipient, domain, status, smtp_code, response, category, tls, at, tags)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT tags FROM messages WHERE queue_id = ?))`,
     );
     // Webhooks list their statuses comma-separated; 'queued' is the API's own answer, never posted.
     this.fanOut = db.prepare(
@@ -55,6 +55,7 @@ export class SqliteEvents implements EventLog {
       event.smtpCode,
       event.response,
       event.category,
+      event.tls ? JSON.stringify(event.tls) : null,
       at,
       event.queueId,
     );

@@ -14,6 +14,7 @@ import { SqliteNodes } from './nodes.js';
 import { SqliteOperators } from './operators.js';
 import { SqliteQueue } from './queue.js';
 import { SqliteSecrets } from './secrets.js';
+import { SqliteTlsPolicies } from './tls-policies.js';
 import { SqliteCredentials, SqliteDomains, SqliteSuppressions, SqliteTemplates, SqliteWebhooks } from './tables.js';
 
 export async function openSqlite(file: string): Promise<Storage> {
@@ -45,6 +46,7 @@ export async function openSqlite(file: string): Promise<Storage> {
     operators: new SqliteOperators(conn),
     audit: new SqliteAudit(conn),
     secrets: new SqliteSecrets(conn),
+    tlsPolicies: new SqliteTlsPolicies(conn),
     async checkWritable() {
       conn.writeNow(() => undefined);
     },

@@ -257,7 +257,38 @@ INSERT INTO dkim_keys (domain, selector, algorithm, private_key_pem, public_key,
   SELECT name, selector, algorithm, private_key_pem, public_key, 'active', created_at, created_at FROM domains;
 `;
 
-const MIGRATIONS = [V1_RELEASE_0_1_0, V2_SEVERAL_NODES, V3_SENDER_IDENTITIES_SANDBOX_TAGS, V4_OPERATORS, V_AUDIT_AND_ROTATION, DKIM_KEYS];
+const V_OUTBOUND_TLS = `
+ALTER TABLE events ADD COLUMN tls TEXT;            -- JSON: version, cipher, verified, policy
+CREATE TABLE sts_policies (
+  domain     TEXT PRIMARY KEY,
+  id         TEXT NOT NULL,
+  mode       TEXT NOT NULL,
+  mx         TEXT NOT NULL,                      -- JSON array
+  max_age    INTEGER NOT NULL,
+  fetched_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE tls_results (
+  day           TEXT NOT NULL,                   -- YYYY-MM-DD, UTC
+  policy_domain TEXT NOT NULL,
+  policy_type   TEXT NOT NULL,
+  policy_string TEXT NOT NULL,                   -- JSON array
+  mx_host       TEXT NOT NULL,
+  result_type   TEXT NOT NULL,
+  count         INTEGER NOT NULL,
+  PRIMARY KEY (day, policy_domain, policy_type, policy_string, mx_host, result_type)
+);
+`;
+
+const MIGRATIONS = [
+  V1_RELEASE_0_1_0,
+  V2_SEVERAL_NODES,
+  V3_SENDER_IDENTITIES_SANDBOX_TAGS,
+  V4_OPERATORS,
+  V_AUDIT_AND_ROTATION,
+  DKIM_KEYS,
+  V_OUTBOUND_TLS,
+];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 export function migrate(db: Database.Database): void {

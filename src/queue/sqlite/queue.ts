@@ -201,6 +201,7 @@ export class SqliteQueue implements MessageQueue {
         smtpCode: o.smtpCode ?? null,
         response: o.response ?? null,
         category: o.category ?? null,
+        tls: o.tls ?? null,
         at: now,
       });
     }

@@ -3,6 +3,7 @@ import type {
   CredentialRecord,
   DomainRecord,
   EventRecord,
+  TlsInfo,
   QueuedRecipient,
   RecipientStatus,
   TemplateRecord,
@@ -44,6 +45,7 @@ export interface EventRow {
   smtp_code: number | null;
   response: string | null;
   category: string | null;
+  tls: string | null;
   at: number;
   /** JSON array, or NULL for none. */
   tags: string | null;
@@ -111,6 +113,7 @@ export const toEvent = (r: EventRow): EventRecord => ({
   smtpCode: r.smtp_code,
   response: r.response,
   category: r.category,
+  ...(r.tls && { tls: JSON.parse(r.tls) as TlsInfo }),
   at: r.at,
   tags: tagsOf(r.tags),
 });

@@ -122,23 +122,27 @@ export function governanceContract(name: string, open: () => Promise<OpenedStora
     });
 
     describe('secrets at rest', () => {
-      it('lists every DKIM key and webhook secret as stored, and rewrites those still unchanged', async () => {
+      it('lists every DKIM key (domain rows and the keys table) and webhook secret as stored, and rewrites those still unchanged', async () => {
         const domain = { selector: 's', algorithm: 'rsa', publicKey: 'p', verificationToken: 't' } as const;
         await s.domains.add({ ...domain, name: 'a.test', privateKeyPem: 'pem-a' });
         await s.domains.add({ ...domain, name: 'b.test', privateKeyPem: 'pem-b' });
         const hook = await s.webhooks.add('https://hooks.test/', 'hook-secret', ['bounced']);
         expect(await s.secrets.list()).toEqual([
           { kind: 'dkim', id: 'a.test', value: 'pem-a' },
+          { kind: 'dkim', id: 'a.test/s', value: 'pem-a' },
           { kind: 'dkim', id: 'b.test', value: 'pem-b' },
+          { kind: 'dkim', id: 'b.test/s', value: 'pem-b' },
           { kind: 'webhook', id: String(hook.id), value: 'hook-secret' },
         ]);
         const replaced = await s.secrets.replace([
           { kind: 'dkim', id: 'a.test', from: 'pem-a', value: 'sealed-a' },
+          { kind: 'dkim', id: 'a.test/s', from: 'pem-a', value: 'sealed-a' },
           { kind: 'dkim', id: 'b.test', from: 'changed meanwhile', value: 'sealed-b' },
           { kind: 'webhook', id: String(hook.id), from: 'hook-secret', value: 'sealed-hook' },
         ]);
-        expect(replaced).toBe(2);
+        expect(replaced).toBe(3);
         expect((await s.domains.get('a.test'))!.privateKeyPem).toBe('sealed-a');
+        expect((await s.dkimKeys.list('a.test'))[0]!.privateKeyPem).toBe('sealed-a');
         expect((await s.domains.get('b.test'))!.privateKeyPem).toBe('pem-b');
         expect((await s.webhooks.list())[0]!.secret).toBe('sealed-hook');
       });

@@ -28,8 +28,9 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
       ),
   )
     .option('--api-key', 'also issue an HTTP API key, shown once; for an existing credential, issue another key')
+    .option('--list-unsubscribe', 'add one-click unsubscribe headers (RFC 8058) to its messages')
     .option('--json', 'print JSON')
-    .action((input: string, opts: LimitOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
+    .action((input: string, opts: LimitOptions & UnsubscribeOption & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
       cli.withStorage(async (storage) => {
         const name = credentialName(input);
         const existing = await storage.credentials.get(name);
@@ -48,6 +49,7 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
         await storage.credentials.add({ name, username: name, passwordHash: hashPassword(password), domains });
         const limits = limitsFrom(opts);
         if (Object.keys(limits).length) await storage.limits.set(name, limits);
+        if (opts.listUnsubscribe) await storage.feedback.setListUnsubscribe(name, true);
         const apiKey = opts.apiKey ? await addApiKey(storage, name) : undefined;
         if (opts.json)
           return printJson({
@@ -57,6 +59,7 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
             ...(apiKey && { api_key: apiKey }),
             domains,
             limits: (await limitsView(storage, name)).limits,
+            list_unsubscribe: opts.listUnsubscribe === true,
           });
         print(`Created credential ${name} for ${domains.join(', ')}.`);
         print(`  Username: ${name}`);
@@ -67,15 +70,22 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     );
 
   addLimitOptions(credential.command('update <name>').description("change a credential's rate limit and quotas (counted in recipients)"))
+    .option('--list-unsubscribe', 'add one-click unsubscribe headers (RFC 8058) to its messages')
+    .option('--no-list-unsubscribe', 'stop adding them')
     .option('--json', 'print JSON')
-    .action((name: string, opts: LimitOptions & { json?: boolean }) =>
+    .action((name: string, opts: LimitOptions & UnsubscribeOption & { json?: boolean }) =>
       cli.withStorage(async (storage) => {
         if (!(await storage.credentials.get(name))) throw new CliError(`unknown credential ${name}`);
         const limits = limitsFrom(opts);
-        if (Object.keys(limits).length === 0) throw new CliError('nothing to update: give --rate, --daily or --monthly');
-        await storage.limits.set(name, limits);
+        if (Object.keys(limits).length === 0 && opts.listUnsubscribe === undefined) {
+          throw new CliError('nothing to update: give --rate, --daily, --monthly or --[no-]list-unsubscribe');
+        }
+        if (Object.keys(limits).length) await storage.limits.set(name, limits);
+        if (opts.listUnsubscribe !== undefined) await storage.feedback.setListUnsubscribe(name, opts.listUnsubscribe);
         const view = (await limitsView(storage, name)).limits;
-        if (opts.json) return printJson({ name, limits: view });
+        const listUnsubscribe = await storage.feedback.listUnsubscribe(name);
+        if (opts.json) return printJson({ name, limits: view, list_unsubscribe: listUnsubscribe });
+        if (opts.listUnsubscribe !== undefined) print(`One-click unsubscribe headers ${listUnsubscribe ? 'on' : 'off'} for ${name}.`);
         print(
           `Updated credential ${name}: rate ${view.rate ?? 'unlimited'}, daily ${view.daily ?? 'unlimited'}, monthly ${view.monthly ?? 'unlimited'}.`,
         );
@@ -143,4 +153,9 @@ async function issueApiKey(storage: Storage, name: string, revokedAt: number | n
   if (json) return printJson({ name, api_key: apiKey });
   print(`New API key for ${name}: ${apiKey}`);
   print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');
+}
+
+/** --list-unsubscribe, and on update --no-list-unsubscribe (absent: unchanged). */
+interface UnsubscribeOption {
+  listUnsubscribe?: boolean;
 }

@@ -1,12 +1,13 @@
 /** `relay domain ...`: sender domains, their DKIM keys, and the DNS records that prove and protect them. */
 import { Option, type Command } from 'commander';
 import { createResolver } from '../delivery/resolver.js';
-import { dnsRecords, newVerificationToken } from '../domains/records.js';
+import { dnsRecords, newVerificationToken, returnPathRecords } from '../domains/records.js';
+import type { RelayConfig } from '../config/schema.js';
 import { verifyDomain } from '../domains/verify.js';
 import type { DomainRecord, Storage } from '../queue/storage.js';
 import { generateDkimKey } from '../signing/keys.js';
 import { CliError, type Cli } from './context.js';
-import { printRecords, printVerification } from './domain-output.js';
+import { printRecords, printReturnPathRecords, printVerification } from './domain-output.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 import { domainName, selectorName } from './validate.js';
 
@@ -46,8 +47,10 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
         const added = { name, selector, algorithm: opts.algorithm, privateKeyPem, publicKey, verificationToken: newVerificationToken() };
         await storage.domains.add(added);
         const records = dnsRecords(added, config.hostname);
-        if (opts.json) return printJson({ domain: name, selector, records });
+        const returnPath = returnPathOf(config);
+        if (opts.json) return printJson({ domain: name, selector, records, ...(returnPath && { return_path: returnPath }) });
         printRecords(added, records, `Added ${name} (DKIM selector ${selector}, ${opts.algorithm} key).`);
+        if (returnPath) printReturnPathRecords(config.bounces.return_path_domain!, returnPath);
       }),
     );
 
@@ -98,8 +101,11 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
       cli.withStorage(async (storage, config) => {
         const record = await requireDomain(storage, input);
         const records = dnsRecords(record, config.hostname);
-        if (opts.json) return printJson({ domain: record.name, selector: record.selector, records });
+        const returnPath = returnPathOf(config);
+        if (opts.json)
+          return printJson({ domain: record.name, selector: record.selector, records, ...(returnPath && { return_path: returnPath }) });
         printRecords(record, records);
+        if (returnPath) printReturnPathRecords(config.bounces.return_path_domain!, returnPath);
       }),
     );
 
@@ -114,3 +120,6 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
       }),
     );
 }
+
+const returnPathOf = (config: RelayConfig) =>
+  config.bounces.return_path_domain ? returnPathRecords(config.bounces.return_path_domain, config.hostname) : undefined;

@@ -53,12 +53,20 @@ export function registerEventsCommand(program: Command, cli: Cli): void {
               response: e.response,
               category: e.category,
               at: isoTime(e.at),
+              ...(e.phase && { phase: e.phase }),
             })),
           );
         }
         printTable(
           ['AT', 'STATUS', 'RECIPIENT', 'QUEUE ID', 'CODE', 'RESPONSE'],
-          events.map((e) => [formatTime(e.at), e.status, e.recipient, e.queueId, e.smtpCode, e.response]),
+          events.map((e) => [
+            formatTime(e.at),
+            e.phase ? `${e.status} (${e.phase})` : e.status,
+            e.recipient,
+            e.queueId,
+            e.smtpCode,
+            e.response,
+          ]),
           'No events.',
         );
       }),

@@ -28,6 +28,14 @@ export interface DeliveryLoopOptions {
   rules: BounceRules;
   /** Told each attempt's outcomes once they are recorded (metrics). */
   onOutcomes?: (job: DeliveryJob, outcomes: RecipientOutcome[]) => void;
+  /** Per-recipient envelope senders and headers (the feedback stage's return path and unsubscribe links). */
+  perRecipient?: PerRecipientEnvelope;
+}
+
+export interface PerRecipientEnvelope {
+  /** True when each recipient of the job must go in its own transaction. */
+  perRecipient(job: DeliveryJob, body: Buffer): Promise<boolean>;
+  prepare(job: DeliveryJob, recipient: DeliveryJob['recipients'][number], body: Buffer): Promise<{ mailFrom: string; body: Buffer }>;
 }
 
 const INTERNAL_ERROR = { code: 451, text: '451 4.3.0 internal error' };
@@ -41,6 +49,7 @@ export class DeliveryLoop {
   private readonly bounces: DeliveryLoopOptions['bounces'];
   private readonly node: string;
   private readonly onOutcomes: DeliveryLoopOptions['onOutcomes'];
+  private readonly envelopes: PerRecipientEnvelope | undefined;
   private readonly config: RelayConfig;
   private readonly logger: Logger;
   private readonly pool: ConnectionPool;
@@ -58,6 +67,7 @@ export class DeliveryLoop {
     this.bounces = opts.bounces;
     this.node = opts.node;
     this.onOutcomes = opts.onOutcomes;
+    this.envelopes = opts.perRecipient;
     this.config = opts.config;
     this.logger = opts.logger;
     this.pool = new ConnectionPool(opts.config, opts.logger);
@@ -158,7 +168,7 @@ export class DeliveryLoop {
     let release: (() => void) | undefined;
     try {
       release = await this.pool.slot(job.domain);
-      outcomes = await attemptDelivery(job, body, this.context);
+      outcomes = await this.attempt(job, body);
     } catch (err) {
       if (err instanceof PoolClosedError) {
         outcomes = job.recipients.map((r) => ({
@@ -175,6 +185,18 @@ export class DeliveryLoop {
       release?.();
     }
     if (await this.record(job, outcomes)) await this.bounces.notify(job, outcomes, body);
+  }
+
+  /** One transaction for the job, or one per recipient (on the same pooled session) when the envelope differs per recipient. */
+  private async attempt(job: DeliveryJob, body: Buffer): Promise<RecipientOutcome[]> {
+    const envelopes = this.envelopes;
+    if (!envelopes || !(await envelopes.perRecipient(job, body))) return attemptDelivery(job, body, this.context);
+    const outcomes: RecipientOutcome[] = [];
+    for (const recipient of job.recipients) {
+      const own = await envelopes.prepare(job, recipient, body);
+      outcomes.push(...(await attemptDelivery({ ...job, mailFrom: own.mailFrom, recipients: [recipient] }, own.body, this.context)));
+    }
+    return outcomes;
   }
 
   private async record(job: DeliveryJob, outcomes: RecipientOutcome[]): Promise<boolean> {

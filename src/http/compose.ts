@@ -8,6 +8,7 @@ import { parseMailboxList } from '../submission/header-address.js';
 import { checkRecipientAddress } from '../submission/recipient-address.js';
 import type { SmtpReply } from '../submission/replies.js';
 import { ApiError } from './errors.js';
+import { ONE_CLICK } from '../feedback/outbound.js';
 
 export type AddressList = string | string[];
 
@@ -23,6 +24,8 @@ export interface MessageRequest {
   attachments?: { filename: string; content: string; content_type?: string }[];
   headers?: Record<string, string>;
   template?: { name: string; version?: number; variables?: Record<string, unknown> };
+  /** One-click unsubscribe headers: the marker left here is completed per recipient at delivery (feedback/outbound.ts). */
+  unsubscribe?: boolean;
 }
 
 /**
@@ -86,7 +89,11 @@ export async function composeMessage(message: MessageRequest & { subject: string
       contentType: a.content_type,
     })),
     // The pipeline reads and strips Idempotency-Key, as it does for SMTP clients that send one.
-    headers: { ...message.headers, ...(idempotencyKey && { 'Idempotency-Key': idempotencyKey }) },
+    headers: {
+      ...message.headers,
+      ...(idempotencyKey && { 'Idempotency-Key': idempotencyKey }),
+      ...(message.unsubscribe && { 'List-Unsubscribe-Post': ONE_CLICK }),
+    },
   });
   return composer.compile().build();
 }

@@ -4,6 +4,8 @@ import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../metrics/metrics.js';
 import type { Storage } from '../queue/storage.js';
 import type { SubmissionPipeline } from '../submission/pipeline.js';
+import type { FeedbackProcessor } from '../feedback/apply.js';
+import type { FeedbackTokens } from '../feedback/tokens.js';
 
 export interface ApiContext {
   config: RelayConfig;
@@ -13,4 +15,6 @@ export interface ApiContext {
   logger: Logger;
   /** Names of submission listeners that are not listening. */
   listenersDown: () => string[];
+  /** One-click unsubscribe: reads the tokens, records the unsubscribe. */
+  feedback?: { tokens: FeedbackTokens; processor: FeedbackProcessor };
 }

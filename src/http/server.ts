@@ -16,6 +16,7 @@ import { registerMessageRoutes } from './routes/messages.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerStatsRoutes } from './routes/stats.js';
 import { registerSuppressionRoutes } from './routes/suppressions.js';
+import { registerUnsubscribeRoutes } from './routes/unsubscribe.js';
 import type { ApiContext } from './context.js';
 
 export class HttpServer {
@@ -94,6 +95,7 @@ export class HttpServer {
     registerAdminRoutes(app, ctx);
     registerOperationRoutes(app, ctx);
     registerDashboardRoutes(app);
+    registerUnsubscribeRoutes(app, ctx);
   }
 
   async listen(): Promise<number> {

@@ -14,5 +14,6 @@ export function webhookPayload(event: EventRecord) {
     response: event.response,
     category: event.category,
     at: isoTime(event.at),
+    ...(event.phase && { phase: event.phase }),
   };
 }

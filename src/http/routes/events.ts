@@ -22,6 +22,7 @@ export const eventSchema = {
     response: { type: ['string', 'null'] },
     category: { type: ['string', 'null'] },
     at: { type: 'string', format: 'date-time' },
+    phase: { type: 'string', enum: ['async'], description: 'Present when the receiving side reported it after accepting the message' },
   },
 } as const;
 
@@ -36,6 +37,7 @@ export const apiEvent = (e: EventRecord) => ({
   response: e.response,
   category: e.category,
   at: isoTime(e.at),
+  ...(e.phase && { phase: e.phase }),
 });
 
 interface EventsQuery {

@@ -10,6 +10,7 @@ import type { Storage } from '../storage.js';
 import { connectionConfig, Db } from './db.js';
 import { WORK_CHANNEL } from './enqueue.js';
 import { PgEventLog } from './events.js';
+import { PgFeedback } from './feedback.js';
 import { PgIdempotency, PgLimits } from './limits.js';
 import { migrate } from './migrations.js';
 import { PgNodes } from './nodes.js';
@@ -98,6 +99,7 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     templates: new PgTemplates(db),
     webhooks: new PgWebhooks(db),
     nodes,
+    feedback: new PgFeedback(db),
 
     onWork(listener) {
       listeners.add(listener);

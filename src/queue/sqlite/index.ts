@@ -5,6 +5,7 @@
 import type { Storage } from '../storage.js';
 import { SqliteConnection } from './connection.js';
 import { SqliteEvents } from './events.js';
+import { SqliteFeedback } from './feedback.js';
 import { SqliteLimits } from './limits.js';
 import { migrate } from './migrations.js';
 import { SqliteNodes } from './nodes.js';
@@ -34,6 +35,7 @@ export async function openSqlite(file: string): Promise<Storage> {
     templates: new SqliteTemplates(conn),
     webhooks: new SqliteWebhooks(conn),
     nodes: new SqliteNodes(conn),
+    feedback: new SqliteFeedback(conn),
     async checkWritable() {
       conn.writeNow(() => undefined);
     },

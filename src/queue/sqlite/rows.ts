@@ -45,6 +45,8 @@ export interface EventRow {
   response: string | null;
   category: string | null;
   at: number;
+  /** Absent from rows selected column by column. */
+  phase?: string | null;
 }
 
 export interface DomainRow {
@@ -106,6 +108,7 @@ export const toEvent = (r: EventRow): EventRecord => ({
   response: r.response,
   category: r.category,
   at: r.at,
+  ...(r.phase === 'async' && { phase: 'async' as const }),
 });
 
 export const toDomain = (r: DomainRow): DomainRecord => ({

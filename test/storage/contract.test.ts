@@ -13,14 +13,17 @@ import { NodeNameInUseError, StorageFullError } from '../../src/queue/storage.js
 import { storageError } from '../../src/queue/postgres/db.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { newMessage, storageContract, T0 } from './contract.js';
+import { feedbackContract } from './contract-feedback.js';
 
-storageContract('sqlite', async () => {
+const openSqliteStorage = async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'relay-storage-'));
   return {
     storage: await openSqlite(path.join(dir, 'relay.db')),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
-});
+};
+storageContract('sqlite', openSqliteStorage);
+feedbackContract('sqlite', openSqliteStorage);
 
 // ---- PostgreSQL: one database for this file, emptied after each test ---------------------------
 
@@ -70,10 +73,12 @@ async function freshSchema(): Promise<{ name: string; url: string; drop(): Promi
   return { name: schema, url: url.toString(), drop: async () => void (await admin.query(`DROP SCHEMA ${schema} CASCADE`)) };
 }
 
-storageContract('postgres', async () => {
+const openPostgresStorage = async () => {
   const { db } = await testDatabase();
   return { storage: await openPostgres(db.url, { poolSize: 4 }), cleanup: emptyTables };
-});
+};
+storageContract('postgres', openPostgresStorage);
+feedbackContract('postgres', openPostgresStorage);
 
 describe('postgres: several nodes on one database', () => {
   let nodes: PostgresStorage[];

@@ -158,6 +158,13 @@ describe('what is ignored or dropped', () => {
     expect(await env.relay.storage.suppressions.list()).toEqual(before);
   });
 
+  it('counts what came back on /metrics', async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${env.relay.ports.http}/metrics`)).text();
+    expect(metrics).toMatch(/relay_feedback_reports_total\{kind="auto-reply",result="ignored"\} 1/);
+    expect(metrics).toMatch(/relay_feedback_reports_total\{kind="feedback-report",result="applied"\} 2/);
+    expect(metrics).toMatch(/relay_feedback_reports_total\{kind="feedback-report",result="forged"\} 1/);
+  });
+
   it('refuses addresses that are not its own with 550 5.7.1, and offers STARTTLS but no AUTH', async () => {
     const { client } = await RawSmtpClient.connect(inbound, { implicitTls: false });
     const ehlo = await client.command('EHLO mx.example.net');

@@ -116,6 +116,33 @@ describe('the headers', () => {
   });
 });
 
+describe('templates', () => {
+  it('give a one-recipient message its {{unsubscribe_url}}, which unsubscribes like the header link', async () => {
+    await env.relay.storage.templates.add({ name: 'digest', subject: 'Digest', text: 'Stop these: {{unsubscribe_url}}', html: null });
+    const api = apiClient(http, apiKey);
+    const sent = await api('POST', '/v1/messages', { from: 'billing@acme.test', to: 'tpl@example.net', template: { name: 'digest' } });
+    expect(sent.status).toBe(202);
+    const link = /Stop these: (https:\/\/relay\.acme\.test\/u\/[a-z2-7]+)/.exec(
+      (await copy('tpl@example.net')).raw.toString().replace(/=\r\n/g, ''),
+    )?.[1]; // quoted-printable soft breaks
+    expect(link).toBeDefined();
+    const response = await fetch(link!.replace('https://relay.acme.test', `http://127.0.0.1:${http}`), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
+    expect(response.status).toBe(200);
+    expect(await unsubscribed('tpl@example.net')).toMatchObject([{ credential: 'app' }]);
+    const several = await api('POST', '/v1/messages', {
+      from: 'billing@acme.test',
+      to: ['one@example.net', 'two@example.net'],
+      template: { name: 'digest' },
+    });
+    expect(several.status).toBe(422);
+    expect(several.body.error.field).toBe('template.variables.unsubscribe_url');
+  });
+});
+
 describe('unsubscribing', () => {
   it('GET shows a page with a button and unsubscribes no one', async () => {
     const { https } = unsubscribeHeaders(await copy('reader@example.net'));

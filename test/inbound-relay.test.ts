@@ -13,7 +13,11 @@ let relay: TestRelay;
 beforeAll(async () => {
   relay = await startTestRelay({
     listeners: [{ name: 'inbound', host: '127.0.0.1', port: 0, tls: 'starttls', kind: 'inbound' }],
-    bounces: { return_path_domain: 'bounces.acme.test', feedback_addresses: ['fbl@acme.test'] },
+    bounces: {
+      return_path_domain: 'bounces.acme.test',
+      feedback_addresses: ['fbl@acme.test'],
+      inbound: { max_message_bytes: 4000, messages_per_ip_per_minute: 70 },
+    },
   });
   await addSenderDomain(relay.storage, 'acme.test');
 });
@@ -38,8 +42,8 @@ const OWN_LOOKALIKES = [
   'b@bounces.acme.test',
 ];
 
-async function session(tls: boolean) {
-  const { client, greeting } = await RawSmtpClient.connect(relay.ports.inbound!, { implicitTls: false });
+async function session(tls: boolean, localAddress?: string) {
+  const { client, greeting } = await RawSmtpClient.connect(relay.ports.inbound!, { implicitTls: false, localAddress });
   expect(greeting.code).toBe(220);
   await client.command('EHLO probe.test');
   if (tls) {
@@ -74,6 +78,25 @@ describe('no open relay on the inbound listener', () => {
     for (const rcpt of ['B+ABC-1-AAAAAAAAAAAAAAAA@Bounces.Acme.Test', 'u+abc@bounces.acme.test', 'FBL@acme.test']) {
       expect((await client.command(`RCPT TO:<${rcpt}>`)).code).toBe(250);
     }
+    client.close();
+  });
+
+  it('has its own size limit and message rate per IP', async () => {
+    const client = await session(true, '127.0.0.7');
+    expect((await client.command('MAIL FROM:<>')).code).toBe(250);
+    expect((await client.command('RCPT TO:<fbl@acme.test>')).code).toBe(250);
+    const big = await client.data(`Subject: big\r\n\r\n${'x'.repeat(70)}\r\n`.repeat(80));
+    expect(`${big.code} ${big.text.split(' ')[0]}`).toBe('552 5.3.4');
+    // The 552 above was the first message; 69 more are taken, the next is refused.
+    const replies: number[] = [];
+    for (let i = 0; i < 70; i++) {
+      await client.command('RSET');
+      replies.push((await client.command('MAIL FROM:<>')).code);
+    }
+    expect(replies.slice(0, 69).every((code) => code === 250)).toBe(true);
+    const last = await client.command('RSET').then(() => client.command('MAIL FROM:<>'));
+    expect(`${last.code} ${last.text.split(' ')[0]}`).toBe('450 4.7.1');
+    expect(replies[69]).toBe(450);
     client.close();
   });
 });

@@ -113,7 +113,7 @@ export class FeedbackProcessor {
     }
   }
 
-  /** One-click unsubscribe (the HTTP POST, or mail to the mailto address): true when the token was good. */
+  /** One-click unsubscribe (the HTTP POST, or mail to the mailto address) with a token already verified. */
   async unsubscribe(token: UnsubscribeToken, how: string): Promise<void> {
     const found = token.queueId ? await this.deps.feedback.messages({ queueId: token.queueId }) : [];
     const message = found.find((m) => m.credential === token.credential);

@@ -6,6 +6,7 @@
  * headers when its credential has --list-unsubscribe or the submitter asked for them (the API's
  * `unsubscribe: true` leaves List-Unsubscribe-Post in the signed message for this stage to complete).
  */
+import { MAILER_DAEMON } from '../bounces/notifier.js';
 import type { RelayConfig } from '../config/schema.js';
 import { domainOf } from '../envelope/address.js';
 import { prependHeaderField, readHeader } from '../envelope/header.js';
@@ -14,8 +15,6 @@ import type { DkimSigner } from '../signing/dkim.js';
 import { parseMailboxList } from '../submission/header-address.js';
 import type { FeedbackTokens } from './tokens.js';
 
-/** The credential Relay's own notifications are queued under; they never get unsubscribe headers. */
-const MAILER_DAEMON = 'MAILER-DAEMON';
 /** How long a credential's --list-unsubscribe setting is trusted before it is read again. */
 const SETTING_TTL_MS = 2000;
 export const ONE_CLICK = 'List-Unsubscribe=One-Click';
@@ -61,6 +60,7 @@ export class OutboundFeedback {
 
   /** A message gets unsubscribe headers unless it carries its own List-Unsubscribe. */
   private async unsubscribe(job: DeliveryJob, body: Buffer): Promise<boolean> {
+    // Relay's own notifications never get unsubscribe headers.
     if (job.credential === MAILER_DAEMON) return false;
     const fields = readHeader(body).fields;
     if (fields.some((f) => f.name === 'list-unsubscribe')) return false;

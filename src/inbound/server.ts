@@ -75,9 +75,17 @@ export class InboundServer {
       },
       onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];
-        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        const limit = this.server.options.size!;
+        let size = 0;
+        stream.on('data', (chunk: Buffer) => {
+          // Past the limit the rest is read but not kept (smtp-server answers 552 5.3.4 at the end).
+          size += chunk.length;
+          if (size <= limit) chunks.push(chunk);
+          else chunks.length = 0;
+        });
         stream.on('end', () => {
-          if (stream.sizeExceeded) return callback();
+          if (stream.sizeExceeded || size > limit)
+            return callback(stream.sizeExceeded ? null : reply(552, '5.3.4', `message exceeds the maximum size of ${limit} bytes`));
           const recipients = session.envelope.rcptTo.map((r) => r.address);
           deps.processor.process({ recipients, raw: Buffer.concat(chunks), remoteAddress: session.remoteAddress }).then(
             () => callback(null, '2.0.0 Ok: report received'),

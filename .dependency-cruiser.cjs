@@ -36,6 +36,13 @@ module.exports = {
       to: { path: '^src/http/' },
     },
     {
+      name: 'nothing-imports-the-inbound-door',
+      severity: 'error',
+      comment: 'src/inbound is a door (the port-25 listener for feedback): it hands mail to src/feedback; only src/relay.ts starts it.',
+      from: { path: '^src/', pathNot: ['^src/inbound/', '^src/relay\\.ts$'] },
+      to: { path: '^src/inbound/' },
+    },
+    {
       name: 'nothing-imports-the-cli-door',
       severity: 'error',
       comment: 'src/cli is a door: it calls stages; bin/relay.js runs src/cli/main.ts.',

@@ -120,6 +120,9 @@ async function loadOverview() {
   $('bounced').textContent = totals.bounced;
   const finished = totals.delivered + totals.bounced + totals.expired;
   $('bounce-rate').textContent = finished ? `${((100 * (totals.bounced + totals.expired)) / finished).toFixed(1)} %` : '–';
+  // Complaints per delivered message: the figure mailbox providers judge a sender by (Gmail: keep it under 0.3 %).
+  $('complaint-rate').textContent = totals.delivered ? `${((100 * totals.complained) / totals.delivered).toFixed(2)} %` : '–';
+  $('complaints').textContent = `${totals.complained} complaints, ${totals.unsubscribed} unsubscribes`;
   if (queue) {
     $('queue-depth').textContent = `${queue.recipients_pending} pending`;
     $('queue-oldest').textContent = queue.oldest_received_at ? `oldest since ${queue.oldest_received_at.replace('T', ' ').slice(0, 19)}Z` : 'empty';

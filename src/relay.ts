@@ -29,6 +29,10 @@ import { shapingRulesFor } from './shaping/rules.js';
 import { Shaper } from './shaping/shaper.js';
 import { createResolver } from './delivery/resolver.js';
 import { TlsReporter } from './outbound-tls/reports.js';
+import { FeedbackProcessor } from './feedback/apply.js';
+import { OutboundFeedback } from './feedback/outbound.js';
+import { FeedbackTokens } from './feedback/tokens.js';
+import { InboundServer } from './inbound/server.js';
 
 /** How often another node's new mail may wake this node's scheduler. */
 const WAKE_HINT_MS = 100;
@@ -74,6 +78,16 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
   }
   const metrics = new RelayMetrics(storage, () => config.http.metrics_domains);
   metrics.observeShaping(shaper);
+  let tokens: FeedbackTokens;
+  try {
+    tokens = new FeedbackTokens(await storage.feedback.secret());
+  } catch (err) {
+    await membership.leave();
+    await storage.close();
+    throw err;
+  }
+  const signer = new DkimSigner();
+  const feedback = new FeedbackProcessor({ config, feedback: storage.feedback, tokens, rules, logger, observer: metrics });
   const wake = () => delivery.wake();
   const bounces = new BounceNotifier({ config, queue: storage.queue, suppressions: storage.suppressions, logger, onQueued: wake });
   const delivery = new DeliveryLoop({
@@ -87,6 +101,7 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
     clock,
     onOutcomes: (job, outcomes) => metrics.recordOutcomes(job, outcomes),
     shaper,
+    perRecipient: new OutboundFeedback({ config, tokens, storage, signer }),
   });
   // Other nodes' new mail wakes this node's scheduler at most every WAKE_HINT_MS: the node that
   // took a message wakes itself at once, and a wake per message on every node would cost each
@@ -99,16 +114,29 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
     }, WAKE_HINT_MS);
   };
   const stopListening = storage.onWork?.(hint);
-  const signer = new DkimSigner();
   const pipeline = new SubmissionPipeline({ config, storage, signer, logger, onQueued: wake, observer: metrics, clock });
   const connections = new ConnectionLimiter(config);
-  const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, logger, tls, pipeline, connections }));
+  const servers: (SubmissionServer | InboundServer)[] = config.listeners.map((listener) =>
+    listener.kind === 'inbound'
+      ? new InboundServer(listener, { config, logger, tls, processor: feedback, connections })
+      : new SubmissionServer(listener, { config, logger, tls, pipeline, connections }),
+  );
   for (const server of servers) {
     server.server.server.on('connection', () => metrics.smtpSessions.inc({ listener: server.listener.name }));
   }
   const listenersDown = () => servers.filter((s) => !s.server.server.listening).map((s) => s.listener.name);
   const audit = new AuditTrail(storage.audit);
-  const http = new HttpServer({ config, storage, pipeline, metrics, logger, listenersDown, audit, shaper });
+  const http = new HttpServer({
+    config,
+    storage,
+    pipeline,
+    metrics,
+    logger,
+    listenersDown,
+    audit,
+    shaper,
+    feedback: { tokens, processor: feedback },
+  });
   const webhooks = new WebhookDispatcher({ webhooks: storage.webhooks, config, logger, node });
   const retention = new RetentionPurger({ storage, config, logger });
   const keyActivation = new KeyActivationWatcher({ keys: storage.dkimKeys, config, logger });

@@ -103,8 +103,16 @@ describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {
     page.on('console', (message) => message.type() === 'error' && problems.push(`console: ${message.text()}`));
     page.on('pageerror', (error) => problems.push(`page: ${error.message}`));
     page.on('response', (response) => response.status() >= 400 && problems.push(`${response.status()} ${response.url()}`));
+    // One delivered recipient complained later (a feedback-loop report).
+    const [delivered] = await relay.storage.events.query({ status: 'delivered', limit: 1 });
+    await relay.storage.feedback.record(
+      { ...delivered!, status: 'complained', smtpCode: null, response: 'feedback report: abuse', category: 'abuse' },
+      null,
+    );
     await page.goto(`http://127.0.0.1:${relay.ports.http}/dashboard#token=${ADMIN_TOKEN}`);
     await page.waitForSelector('#main:not([hidden])');
+    expect(await page.textContent('#complaint-rate')).toBe('12.50 %');
+    expect(await page.textContent('#complaints')).toBe('1 complaints, 0 unsubscribes');
     expect(await page.textContent('#accepted')).toBe('10');
     expect(await page.textContent('#delivered')).toBe('8');
     expect(await page.textContent('#bounced')).toBe('2');
@@ -135,7 +143,7 @@ describe.skipIf(!hasChromium)('dashboard', { timeout: 60_000 }, () => {
 
     await page.fill('#recipient', '');
     await page.click('#search button');
-    await expect.poll(async () => page.locator('#events tbody tr').count()).toBe(20);
+    await expect.poll(async () => page.locator('#events tbody tr').count()).toBe(21); // 20 from sending, and the complaint
     const screenshot = await page.screenshot();
     expect(screenshot.length).toBeGreaterThan(10_000);
     if (process.env.RELAY_UPDATE_SCREENSHOT) writeFileSync(path.join(ROOT, 'docs/dashboard.png'), screenshot);

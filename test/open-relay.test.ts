@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareMessage } from '../src/submission/message.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
+import { PROBES } from './helpers/relay-probes.js';
 import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
 
 let relay: TestRelay;
@@ -21,25 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await relay?.stop();
 });
-
-/** The classic open-relay test list (percent hack, source routes, quoted local parts, bang paths, IP literals, unqualified, empty). */
-const PROBES = [
-  'victim@other.test',
-  'victim%other.test@acme.test',
-  'victim%other.test@[127.0.0.1]',
-  '"victim@other.test"@acme.test',
-  '"victim%other.test"@acme.test',
-  'other.test!victim@acme.test',
-  'other.test!victim',
-  '@acme.test:victim@other.test',
-  '@acme.test,@relay.test:victim@other.test',
-  'victim@other.test@acme.test',
-  'victim@[127.0.0.1]',
-  'victim@[IPv6:::1]',
-  'victim',
-  'postmaster',
-  '',
-];
 
 async function session(listener: 'smtps' | 'submission', localAddress?: string) {
   const { client, greeting } = await RawSmtpClient.connect(relay.ports[listener]!, { implicitTls: listener === 'smtps', localAddress });

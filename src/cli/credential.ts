@@ -36,59 +36,64 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     false,
   )
     .option('--api-key', 'also issue an HTTP API key, shown once; for an existing credential, issue another key')
+    .option('--list-unsubscribe', 'add one-click unsubscribe headers (RFC 8058) to its messages')
     .option('--json', 'print JSON')
-    .action((name: string, opts: LimitOptions & PolicyOptions & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
-      cli.withStorage(async (storage, _config, audit) => {
-        const existing = await storage.credentials.get(name);
-        if (existing && opts.apiKey && !opts.domain) {
-          const apiKey = await issueApiKey(storage, name);
-          await audit.record({ actor: cli.actor(), action: 'credential.api-key', target: name });
-          if (opts.json) return printJson({ name, api_key: apiKey });
-          print(`New API key for ${name}: ${apiKey}`);
-          print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');
-          return;
-        }
-        if (existing)
-          throw new CliError(
-            `credential ${name} already exists (names of revoked credentials stay taken); add --api-key alone to issue it an API key`,
+    .action(
+      (name: string, opts: LimitOptions & PolicyOptions & UnsubscribeOption & { domain?: string[]; apiKey?: boolean; json?: boolean }) =>
+        cli.withStorage(async (storage, _config, audit) => {
+          const existing = await storage.credentials.get(name);
+          if (existing && opts.apiKey && !opts.domain) {
+            const apiKey = await issueApiKey(storage, name);
+            await audit.record({ actor: cli.actor(), action: 'credential.api-key', target: name });
+            if (opts.json) return printJson({ name, api_key: apiKey });
+            print(`New API key for ${name}: ${apiKey}`);
+            print('Store it now: it will not be shown again. Send it as "Authorization: Bearer KEY".');
+            return;
+          }
+          if (existing)
+            throw new CliError(
+              `credential ${name} already exists (names of revoked credentials stay taken); add --api-key alone to issue it an API key`,
+            );
+          if (!opts.domain) throw new CliError("required option '--domain <domain>' not specified");
+          const policy = policyFrom(
+            opts,
+            opts.domain.map((d) => domainName(d, 'domain')),
           );
-        if (!opts.domain) throw new CliError("required option '--domain <domain>' not specified");
-        const policy = policyFrom(
-          opts,
-          opts.domain.map((d) => domainName(d, 'domain')),
-        );
-        const added = await addCredential(storage, { name, domains: opts.domain, limits: limitsFrom(opts), policy, apiKey: opts.apiKey });
-        const policyNow = await storage.credentialPolicies.get(added.name);
-        await audit.record({
-          actor: cli.actor(),
-          action: 'credential.add',
-          target: added.name,
-          change: {
-            domains: added.domains,
-            limits: limitsFrom(opts),
-            ...(Object.keys(policy).length && { policy }),
-            api_key: !!added.apiKey,
-          },
-        });
-        if (opts.json)
-          return printJson({
-            name: added.name,
-            username: added.name,
-            password: added.password,
-            ...(added.apiKey && { api_key: added.apiKey }),
-            domains: added.domains,
-            limits: (await limitsView(storage, added.name)).limits,
-            ...policyView(policyNow),
+          const added = await addCredential(storage, { name, domains: opts.domain, limits: limitsFrom(opts), policy, apiKey: opts.apiKey });
+          if (opts.listUnsubscribe) await storage.feedback.setListUnsubscribe(added.name, true);
+          const policyNow = await storage.credentialPolicies.get(added.name);
+          await audit.record({
+            actor: cli.actor(),
+            action: 'credential.add',
+            target: added.name,
+            change: {
+              domains: added.domains,
+              limits: limitsFrom(opts),
+              ...(Object.keys(policy).length && { policy }),
+              api_key: !!added.apiKey,
+              ...(opts.listUnsubscribe && { list_unsubscribe: true }),
+            },
           });
-        print(`Created credential ${added.name} for ${added.domains.join(', ')}.`);
-        for (const line of policyLines(policyNow)) print(line);
-        print(`  Username: ${added.name}`);
-        print(`  Password: ${added.password}`);
-        if (added.apiKey) print(`  API key:  ${added.apiKey}`);
-        print(
-          `Store the ${added.apiKey ? 'password and API key' : 'password'} now: ${added.apiKey ? 'they' : 'it'} will not be shown again.`,
-        );
-      }),
+          if (opts.json)
+            return printJson({
+              name: added.name,
+              username: added.name,
+              password: added.password,
+              ...(added.apiKey && { api_key: added.apiKey }),
+              domains: added.domains,
+              limits: (await limitsView(storage, added.name)).limits,
+              ...policyView(policyNow),
+              list_unsubscribe: opts.listUnsubscribe === true,
+            });
+          print(`Created credential ${added.name} for ${added.domains.join(', ')}.`);
+          for (const line of policyLines(policyNow)) print(line);
+          print(`  Username: ${added.name}`);
+          print(`  Password: ${added.password}`);
+          if (added.apiKey) print(`  API key:  ${added.apiKey}`);
+          print(
+            `Store the ${added.apiKey ? 'password and API key' : 'password'} now: ${added.apiKey ? 'they' : 'it'} will not be shown again.`,
+          );
+        }),
     );
 
   addPolicyOptions(
@@ -101,16 +106,18 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
     ),
     true,
   )
+    .option('--list-unsubscribe', 'add one-click unsubscribe headers (RFC 8058) to its messages')
+    .option('--no-list-unsubscribe', 'stop adding them')
     .option('--json', 'print JSON')
-    .action((name: string, opts: LimitOptions & PolicyOptions & { json?: boolean }) =>
+    .action((name: string, opts: LimitOptions & PolicyOptions & UnsubscribeOption & { json?: boolean }) =>
       cli.withStorage(async (storage, _config, audit) => {
         const existing = await storage.credentials.get(name);
         if (!existing) throw new CliError(`unknown credential ${name}`);
         const limits = limitsFrom(opts);
         const policy = policyFrom(opts, existing.domains);
-        if (Object.keys(limits).length === 0 && Object.keys(policy).length === 0) {
+        if (Object.keys(limits).length === 0 && Object.keys(policy).length === 0 && opts.listUnsubscribe === undefined) {
           throw new CliError(
-            'nothing to update: give --rate, --daily, --monthly, --sender, --reply-to-domain, --sandbox or --allow-recipient',
+            'nothing to update: give --rate, --daily, --monthly, --sender, --reply-to-domain, --sandbox, --allow-recipient or --[no-]list-unsubscribe',
           );
         }
         const before = { limits: (await limitsView(storage, name)).limits, policy: policyView(await storage.credentialPolicies.get(name)) };
@@ -118,7 +125,9 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
           ? await updateCredentialLimits(storage, name, limits)
           : (await limitsView(storage, name)).limits;
         if (Object.keys(policy).length) await storage.credentialPolicies.set(name, policy);
+        if (opts.listUnsubscribe !== undefined) await storage.feedback.setListUnsubscribe(name, opts.listUnsubscribe);
         const policyNow = await storage.credentialPolicies.get(name);
+        const listUnsubscribe = await storage.feedback.listUnsubscribe(name);
         await audit.record({
           actor: cli.actor(),
           action: 'credential.update',
@@ -126,9 +135,11 @@ export function registerCredentialCommands(program: Command, cli: Cli): void {
           change: {
             limits: { from: before.limits, to: view },
             ...(Object.keys(policy).length && { policy: { from: before.policy, to: policyView(policyNow) } }),
+            ...(opts.listUnsubscribe !== undefined && { list_unsubscribe: listUnsubscribe }),
           },
         });
-        if (opts.json) return printJson({ name, limits: view, ...policyView(policyNow) });
+        if (opts.json) return printJson({ name, limits: view, ...policyView(policyNow), list_unsubscribe: listUnsubscribe });
+        if (opts.listUnsubscribe !== undefined) print(`One-click unsubscribe headers ${listUnsubscribe ? 'on' : 'off'} for ${name}.`);
         print(
           `Updated credential ${name}: rate ${view.rate ?? 'unlimited'}, daily ${view.daily ?? 'unlimited'}, monthly ${view.monthly ?? 'unlimited'}.`,
         );
@@ -231,4 +242,9 @@ function grace(input: string): number {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+}
+
+/** --list-unsubscribe, and on update --no-list-unsubscribe (absent: unchanged). */
+interface UnsubscribeOption {
+  listUnsubscribe?: boolean;
 }

@@ -1,5 +1,5 @@
 /** Human-readable output for `relay domain`: the DNS records to copy, and verification results. */
-import type { DnsRecord, DomainKeys, RecordPurpose } from '../domains/records.js';
+import type { DnsRecord, DomainKeys, RecordPurpose, ReturnPathRecord } from '../domains/records.js';
 import type { DomainChecks } from '../domains/verify.js';
 import { print, printTable } from './output.js';
 
@@ -37,4 +37,19 @@ export function printVerification(domain: DomainKeys, verified: boolean, checks:
     (Object.keys(CHECK_NAMES) as RecordPurpose[]).map((purpose) => [CHECK_NAMES[purpose], checks[purpose].status, checks[purpose].message]),
     '',
   );
+}
+
+/** The return path's records: once per relay, not per sender domain, but shown with each so they are not forgotten. */
+export function printReturnPathRecords(domain: string, records: ReturnPathRecord[]): void {
+  print();
+  print(`Return path ${domain} (bounces.return_path_domain; once for the relay, already done if published before):`);
+  for (const record of records) {
+    print();
+    print(
+      `  ${record.type === 'MX' ? 'MX: bounces, feedback reports and unsubscribes come to the inbound listener' : 'SPF for the envelope sender'}`,
+    );
+    print(`    Type:  ${record.type}`);
+    print(`    Name:  ${record.name}`);
+    print(`    Value: ${record.value}`);
+  }
 }

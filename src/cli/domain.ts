@@ -3,10 +3,11 @@ import { Option, type Command } from 'commander';
 import { createResolver } from '../delivery/resolver.js';
 import { activateIfAuto, checkKeys, type KeyAlgorithmChoice } from '../domains/dkim-keys.js';
 import { addDomain, checkDomain, defaultSelector, removeDomain, requireDomain, withKeyRecords } from '../domains/manage.js';
-import { dnsRecords } from '../domains/records.js';
+import { dnsRecords, returnPathRecords } from '../domains/records.js';
+import type { RelayConfig } from '../config/schema.js';
 import { type Cli } from './context.js';
 import { keyJson, printKeys, registerDomainKeyCommands } from './domain-keys.js';
-import { printRecords, printVerification } from './domain-output.js';
+import { printRecords, printReturnPathRecords, printVerification } from './domain-output.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 
 export function registerDomainCommands(program: Command, cli: Cli): void {
@@ -26,12 +27,20 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
       cli.withStorage(async (storage, config, audit) => {
         const { domain: added, keys, records } = await addDomain(storage, config.hostname, { name: input, ...opts });
         await audit.record({ actor: cli.actor(), action: 'domain.add', target: added.name, change: { keys } });
+        const returnPath = returnPathOf(config);
         if (opts.json) {
           const stored = (await storage.dkimKeys.list(added.name)).map(keyJson);
-          return printJson({ domain: added.name, selector: added.selector, records, keys: stored });
+          return printJson({
+            domain: added.name,
+            selector: added.selector,
+            records,
+            keys: stored,
+            ...(returnPath && { return_path: returnPath }),
+          });
         }
         const described = keys.map((k) => `selector ${k.selector}, ${k.algorithm} key`).join('; ');
         printRecords(added, records, `Added ${added.name} (DKIM ${described}).`);
+        if (returnPath) printReturnPathRecords(config.bounces.return_path_domain!, returnPath);
       }),
     );
 
@@ -99,11 +108,20 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
           dnsRecords(record, config.hostname),
           keys.filter((k) => k.state !== 'retired'),
         );
-        if (opts.json) return printJson({ domain: record.name, selector: record.selector, records, keys: keys.map(keyJson) });
+        const returnPath = returnPathOf(config);
+        if (opts.json)
+          return printJson({
+            domain: record.name,
+            selector: record.selector,
+            records,
+            keys: keys.map(keyJson),
+            ...(returnPath && { return_path: returnPath }),
+          });
         printRecords(record, records);
         print();
         print('DKIM keys:');
         printKeys(keys);
+        if (returnPath) printReturnPathRecords(config.bounces.return_path_domain!, returnPath);
       }),
     );
 
@@ -120,3 +138,6 @@ export function registerDomainCommands(program: Command, cli: Cli): void {
       }),
     );
 }
+
+const returnPathOf = (config: RelayConfig) =>
+  config.bounces.return_path_domain ? returnPathRecords(config.bounces.return_path_domain, config.hostname) : undefined;

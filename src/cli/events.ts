@@ -54,12 +54,21 @@ export function registerEventsCommand(program: Command, cli: Cli): void {
               category: e.category,
               tls: e.tls ?? null,
               at: isoTime(e.at),
+              ...(e.phase && { phase: e.phase }),
             })),
           );
         }
         printTable(
           ['AT', 'STATUS', 'RECIPIENT', 'QUEUE ID', 'CODE', 'TLS', 'RESPONSE'],
-          events.map((e) => [formatTime(e.at), e.status, e.recipient, e.queueId, e.smtpCode, tlsSummary(e.tls), e.response]),
+          events.map((e) => [
+            formatTime(e.at),
+            e.phase ? `${e.status} (${e.phase})` : e.status,
+            e.recipient,
+            e.queueId,
+            e.smtpCode,
+            tlsSummary(e.tls),
+            e.response,
+          ]),
           'No events.',
         );
       }),

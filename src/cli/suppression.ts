@@ -3,8 +3,9 @@
  * for the credential that hit it; what the operator adds applies to every credential unless
  * `--credential` names one.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { addSuppression, removeSuppression } from '../bounces/suppressions.js';
+import { SUPPRESSION_KINDS, suppressionKind, type SuppressionKind } from '../feedback/reasons.js';
 import { type Cli } from './context.js';
 import { formatTime, isoTime, print, printJson, printTable } from './output.js';
 
@@ -17,17 +18,19 @@ export function registerSuppressionCommands(program: Command, cli: Cli): void {
     .command('list')
     .description('list suppressed addresses')
     .option('--credential <name>', 'only the entries of this credential')
+    .addOption(new Option('--reason <kind>', 'only the entries of this kind').choices(SUPPRESSION_KINDS))
     .option('--json', 'print JSON')
-    .action((opts: { credential?: string; json?: boolean }) =>
+    .action((opts: { credential?: string; reason?: SuppressionKind; json?: boolean }) =>
       cli.withStorage(async (storage) => {
-        const entries = (await storage.suppressions.list(opts.credential === undefined ? {} : { credential: opts.credential })).map(
-          (s) => ({
+        const listed = await storage.suppressions.list(opts.credential === undefined ? {} : { credential: opts.credential });
+        const entries = listed
+          .filter((s) => opts.reason === undefined || suppressionKind(s.reason) === opts.reason)
+          .map((s) => ({
             address: s.address,
             credential: s.credential,
             reason: s.reason,
             created: isoTime(s.createdAt),
-          }),
-        );
+          }));
         if (opts.json) return printJson(entries);
         printTable(
           ['ADDRESS', 'CREDENTIAL', 'ADDED', 'REASON'],

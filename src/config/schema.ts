@@ -16,12 +16,19 @@ const duration = z.string().transform((text, ctx) => {
 
 const hostPort = z.string().regex(/^[^\s]+$/, 'expected "host" or "host:port"');
 
-const listener = z.strictObject({
-  name: z.string().min(1),
-  host: z.string().default('0.0.0.0'),
-  port: z.number().int().min(0).max(65535),
-  tls: z.enum(['implicit', 'starttls']),
-});
+const listener = z
+  .strictObject({
+    name: z.string().min(1),
+    host: z.string().default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535),
+    tls: z.enum(['implicit', 'starttls']),
+    /** `submission` (AUTH, the apps' door) or `inbound` (port 25: bounces, feedback reports and unsubscribes for the return-path domain). */
+    kind: z.enum(['submission', 'inbound']).default('submission'),
+  })
+  .refine((l) => l.kind !== 'inbound' || l.tls === 'starttls', {
+    message: 'an inbound listener offers STARTTLS: set tls: starttls',
+    path: ['tls'],
+  });
 
 export const configSchema = z.strictObject({
   hostname: z.string().min(1).default('localhost'),
@@ -60,8 +67,8 @@ export const configSchema = z.strictObject({
     .array(listener)
     .min(1)
     .default([
-      { name: 'smtps', host: '0.0.0.0', port: 465, tls: 'implicit' },
-      { name: 'submission', host: '0.0.0.0', port: 587, tls: 'starttls' },
+      { name: 'smtps', host: '0.0.0.0', port: 465, tls: 'implicit', kind: 'submission' },
+      { name: 'submission', host: '0.0.0.0', port: 587, tls: 'starttls', kind: 'submission' },
     ]),
   limits: z
     .strictObject({
@@ -132,6 +139,22 @@ export const configSchema = z.strictObject({
       notify_sender: z.boolean().default(false),
       /** Classification rules; the packaged config/bounce-rules.yaml when absent. */
       rules: z.string().optional(),
+      /** When set, deliveries leave with a signed VERP return path at this domain (b+TOKEN@domain), which the inbound listener takes back. */
+      return_path_domain: z
+        .string()
+        .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i, 'expected a domain name')
+        .transform((d) => d.toLowerCase())
+        .optional(),
+      /** Addresses registered with mailbox providers' feedback loops; the inbound listener takes ARF reports sent to them. */
+      feedback_addresses: z.array(z.email().transform((a) => a.toLowerCase())).default([]),
+      /** The inbound listener's own limits. */
+      inbound: z
+        .strictObject({
+          max_message_bytes: z.number().int().positive().default(10_485_760),
+          /** Messages accepted from one IP per minute; past it, 450 4.7.1. */
+          messages_per_ip_per_minute: z.number().int().positive().default(60),
+        })
+        .prefault({}),
     })
     .prefault({}),
   shaping: z
@@ -152,6 +175,11 @@ export const configSchema = z.strictObject({
       metrics_token: z.string().min(16, 'metrics_token must be at least 16 characters').optional(),
       /** Recipient domains with their own `domain` label on /metrics (the busiest); the rest are counted as "other". */
       metrics_domains: z.number().int().min(0).default(20),
+      /** How recipients reach this listener from outside (https://relay.example.com): the base of one-click unsubscribe links. */
+      public_url: z
+        .url({ protocol: /^https?$/ })
+        .transform((u) => u.replace(/\/+$/, ''))
+        .optional(),
     })
     .prefault({}),
   webhooks: z

@@ -38,6 +38,14 @@ export interface DeliveryLoopOptions {
   clock?: Clock;
   /** Traffic shaping: when an attempt to a shaped destination may start. */
   shaper?: Shaper;
+  /** Per-recipient envelope senders and headers (the feedback stage's return path and unsubscribe links). */
+  perRecipient?: PerRecipientEnvelope;
+}
+
+export interface PerRecipientEnvelope {
+  /** True when each recipient of the job must go in its own transaction. */
+  perRecipient(job: DeliveryJob, body: Buffer): Promise<boolean>;
+  prepare(job: DeliveryJob, recipient: DeliveryJob['recipients'][number], body: Buffer): Promise<{ mailFrom: string; body: Buffer }>;
 }
 
 const INTERNAL_ERROR = { code: 451, text: '451 4.3.0 internal error' };
@@ -51,6 +59,7 @@ export class DeliveryLoop {
   private readonly bounces: DeliveryLoopOptions['bounces'];
   private readonly node: string;
   private readonly onOutcomes: DeliveryLoopOptions['onOutcomes'];
+  private readonly envelopes: PerRecipientEnvelope | undefined;
   private readonly config: RelayConfig;
   private readonly logger: Logger;
   private readonly now: Clock;
@@ -70,6 +79,7 @@ export class DeliveryLoop {
     this.bounces = opts.bounces;
     this.node = opts.node;
     this.onOutcomes = opts.onOutcomes;
+    this.envelopes = opts.perRecipient;
     this.config = opts.config;
     this.logger = opts.logger;
     this.now = opts.clock ?? Date.now;
@@ -207,7 +217,7 @@ export class DeliveryLoop {
     let release: (() => void) | undefined;
     try {
       release = await this.pool.slot(job.domain);
-      outcomes = await attemptDelivery(job, body, this.context, route);
+      outcomes = await this.transactions(job, body, route);
     } catch (err) {
       if (err instanceof PoolClosedError) {
         outcomes = job.recipients.map((r) => ({
@@ -222,6 +232,18 @@ export class DeliveryLoop {
       }
     } finally {
       release?.();
+    }
+    return outcomes;
+  }
+
+  /** One transaction for the job, or one per recipient (on the same pooled session) when the envelope differs per recipient. */
+  private async transactions(job: DeliveryJob, body: Buffer, route: ShapingRoute | undefined): Promise<RecipientOutcome[]> {
+    const envelopes = this.envelopes;
+    if (!envelopes || !(await envelopes.perRecipient(job, body))) return attemptDelivery(job, body, this.context, route);
+    const outcomes: RecipientOutcome[] = [];
+    for (const recipient of job.recipients) {
+      const own = await envelopes.prepare(job, recipient, body);
+      outcomes.push(...(await attemptDelivery({ ...job, mailFrom: own.mailFrom, recipients: [recipient] }, own.body, this.context, route)));
     }
     return outcomes;
   }

@@ -38,3 +38,17 @@ export function dnsRecords(domain: DomainKeys, hostname: string): DnsRecord[] {
     { type: 'TXT', name: dmarcName(domain.name), value: dmarcValue(domain.name), purpose: 'dmarc' },
   ];
 }
+
+/** What the return-path domain (bounces.return_path_domain) needs: mail for it comes to this relay, which also sends from it. */
+export interface ReturnPathRecord {
+  type: 'MX' | 'TXT';
+  name: string;
+  value: string;
+}
+
+export function returnPathRecords(returnPathDomain: string, hostname: string): ReturnPathRecord[] {
+  return [
+    { type: 'MX', name: returnPathDomain, value: `10 ${hostname}.` },
+    { type: 'TXT', name: returnPathDomain, value: spfValue(hostname) },
+  ];
+}

@@ -9,6 +9,7 @@ import { checkRecipientAddress } from '../submission/recipient-address.js';
 import type { SmtpReply } from '../submission/replies.js';
 import { TAG_HEADER } from '../submission/tags.js';
 import { ApiError } from './errors.js';
+import { ONE_CLICK } from '../feedback/outbound.js';
 
 export type AddressList = string | string[];
 
@@ -25,6 +26,8 @@ export interface MessageRequest {
   headers?: Record<string, string>;
   template?: { name: string; version?: number; variables?: Record<string, unknown> };
   tags?: string[];
+  /** One-click unsubscribe headers: the marker left here is completed per recipient at delivery (feedback/outbound.ts). */
+  unsubscribe?: boolean;
 }
 
 /**
@@ -95,6 +98,7 @@ export async function composeMessage(message: MessageRequest & { subject: string
       ...(idempotencyKey && { 'Idempotency-Key': idempotencyKey }),
       // Read and stripped by the pipeline like the header an SMTP client sends (submission/tags.ts).
       ...(message.tags?.length && { [TAG_HEADER]: message.tags.join(', ') }),
+      ...(message.unsubscribe && { 'List-Unsubscribe-Post': ONE_CLICK }),
     },
   });
   return composer.compile().build();

@@ -6,6 +6,8 @@ import type { RelayMetrics } from '../metrics/metrics.js';
 import type { Storage } from '../queue/storage.js';
 import type { Shaper } from '../shaping/shaper.js';
 import type { SubmissionPipeline } from '../submission/pipeline.js';
+import type { FeedbackProcessor } from '../feedback/apply.js';
+import type { FeedbackTokens } from '../feedback/tokens.js';
 
 export interface ApiContext {
   config: RelayConfig;
@@ -19,4 +21,6 @@ export interface ApiContext {
   listenersDown: () => string[];
   /** The delivery loop's traffic shaping, for its state. */
   shaper: Shaper;
+  /** One-click unsubscribe: reads the tokens, records the unsubscribe. */
+  feedback?: { tokens: FeedbackTokens; processor: FeedbackProcessor };
 }

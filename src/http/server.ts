@@ -25,6 +25,7 @@ import { registerShapingRoutes } from './routes/shaping.js';
 import { registerSuppressionRoutes } from './routes/suppressions.js';
 import { registerTemplateRoutes } from './routes/templates.js';
 import { registerWebhookRoutes } from './routes/webhooks.js';
+import { registerUnsubscribeRoutes } from './routes/unsubscribe.js';
 import type { ApiContext } from './context.js';
 
 /** A registered route and the access it declares. */
@@ -141,6 +142,7 @@ export class HttpServer {
     registerOperationRoutes(app, ctx);
     registerShapingRoutes(app, ctx);
     registerDashboardRoutes(app);
+    registerUnsubscribeRoutes(app, ctx);
   }
 
   /** Every registered route and the access it declares. */

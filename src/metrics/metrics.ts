@@ -7,6 +7,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryJob, RecipientOutcome, Stats, Storage } from '../queue/storage.js';
 import type { PipelineObserver } from '../submission/pipeline.js';
+import type { FeedbackObserver, ReportKind, ReportResult } from '../feedback/apply.js';
 import { refusalKind } from '../submission/refusal-reasons.js';
 import type { SmtpReply } from '../submission/replies.js';
 import type { Shaper } from '../shaping/shaper.js';
@@ -47,7 +48,7 @@ export class DomainLabels {
 
 const MAX_TRACKED_DOMAINS = 10_000;
 
-export class RelayMetrics implements PipelineObserver {
+export class RelayMetrics implements PipelineObserver, FeedbackObserver {
   readonly registry = new Registry();
   private readonly domains: DomainLabels;
   readonly accepted = new Counter({
@@ -72,6 +73,12 @@ export class RelayMetrics implements PipelineObserver {
     name: 'relay_delivery_latency_seconds',
     help: 'From acceptance to delivery, per delivered recipient',
     buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600, 21600, 86400],
+    registers: [this.registry],
+  });
+  readonly feedbackReports = new Counter({
+    name: 'relay_feedback_reports_total',
+    help: 'Mail from the receiving side (later bounces, complaints, unsubscribes, auto-replies), by kind and what became of it',
+    labelNames: ['kind', 'result'],
     registers: [this.registry],
   });
   readonly smtpSessions = new Counter({
@@ -129,6 +136,10 @@ export class RelayMetrics implements PipelineObserver {
 
   queued(): void {
     this.accepted.inc();
+  }
+
+  report(kind: ReportKind, result: ReportResult): void {
+    this.feedbackReports.inc({ kind, result });
   }
 
   loginFailed(): void {

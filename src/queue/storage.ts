@@ -193,6 +193,8 @@ export interface EventRecord {
   at: number;
   /** The tags of the message, as it was submitted (none for events recorded before the message, e.g. suppressed at RCPT). */
   tags: string[];
+  /** 'async' for what the receiving side reported after accepting the message (a later bounce, a complaint, an unsubscribe). */
+  phase?: 'async';
 }
 
 export interface EventQuery {
@@ -275,6 +277,33 @@ export interface SuppressionList {
   add(entry: NewSuppression): Promise<boolean>;
   /** Removes the entry in that scope (credential null = the global one). */
   remove(address: string, credential: string | null): Promise<boolean>;
+}
+
+// ---- Feedback from the receiving side -------------------------------------------------------------
+
+/** The message and recipient a report or an unsubscribe is about. */
+export interface FeedbackTarget {
+  queueId: string;
+  messageId: string;
+  credential: string;
+  recipient: string;
+}
+
+export interface FeedbackStore {
+  /** The key that signs return-path and unsubscribe tokens: made by the first node to ask, then the same for every node. */
+  secret(): Promise<Buffer>;
+  /** A recipient of a message by its row id (what a return-path token names). */
+  recipient(queueId: string, recipientId: number): Promise<FeedbackTarget | undefined>;
+  /** The messages with this queue id or this Message-ID header, each with every recipient. */
+  messages(ref: { queueId?: string; messageId?: string }): Promise<(Omit<FeedbackTarget, 'recipient'> & { recipients: string[] })[]>;
+  /**
+   * Records an `async` event (webhooks subscribed to its status hear of it) and, when given, the
+   * suppression it leads to, in one transaction.
+   */
+  record(event: NewEvent, suppression: NewSuppression | null): Promise<void>;
+  /** Whether the credential's messages get one-click unsubscribe headers. */
+  listUnsubscribe(credential: string): Promise<boolean>;
+  setListUnsubscribe(credential: string, on: boolean): Promise<void>;
 }
 
 // ---- Sender domains ------------------------------------------------------------------------------
@@ -715,6 +744,7 @@ export interface Storage {
   /** Every DKIM private key and webhook secret as stored, for encrypting them at rest. */
   readonly secrets: SecretStore;
   readonly tlsPolicies: TlsPolicyStore;
+  readonly feedback: FeedbackStore;
   /**
    * Where the backend can tell (PostgreSQL's LISTEN/NOTIFY), calls `listener` when any node queues
    * mail or retries a message, so an idle scheduler can wake early; only a hint, polling

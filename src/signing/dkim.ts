@@ -17,6 +17,9 @@ export interface DkimKey {
   privateKeyPem: string;
 }
 
+/** mailauth's list, plus List-Unsubscribe-Post: RFC 8058 one-click needs it signed. */
+const SIGNED_FIELDS = `${tools.defaultDKIMFieldNames}:List-Unsubscribe-Post`;
+
 export class DkimSigner {
   private readonly keys = new Map<string, KeyObject>();
 
@@ -66,7 +69,7 @@ export class DkimSigner {
     bodyHasher.update(body);
 
     const algorithm = `${key.algorithm}-sha256`;
-    const signingHeaderLines = tools.getSigningHeaderLines(tools.parseHeaders(headers).parsed, tools.defaultDKIMFieldNames);
+    const signingHeaderLines = tools.getSigningHeaderLines(tools.parseHeaders(headers).parsed, SIGNED_FIELDS);
     const { canonicalizedHeader, dkimHeaderOpts } = generateCanonicalizedHeader('DKIM', signingHeaderLines, {
       signingDomain: key.domain,
       selector: key.selector,

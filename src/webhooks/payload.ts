@@ -16,5 +16,6 @@ export function webhookPayload(event: EventRecord) {
     tls: event.tls ?? null,
     at: isoTime(event.at),
     tags: event.tags,
+    ...(event.phase && { phase: event.phase }),
   };
 }

@@ -18,6 +18,7 @@ import { governanceContract as auditContract } from './contract-audit.js';
 import { newMessage, storageContract, T0, type OpenedStorage } from './contract.js';
 import { dkimKeysContract } from './contract-dkim-keys.js';
 import { tlsPolicyContract } from './contract-tls.js';
+import { feedbackContract } from './contract-feedback.js';
 
 const openSqliteStorage = async (): Promise<OpenedStorage> => {
   const dir = mkdtempSync(path.join(tmpdir(), 'relay-storage-'));
@@ -32,6 +33,7 @@ operatorContract('sqlite', openSqliteStorage);
 auditContract('sqlite', openSqliteStorage);
 dkimKeysContract('sqlite', openSqliteStorage);
 tlsPolicyContract('sqlite', openSqliteStorage);
+feedbackContract('sqlite', openSqliteStorage);
 
 // ---- PostgreSQL: one database for this file, emptied after each test ---------------------------
 
@@ -91,6 +93,7 @@ operatorContract('postgres', openPgStorage);
 auditContract('postgres', openPgStorage);
 dkimKeysContract('postgres', openPgStorage);
 tlsPolicyContract('postgres', openPgStorage);
+feedbackContract('postgres', openPgStorage);
 
 describe('postgres: several nodes on one database', () => {
   let nodes: PostgresStorage[];

@@ -34,6 +34,7 @@ export const eventSchema = {
     },
     at: { type: 'string', format: 'date-time' },
     tags: { type: 'array', items: { type: 'string' } },
+    phase: { type: 'string', enum: ['async'], description: 'Present when the receiving side reported it after accepting the message' },
   },
 } as const;
 
@@ -50,6 +51,7 @@ export const apiEvent = (e: EventRecord) => ({
   tls: e.tls ?? null,
   at: isoTime(e.at),
   tags: e.tags,
+  ...(e.phase && { phase: e.phase }),
 });
 
 interface EventsQuery {

@@ -127,6 +127,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
               },
             },
             headers: { type: 'object', additionalProperties: { type: 'string' } },
+            unsubscribe: { type: 'boolean', description: 'Add one-click unsubscribe headers (RFC 8058) for each recipient' },
             template: {
               type: 'object',
               required: ['name'],
@@ -141,10 +142,12 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
     },
     async (request, replyTo) => {
       const body = request.body;
-      const content = body.template ? await fromTemplate(ctx, body.template) : { subject: body.subject, text: body.text, html: body.html };
+      const { mailFrom, recipients, recipientFields } = envelopeOf(body);
+      const content = body.template
+        ? await fromTemplate(ctx, body.template, unsubscribeVariables(ctx, request, recipients))
+        : { subject: body.subject, text: body.text, html: body.html };
       if (content.subject === undefined) throw new ApiError(422, 'subject is required (or use a template)', 'subject');
       if (content.text === undefined && content.html === undefined) throw new ApiError(422, 'give text, html or a template', 'text');
-      const { mailFrom, recipients, recipientFields } = envelopeOf(body);
       if (recipients.length === 0) throw new ApiError(422, 'at least one recipient is required in to, cc or bcc', 'to');
       checkedTags(body.tags);
       const result = await submit(ctx, request, {
@@ -280,7 +283,19 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
   );
 }
 
-async function fromTemplate(ctx: ApiContext, ref: NonNullable<MessageRequest['template']>) {
+/**
+ * `{{unsubscribe_url}}` for a template: the recipient's own one-click link, so only for a message
+ * with one recipient (with several, a template that uses it is refused as missing the variable).
+ */
+function unsubscribeVariables(ctx: ApiContext, request: FastifyRequest, recipients: string[]): Record<string, string> {
+  const base = ctx.config.http.public_url;
+  if (!ctx.feedback || !base || recipients.length !== 1) return {};
+  const credential = (request.principal as { credential: CredentialRecord }).credential;
+  const token = ctx.feedback.tokens.unsubscribe({ queueId: '', credential: credential.name, address: recipients[0]! });
+  return { unsubscribe_url: `${base}/u/${token}` };
+}
+
+async function fromTemplate(ctx: ApiContext, ref: NonNullable<MessageRequest['template']>, extra: Record<string, string> = {}) {
   const template = await ctx.storage.templates.get(ref.name, ref.version);
   if (!template) {
     throw new ApiError(
@@ -290,7 +305,7 @@ async function fromTemplate(ctx: ApiContext, ref: NonNullable<MessageRequest['te
     );
   }
   try {
-    return renderTemplate(template, ref.variables ?? {});
+    return renderTemplate(template, { ...extra, ...ref.variables });
   } catch (err) {
     if (err instanceof MissingVariableError) throw new ApiError(422, err.message, `template.variables.${err.variable}`);
     throw err;

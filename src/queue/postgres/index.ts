@@ -13,6 +13,7 @@ import { connectionConfig, Db } from './db.js';
 import { PgDkimKeys } from './dkim-keys.js';
 import { WORK_CHANNEL } from './enqueue.js';
 import { PgEventLog } from './events.js';
+import { PgFeedback } from './feedback.js';
 import { PgIdempotency, PgLimits } from './limits.js';
 import { migrate } from './migrations.js';
 import { PgNodes } from './nodes.js';
@@ -111,6 +112,7 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     audit: new PgAudit(db),
     secrets: new PgSecrets(db),
     tlsPolicies: new PgTlsPolicies(db),
+    feedback: new PgFeedback(db),
 
     onWork(listener) {
       listeners.add(listener);

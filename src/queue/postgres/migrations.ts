@@ -296,6 +296,26 @@ CREATE TABLE tls_results (
 );
 `,
   },
+  {
+    version: 7,
+    name: 'feedback from the receiving side',
+    sql: `
+-- The key signing return-path and unsubscribe tokens: one row, made by the first node to ask.
+CREATE TABLE feedback_secret (
+  id         BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
+  secret     BYTEA NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE credential_feedback (
+  credential       TEXT PRIMARY KEY,
+  list_unsubscribe BOOLEAN NOT NULL DEFAULT false
+);
+-- 'async' for what the receiving side reported later (bounce, complaint, unsubscribe).
+ALTER TABLE events ADD COLUMN phase TEXT;
+-- Reports without a return-path token are matched by the original Message-ID.
+CREATE INDEX messages_message_id ON messages (message_id);
+`,
+  },
 ];
 
 export async function migrate(db: Db, logger?: Logger): Promise<void> {

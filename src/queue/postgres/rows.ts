@@ -69,6 +69,8 @@ export interface EventRow {
   tls: string | null;
   at: number;
   tags: string[];
+  /** Absent from rows selected column by column. */
+  phase?: string | null;
 }
 
 export interface SuppressionRow {
@@ -163,6 +165,7 @@ export const toEvent = (r: EventRow): EventRecord => ({
   ...(r.tls && { tls: JSON.parse(r.tls) as TlsInfo }),
   at: r.at,
   tags: r.tags,
+  ...(r.phase === 'async' && { phase: 'async' as const }),
 });
 
 export const toRecipient = (r: RecipientRow): QueuedRecipient => ({

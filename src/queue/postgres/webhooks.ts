@@ -33,7 +33,7 @@ export class PgWebhooks implements WebhookStore {
        FROM due, webhooks w, events e
        WHERE o.id = due.id AND w.id = o.webhook_id AND e.id = o.event_id
        RETURNING o.id AS outbox_id, o.webhook_id, o.attempts, w.url, w.secret,
-         e.id, e.queue_id, e.message_id, e.credential, e.recipient, e.domain, e.status, e.smtp_code, e.response, e.category, e.tls, e.at, e.tags`,
+         e.id, e.queue_id, e.message_id, e.credential, e.recipient, e.domain, e.status, e.smtp_code, e.response, e.category, e.tls, e.at, e.tags, e.phase`,
       [now, limit, now + lease.ms],
     );
     return rows

@@ -8,6 +8,7 @@ import { SqliteConnection } from './connection.js';
 import { SqliteCredentialPolicies } from './credential-policies.js';
 import { SqliteDkimKeys } from './dkim-keys.js';
 import { SqliteEvents } from './events.js';
+import { SqliteFeedback } from './feedback.js';
 import { SqliteLimits } from './limits.js';
 import { migrate } from './migrations.js';
 import { SqliteNodes } from './nodes.js';
@@ -47,6 +48,7 @@ export async function openSqlite(file: string): Promise<Storage> {
     audit: new SqliteAudit(conn),
     secrets: new SqliteSecrets(conn),
     tlsPolicies: new SqliteTlsPolicies(conn),
+    feedback: new SqliteFeedback(conn),
     async checkWritable() {
       conn.writeNow(() => undefined);
     },

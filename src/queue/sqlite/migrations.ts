@@ -280,6 +280,23 @@ CREATE TABLE tls_results (
 );
 `;
 
+const FEEDBACK = `
+-- The key signing return-path and unsubscribe tokens: one row, made by the first process to ask.
+CREATE TABLE feedback_secret (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  secret     BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE credential_feedback (
+  credential       TEXT PRIMARY KEY,
+  list_unsubscribe INTEGER NOT NULL DEFAULT 0
+);
+-- 'async' for what the receiving side reported later (bounce, complaint, unsubscribe).
+ALTER TABLE events ADD COLUMN phase TEXT;
+-- Reports without a return-path token are matched by the original Message-ID.
+CREATE INDEX messages_message_id ON messages (message_id);
+`;
+
 const MIGRATIONS = [
   V1_RELEASE_0_1_0,
   V2_SEVERAL_NODES,
@@ -288,6 +305,7 @@ const MIGRATIONS = [
   V_AUDIT_AND_ROTATION,
   DKIM_KEYS,
   V_OUTBOUND_TLS,
+  FEEDBACK,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 

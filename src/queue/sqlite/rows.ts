@@ -49,6 +49,8 @@ export interface EventRow {
   at: number;
   /** JSON array, or NULL for none. */
   tags: string | null;
+  /** Absent from rows selected column by column. */
+  phase?: string | null;
 }
 
 export interface DomainRow {
@@ -116,6 +118,7 @@ export const toEvent = (r: EventRow): EventRecord => ({
   ...(r.tls && { tls: JSON.parse(r.tls) as TlsInfo }),
   at: r.at,
   tags: tagsOf(r.tags),
+  ...(r.phase === 'async' && { phase: 'async' as const }),
 });
 
 /** A JSON tag list column as stored (NULL: none). */

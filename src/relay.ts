@@ -17,6 +17,7 @@ import { SubmissionPipeline } from './submission/pipeline.js';
 import { SubmissionServer } from './submission/server.js';
 import { ConnectionLimiter } from './submission/connection-limiter.js';
 import { loadCertificate } from './submission/tls.js';
+import { SessionTicketKeys } from './submission/session-tickets.js';
 import { applyConfig } from './config/reload.js';
 import { HttpServer } from './http/server.js';
 import { RelayMetrics } from './metrics/metrics.js';
@@ -76,7 +77,10 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   const stopListening = storage.onWork?.(hint);
   const pipeline = new SubmissionPipeline({ config, storage, signer: new DkimSigner(), logger, onQueued: wake, observer: metrics });
   const connections = new ConnectionLimiter(config);
-  const servers = config.listeners.map((listener) => new SubmissionServer(listener, { config, logger, tls, pipeline, connections }));
+  const tickets = new SessionTicketKeys((keys) => servers.forEach((s) => s.setTicketKeys(keys)));
+  const servers = config.listeners.map(
+    (listener) => new SubmissionServer(listener, { config, logger, tls, ticketKeys: tickets.current, pipeline, connections }),
+  );
   for (const server of servers) {
     server.server.server.on('connection', () => metrics.smtpSessions.inc({ listener: server.listener.name }));
   }
@@ -94,6 +98,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     await storage.close();
     throw err;
   }
+  tickets.start();
   delivery.start();
   webhooks.start();
   retention.start();
@@ -111,6 +116,7 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
       await Promise.all([...servers.map((s) => s.close()), http.close()]);
       stopListening?.();
       clearTimeout(hinted);
+      tickets.stop();
       await Promise.all([delivery.stop(), webhooks.stop(), retention.stop()]);
       await membership.leave();
       await storage.close();

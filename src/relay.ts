@@ -21,6 +21,7 @@ import { SubmissionPipeline } from './submission/pipeline.js';
 import { SubmissionServer } from './submission/server.js';
 import { ConnectionLimiter } from './submission/connection-limiter.js';
 import { loadCertificate } from './submission/tls.js';
+import { SessionTicketKeys } from './submission/session-tickets.js';
 import { applyConfig } from './config/reload.js';
 import { HttpServer } from './http/server.js';
 import { RelayMetrics } from './metrics/metrics.js';
@@ -116,10 +117,13 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
   const stopListening = storage.onWork?.(hint);
   const pipeline = new SubmissionPipeline({ config, storage, signer, logger, onQueued: wake, observer: metrics, clock });
   const connections = new ConnectionLimiter(config);
+  const tickets = new SessionTicketKeys((keys) => {
+    for (const server of servers) if (server instanceof SubmissionServer) server.setTicketKeys(keys);
+  });
   const servers: (SubmissionServer | InboundServer)[] = config.listeners.map((listener) =>
     listener.kind === 'inbound'
       ? new InboundServer(listener, { config, logger, tls, processor: feedback, connections })
-      : new SubmissionServer(listener, { config, logger, tls, pipeline, connections }),
+      : new SubmissionServer(listener, { config, logger, tls, ticketKeys: tickets.current, pipeline, connections }),
   );
   for (const server of servers) {
     server.server.server.on('connection', () => metrics.smtpSessions.inc({ listener: server.listener.name }));
@@ -161,6 +165,7 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
     await storage.close();
     throw err;
   }
+  tickets.start();
   delivery.start();
   webhooks.start();
   retention.start();
@@ -181,6 +186,7 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
       await Promise.all([...servers.map((s) => s.close()), http.close()]);
       stopListening?.();
       clearTimeout(hinted);
+      tickets.stop();
       await Promise.all([delivery.stop(), webhooks.stop(), retention.stop(), keyActivation.stop(), tlsReports.stop()]);
       await membership.leave();
       await storage.close();

@@ -24,13 +24,14 @@ afterEach(async () => {
 const mode = (file: string) => (statSync(file).mode & 0o777).toString(8);
 
 describe('secrets at rest', () => {
-  it('creates the data directory 0700 and the database with its -wal and -shm files 0600; the TLS key is 0600', async () => {
+  it('creates the data directory 0700 and the database with its -wal and -shm files 0600; the TLS keys are 0600', async () => {
     relay = await startTestRelay({ database: './private/data/relay.db' });
     const database = relay.config.database;
     expect(mode(path.dirname(database))).toBe('700');
     expect(mode(path.dirname(path.dirname(database)))).toBe('700');
     for (const file of [database, `${database}-wal`, `${database}-shm`]) expect([file, mode(file)]).toEqual([file, '600']);
-    expect(mode(relay.config.tls.key)).toBe('600');
+    expect(relay.config.tls.pairs).toHaveLength(2);
+    for (const { key } of relay.config.tls.pairs) expect([key, mode(key)]).toEqual([key, '600']);
   });
 });
 

@@ -122,10 +122,14 @@ describe('SIGHUP', { timeout: 30_000 }, () => {
     serve = await startServe(setup);
     const fingerprint = () =>
       new Promise<string>((resolve, reject) => {
-        const socket = tls.connect({ port: setup.port, host: '127.0.0.1', rejectUnauthorized: false }, () => {
-          resolve(socket.getPeerCertificate().fingerprint256);
-          socket.destroy();
-        });
+        // The renewed pair is the RSA one (tls: self_signed serves an ECDSA pair beside it).
+        const socket = tls.connect(
+          { port: setup.port, host: '127.0.0.1', rejectUnauthorized: false, sigalgs: 'rsa_pss_rsae_sha256' },
+          () => {
+            resolve(socket.getPeerCertificate().fingerprint256);
+            socket.destroy();
+          },
+        );
         socket.on('error', reject);
       });
     const before = await fingerprint();

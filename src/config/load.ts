@@ -66,8 +66,18 @@ export function parseConfig(raw: unknown, file?: string): RelayConfig {
     database,
     tls:
       config.tls === 'self_signed'
-        ? { cert: path.join(selfSignedDir, 'self-signed.crt'), key: path.join(selfSignedDir, 'self-signed.key'), selfSigned: true }
-        : { cert: resolve(config.tls.cert), key: resolve(config.tls.key), selfSigned: false },
+        ? {
+            pairs: [
+              {
+                cert: path.join(selfSignedDir, 'self-signed-ecdsa.crt'),
+                key: path.join(selfSignedDir, 'self-signed-ecdsa.key'),
+                generate: 'ecdsa',
+              },
+              { cert: path.join(selfSignedDir, 'self-signed.crt'), key: path.join(selfSignedDir, 'self-signed.key'), generate: 'rsa' },
+            ],
+            selfSigned: true,
+          }
+        : { pairs: [config.tls].flat().map((pair) => ({ cert: resolve(pair.cert), key: resolve(pair.key) })), selfSigned: false },
     secrets: { ...config.secrets, ...(config.secrets.key_file && { key_file: resolve(config.secrets.key_file) }) },
     delivery: { ...config.delivery, ...(config.delivery.tls_ca_file && { tls_ca_file: resolve(config.delivery.tls_ca_file) }) },
     bounces: {

@@ -30,6 +30,8 @@ const listener = z
     path: ['tls'],
   });
 
+const certificatePair = z.strictObject({ cert: z.string().min(1), key: z.string().min(1) });
+
 export const configSchema = z.strictObject({
   hostname: z.string().min(1).default('localhost'),
   /** A SQLite file path, or a postgres:// URL that several nodes share. */
@@ -57,10 +59,14 @@ export const configSchema = z.strictObject({
       key_check_interval: duration.prefault('10m'),
     })
     .prefault({}),
-  /** PEM files for the listeners, or `self_signed`: a pair generated once next to the database. */
+  /**
+   * PEM files for the listeners, or a list of them (say an ECDSA and an RSA certificate: each
+   * client gets the first its signature algorithms accept), or `self_signed`: an ECDSA P-256
+   * and an RSA pair generated once next to the database.
+   */
   tls: z
-    .union([z.literal('self_signed'), z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })], {
-      error: 'expected self_signed or { cert: FILE, key: FILE }',
+    .union([z.literal('self_signed'), certificatePair, z.array(certificatePair).min(1)], {
+      error: 'expected self_signed, { cert: FILE, key: FILE } or a list of them',
     })
     .default('self_signed'),
   listeners: z
@@ -210,10 +216,17 @@ export const configSchema = z.strictObject({
 });
 
 export type RelayConfig = Omit<z.output<typeof configSchema>, 'tls'> & {
-  /** The certificate files, resolved; for `self_signed`, where Relay keeps its generated pair. */
-  tls: { cert: string; key: string; selfSigned: boolean };
+  /** The certificate files, resolved; for `self_signed`, where Relay keeps its generated pairs. */
+  tls: { pairs: CertificateFiles[]; selfSigned: boolean };
   /** The file the config was read from, or "(embedded default)". */
   source: string;
   /** Directory relative paths were resolved against. */
   baseDir: string;
 };
+
+export interface CertificateFiles {
+  cert: string;
+  key: string;
+  /** `self_signed` only: the key type generated when neither file exists. */
+  generate?: 'rsa' | 'ecdsa';
+}

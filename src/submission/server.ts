@@ -19,6 +19,7 @@ import type { TlsMaterial } from './tls.js';
 import { drainListener, shuttingDown } from './drain.js';
 import { StepDeadlines } from './step-deadline.js';
 import { bindError } from '../bind-error.js';
+import { SESSION_TIMEOUT_S } from './session-tickets.js';
 
 type Listener = RelayConfig['listeners'][number];
 
@@ -26,6 +27,8 @@ export interface SubmissionDeps {
   config: RelayConfig;
   logger: Logger;
   tls: TlsMaterial;
+  /** The session ticket key (session-tickets.ts); setTicketKeys() replaces it. */
+  ticketKeys: Buffer;
   pipeline: SubmissionPipeline;
   /** Shared by all listeners: max_clients and max_clients_per_ip count every connection. */
   connections: ConnectionLimiter;
@@ -62,6 +65,10 @@ export class SubmissionServer {
       key: tls.key,
       cert: tls.cert,
       minVersion: 'TLSv1.2',
+      ticketKeys: deps.ticketKeys,
+      sessionTimeout: SESSION_TIMEOUT_S,
+      // Tickets (and session ids) are valid in every process of this relay, not only the one that issued them.
+      sessionIdContext: 'relay-submission',
       size: config.limits.max_message_bytes,
       rejectOversized: true,
       hideENHANCEDSTATUSCODES: false,
@@ -149,6 +156,11 @@ export class SubmissionServer {
     this.server.updateSecureContext({ key: tls.key, cert: tls.cert });
     this.server.options.size = maxMessageBytes;
     Object.assign(this.server.options, connectionOptions(this.deps.config.limits));
+  }
+
+  /** A rotated session ticket key, for new sessions; tickets under the previous key get a full handshake. */
+  setTicketKeys(keys: Buffer): void {
+    this.server.updateSecureContext({ ticketKeys: keys });
   }
 
   /** A session step that reads storage: a failure (a database fault) becomes a 4xx reply instead of crashing the listener. */

@@ -1,23 +1,27 @@
 /**
- * The listeners' certificate. A certificate named in the config (tls.cert and tls.key) must
- * exist and match its key: a missing or wrong file is an error, never silently replaced. Only
- * `tls: self_signed` (the default when the config has no tls key) generates a self-signed pair,
- * once, next to the database, so a fresh install serves TLS at once.
+ * The listeners' certificates. A certificate named in the config (tls.cert and tls.key, or a
+ * list of such pairs) must exist and match its key: a missing or wrong file is an error, never
+ * silently replaced. Only `tls: self_signed` (the default when the config has no tls key)
+ * generates self-signed pairs, an ECDSA P-256 and an RSA one, once, next to the database, so a
+ * fresh install serves TLS at once. With several pairs, OpenSSL gives each client the first
+ * certificate its signature algorithms accept: ECDSA (a cheaper handshake) to most, RSA to the rest.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import selfsigned from 'selfsigned';
+import type { CertificateFiles } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { createEcdsaCertificate } from './ecdsa-certificate.js';
 
+/** One key and one certificate chain per pair, in the same order (node:tls takes both lists). */
 export interface TlsMaterial {
-  key: Buffer;
-  cert: Buffer;
+  key: Buffer[];
+  cert: Buffer[];
 }
 
 export interface TlsFiles {
-  cert: string;
-  key: string;
+  pairs: CertificateFiles[];
   /** True for `tls: self_signed`: the files are Relay's own and are generated when absent. */
   selfSigned: boolean;
 }
@@ -25,11 +29,26 @@ export interface TlsFiles {
 export class TlsConfigError extends Error {}
 
 export async function loadCertificate(files: TlsFiles, hostname: string, logger: Logger): Promise<TlsMaterial> {
+  const material: TlsMaterial = { key: [], cert: [] };
+  for (const pair of files.pairs) {
+    const { key, cert } = await loadPair(pair, files.selfSigned, hostname, logger);
+    material.key.push(key);
+    material.cert.push(cert);
+  }
+  return material;
+}
+
+async function loadPair(
+  files: CertificateFiles,
+  selfSigned: boolean,
+  hostname: string,
+  logger: Logger,
+): Promise<{ key: Buffer; cert: Buffer }> {
   const both = `certificate ${files.cert} and key ${files.key}`;
   const haveCert = existsSync(files.cert);
   const haveKey = existsSync(files.key);
-  if (files.selfSigned && !haveCert && !haveKey) {
-    await createSelfSignedCertificate(files, hostname);
+  if (selfSigned && !haveCert && !haveKey) {
+    await createSelfSignedCertificate(files, hostname, files.generate);
     logger.warn(
       { cert: files.cert, key: files.key },
       'generated a self-signed certificate (tls: self_signed); name a real one in tls.cert/tls.key for production',
@@ -38,18 +57,18 @@ export async function loadCertificate(files: TlsFiles, hostname: string, logger:
     const missing = [!haveCert && files.cert, !haveKey && files.key].filter(Boolean).join(' and ');
     throw new TlsConfigError(`tls: ${both}: ${missing} ${missing.includes(' and ') ? 'do' : 'does'} not exist`);
   }
-  let material: TlsMaterial;
+  let pair: { key: Buffer; cert: Buffer };
   try {
-    material = { key: readFileSync(files.key), cert: readFileSync(files.cert) };
+    pair = { key: readFileSync(files.key), cert: readFileSync(files.cert) };
   } catch (err) {
     throw new TlsConfigError(`tls: ${both}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  checkPair(material, both);
-  return material;
+  checkPair(pair, both);
+  return pair;
 }
 
 /** The certificate must parse, the key must parse, and the key must be the certificate's. */
-function checkPair(material: TlsMaterial, both: string): void {
+function checkPair(material: { key: Buffer; cert: Buffer }, both: string): void {
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(material.cert);
@@ -65,15 +84,22 @@ function checkPair(material: TlsMaterial, both: string): void {
   if (!matches) throw new TlsConfigError(`tls: ${both} do not match: the key is not the certificate's`);
 }
 
-export async function createSelfSignedCertificate(files: { cert: string; key: string }, hostname: string): Promise<void> {
+export async function createSelfSignedCertificate(
+  files: { cert: string; key: string },
+  hostname: string,
+  algorithm: 'rsa' | 'ecdsa' = 'rsa',
+): Promise<void> {
   const notAfter = new Date();
   notAfter.setFullYear(notAfter.getFullYear() + 2);
-  const pems = await selfsigned.generate([{ name: 'commonName', value: hostname }], {
-    keySize: 2048,
-    algorithm: 'sha256',
-    notAfterDate: notAfter,
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: hostname }] }],
-  });
+  const pems =
+    algorithm === 'ecdsa'
+      ? createEcdsaCertificate(hostname, notAfter)
+      : await selfsigned.generate([{ name: 'commonName', value: hostname }], {
+          keySize: 2048,
+          algorithm: 'sha256',
+          notAfterDate: notAfter,
+          extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: hostname }] }],
+        });
   // Usually the data directory, which holds secrets too.
   mkdirSync(path.dirname(files.cert), { recursive: true, mode: 0o700 });
   mkdirSync(path.dirname(files.key), { recursive: true, mode: 0o700 });

@@ -20,7 +20,8 @@ export interface BenchEnv {
   root: string;
   dns: TestDnsServer;
   sink: BenchSink;
-  cert: { cert: string; key: string };
+  /** An ECDSA P-256 and an RSA-2048 pair, as `tls: self_signed` makes. */
+  cert: { cert: string; key: string }[];
   stop(): Promise<void>;
 }
 
@@ -40,13 +41,17 @@ export async function startBenchEnv(): Promise<BenchEnv> {
     ['mx.sink.test', { a: ['127.0.0.1'] }],
   ]);
   const dns = await startDnsServer(zone);
-  const cert = { cert: path.join(root, 'certs/relay.crt'), key: path.join(root, 'certs/relay.key') };
-  await createSelfSignedCertificate(cert, 'relay.bench');
+  const cert = (['ecdsa', 'rsa'] as const).map((algorithm) => ({
+    cert: path.join(root, `certs/relay-${algorithm}.crt`),
+    key: path.join(root, `certs/relay-${algorithm}.key`),
+    algorithm,
+  }));
+  for (const pair of cert) await createSelfSignedCertificate(pair, 'relay.bench', pair.algorithm);
   return {
     root,
     dns,
     sink,
-    cert,
+    cert: cert.map(({ cert, key }) => ({ cert, key })),
     async stop() {
       await Promise.all([sink.stop(), dns.stop()]);
       rmSync(root, { recursive: true, force: true });

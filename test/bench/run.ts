@@ -1,14 +1,16 @@
 /**
- * `npm run bench [-- --quick] [-- --only NAME,NAME] [-- --store sqlite|postgres|both] [-- --profile DIR]`:
+ * `npm run bench [-- --quick] [-- --only NAME,NAME] [-- --store sqlite|postgres|both] [-- --engine raw|nodemailer|both] [-- --profile DIR]`:
  * the relay's throughput, latency, CPU and memory under load, one scenario at a time, each on a
  * fresh relay process and a fresh database (see README "Benchmark"). With PostgreSQL, each row
  * also gives the database's statements, commits and WAL bytes per message, and the `nodes`
- * scenario runs 1, 2 and 3 nodes on one database. Prints a table at the end and a
+ * scenario runs 1, 2 and 3 nodes on one database. The load generator runs in a child process
+ * (load-process.ts) with either engine; with both, each scenario runs once per engine, one after
+ * the other, so the two rows share the machine's conditions. Prints a table at the end and a
  * `BENCH {json}` line per scenario as it finishes. Not a test: nothing here passes or fails on speed.
  */
 import { createTestDatabase } from '../helpers/postgres.js';
-import { percentile, runConnectionPerMessage, runPooled, type LoadResult, type MessageSource, type Target } from './load.js';
-import { messageSource } from './messages.js';
+import { percentile, type Engine, type LoadResult, type Target } from './load.js';
+import { runLoad } from './load-process.js';
 import { newRelayDir, startBenchEnv, type BenchDatabase, type BenchEnv, type RelayDir } from './env.js';
 import { PgProbe, perMessage } from './pg-probe.js';
 import { startRelayProcess, type RelayProcess } from './relay-process.js';
@@ -21,6 +23,9 @@ const flag = (name: string) => {
 const quick = args.includes('--quick');
 const only = flag('--only')?.split(',');
 const profileDir = flag('--profile');
+const engineFlag = flag('--engine') ?? 'both';
+if (!['raw', 'nodemailer', 'both'].includes(engineFlag)) throw new Error(`--engine takes raw, nodemailer or both, not "${engineFlag}"`);
+const ENGINES: Engine[] = engineFlag === 'both' ? ['raw', 'nodemailer'] : [engineFlag as Engine];
 const storeFlag = flag('--store') ?? 'sqlite';
 if (!['sqlite', 'postgres', 'both'].includes(storeFlag)) throw new Error(`--store takes sqlite, postgres or both, not "${storeFlag}"`);
 const STORES = storeFlag === 'both' ? (['sqlite', 'postgres'] as const) : [storeFlag as 'sqlite' | 'postgres'];
@@ -46,7 +51,9 @@ interface Row {
   e2e_per_s: number | null;
   cpu_ms_per_msg: number;
   peak_rss_mb: number;
-  /** CPU of the bench process itself (load generator, sink, DNS): the relay's competition for the cores. */
+  /** CPU of the load generator's process: the relay's competition for the cores. */
+  load_cpu_ms_per_msg?: number;
+  /** CPU of the bench process (sink, DNS). */
   bench_cpu_ms_per_msg?: number;
   /** PostgreSQL only: the database's work per message. */
   db_statements_per_msg?: number | null;
@@ -71,7 +78,7 @@ async function measure(
   env: BenchEnv,
   relay: RelayProcess | RelayProcess[],
   scenario: string,
-  load: () => Promise<LoadResult>,
+  load: () => Promise<LoadResult & { cpuMs: number }>,
   options: { delivered: boolean; note?: string; probe?: PgProbe },
 ): Promise<Row> {
   const relays = Array.isArray(relay) ? relay : [relay];
@@ -98,9 +105,12 @@ async function measure(
     e2e_per_s: options.delivered ? round(result.accepted / seconds(env.sink.lastAt), 0) : null,
     cpu_ms_per_msg: round(cpu / result.accepted, 2),
     peak_rss_mb: round(Math.max(...relays.map((r) => r.peakRssMb())), 0),
+    load_cpu_ms_per_msg: round(result.cpuMs / result.accepted, 2),
     bench_cpu_ms_per_msg: round((benchCpu.user + benchCpu.system) / 1000 / result.accepted, 2),
     ...(dbBefore && dbAfter ? perMessage(dbBefore, dbAfter, result.accepted) : {}),
-    ...(options.note ? { note: options.note } : {}),
+    ...(options.note || result.resumed !== undefined
+      ? { note: [options.note, result.resumed !== undefined && `${result.resumed} TLS sessions resumed`].filter(Boolean).join('; ') }
+      : {}),
   };
 }
 
@@ -130,6 +140,7 @@ async function startRelay(dir: RelayDir): Promise<RelayProcess> {
 /** A fresh relay, warmed up (JIT, key cache, outbound sessions) before the measured load. */
 async function withRelay<T>(
   env: BenchEnv,
+  engine: Engine,
   name: string,
   paused: boolean,
   fn: (dir: RelayDir, relay: RelayProcess, probe: PgProbe | undefined) => Promise<T>,
@@ -140,9 +151,11 @@ async function withRelay<T>(
     const relay = await startRelay(dir);
     try {
       env.sink.reset();
-      const warm = await runPooled({
+      const warm = await runLoad({
+        kind: 'pooled',
+        engine,
         target: target(dir, relay),
-        source: messageSource(4096),
+        size: 4096,
         connections: 4,
         messages: WARMUP_MESSAGES,
         durationMs: 30_000,
@@ -158,17 +171,19 @@ async function withRelay<T>(
 }
 
 function pooledScenario(name: string, connections: number, size: number, implicitTls: boolean, ratePerSecond?: number) {
-  return async (env: BenchEnv) =>
-    withRelay(env, name, false, async (dir, relay, probe) =>
+  return async (env: BenchEnv, engine: Engine) =>
+    withRelay(env, engine, name, false, async (dir, relay, probe) =>
       report(
         await measure(
           env,
           relay,
-          name,
+          `${name}/${engine}`,
           () =>
-            runPooled({
+            runLoad({
+              kind: 'pooled',
+              engine,
               target: target(dir, relay, implicitTls),
-              source: messageSource(size),
+              size,
               connections,
               messages: Infinity,
               durationMs: ratePerSecond ? SIZES.rateDurationMs : SIZES.durationMs,
@@ -180,36 +195,42 @@ function pooledScenario(name: string, connections: number, size: number, implici
     );
 }
 
-async function connectionPerMessage(env: BenchEnv): Promise<void> {
-  const name = 'conn-per-msg-8x4k';
-  await withRelay(env, name, false, async (dir, relay, probe) =>
-    report(
-      await measure(
-        env,
-        relay,
-        name,
-        () =>
-          runConnectionPerMessage({
-            target: target(dir, relay),
-            source: messageSource(4096),
-            concurrency: 8,
-            messages: Infinity,
-            durationMs: SIZES.durationMs,
-          }),
-        { delivered: true, probe, note: 'STARTTLS + AUTH per message' },
+/** A new connection per message; with resumeTls (raw engine) each client offers its previous TLS session. */
+function connectionPerMessage(name: string, resumeTls: boolean) {
+  return async (env: BenchEnv, engine: Engine) => {
+    if (resumeTls && engine !== 'raw') return;
+    await withRelay(env, engine, name, false, async (dir, relay, probe) =>
+      report(
+        await measure(
+          env,
+          relay,
+          `${name}/${engine}`,
+          () =>
+            runLoad({
+              kind: 'per-message',
+              engine,
+              target: target(dir, relay),
+              size: 4096,
+              concurrency: 8,
+              messages: Infinity,
+              durationMs: SIZES.durationMs,
+              resumeTls,
+            }),
+          { delivered: true, probe, note: 'STARTTLS + AUTH per message' },
+        ),
       ),
-    ),
-  );
+    );
+  };
 }
 
 /**
  * Accept rate with an empty queue and with a backlog (delivery paused), then the dequeue rate
  * of a relay restarted with delivery on, for a small queue and for the backlog.
  */
-async function backlog(env: BenchEnv): Promise<void> {
-  const probe = (dir: RelayDir, relay: RelayProcess, source: MessageSource) => () =>
-    runPooled({ target: target(dir, relay), source, connections: 8, messages: SIZES.probe, durationMs: 10 * 60_000 });
-  const source = messageSource(4096);
+async function backlog(env: BenchEnv, engine: Engine): Promise<void> {
+  const load = (dir: RelayDir, relay: RelayProcess, connections: number, messages: number, durationMs: number) =>
+    runLoad({ kind: 'pooled', engine, target: target(dir, relay), size: 4096, connections, messages, durationMs });
+  const probe = (dir: RelayDir, relay: RelayProcess) => () => load(dir, relay, 8, SIZES.probe, 10 * 60_000);
 
   for (const queued of [0, SIZES.backlog]) {
     const label = queued === 0 ? 'empty queue' : `${queued} queued`;
@@ -218,21 +239,21 @@ async function backlog(env: BenchEnv): Promise<void> {
     let relay = await startRelay(dir);
     let pending = 0;
     try {
-      await runPooled({ target: target(dir, relay), source, connections: 4, messages: WARMUP_MESSAGES, durationMs: 60_000 });
+      await load(dir, relay, 4, WARMUP_MESSAGES, 60_000);
       pending += WARMUP_MESSAGES;
       if (queued > 0) {
         const started = performance.now();
-        const fill = await runPooled({ target: target(dir, relay), source, connections: 32, messages: queued, durationMs: LONG_MS });
+        const fill = await load(dir, relay, 32, queued, LONG_MS);
         pending += fill.accepted;
         console.error(`backlog: queued ${fill.accepted} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       }
-      const accept = await measure(env, relay, `accept, ${label}`, probe(dir, relay, source), {
+      const accept = await measure(env, relay, `accept, ${label}`, probe(dir, relay), {
         delivered: false,
         probe: database.probe,
         note: 'delivery paused',
       });
       pending += accept.messages;
-      report({ ...accept, scenario: `backlog-accept-${queued}` });
+      report({ ...accept, scenario: `backlog-accept-${queued}/${engine}` });
     } finally {
       await relay.stop();
     }
@@ -250,7 +271,7 @@ async function backlog(env: BenchEnv): Promise<void> {
       await env.sink.waitFor(pending, STALL_MS);
       const all = (pending / (env.sink.lastAt - started)) * 1000;
       report({
-        scenario: `backlog-dequeue-${queued}`,
+        scenario: `backlog-dequeue-${queued}/${engine}`,
         messages: pending,
         failed: 0,
         accepted_per_s: NaN,
@@ -273,7 +294,7 @@ async function backlog(env: BenchEnv): Promise<void> {
  * round-robin by 1, 2 and 3 nodes, each node delivering. On a 2-core machine the nodes share the
  * cores, so the interesting figures are the per-message costs, not the aggregate rate.
  */
-async function nodes(env: BenchEnv): Promise<void> {
+async function nodes(env: BenchEnv, engine: Engine): Promise<void> {
   if (store !== 'postgres') return;
   for (const count of [1, 2, 3]) {
     const database = await scenarioDatabase();
@@ -295,22 +316,32 @@ async function nodes(env: BenchEnv): Promise<void> {
       for (const dir of dirs) relays.push(await startRelay(dir));
       const targets = dirs.map((dir, i) => target(dir, relays[i]!));
       env.sink.reset();
-      const warm = await runPooled({
+      const warm = await runLoad({
+        kind: 'pooled',
+        engine,
         target: targets,
-        source: messageSource(4096),
+        size: 4096,
         connections: 4 * count,
         messages: WARMUP_MESSAGES,
         durationMs: 30_000,
       });
       await env.sink.waitFor(warm.accepted, STALL_MS);
-      const name = `nodes-${count}`;
+      const name = `nodes-${count}/${engine}`;
       report(
         await measure(
           env,
           relays,
           name,
           () =>
-            runPooled({ target: targets, source: messageSource(4096), connections: 8, messages: Infinity, durationMs: SIZES.durationMs }),
+            runLoad({
+              kind: 'pooled',
+              engine,
+              target: targets,
+              size: 4096,
+              connections: 8,
+              messages: Infinity,
+              durationMs: SIZES.durationMs,
+            }),
           {
             delivered: true,
             probe: database.probe,
@@ -326,17 +357,16 @@ async function nodes(env: BenchEnv): Promise<void> {
 }
 
 /** One 25 MB message through a warmed relay: its peak RSS above the idle RSS before it. */
-async function bigMessage(env: BenchEnv): Promise<void> {
+async function bigMessage(env: BenchEnv, engine: Engine): Promise<void> {
   const size = 25_000_000;
-  await withRelay(env, 'big-25mb', false, async (dir, relay) => {
+  await withRelay(env, engine, 'big-25mb', false, async (dir, relay) => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const idle = relay.rssMb();
-    const source = messageSource(size);
     const row = await measure(
       env,
       relay,
-      'big-25mb',
-      () => runPooled({ target: target(dir, relay), source, connections: 1, messages: 1, durationMs: 120_000 }),
+      `big-25mb/${engine}`,
+      () => runLoad({ kind: 'pooled', engine, target: target(dir, relay), size, connections: 1, messages: 1, durationMs: 120_000 }),
       { delivered: true },
     );
     const costMb = row.peak_rss_mb - idle;
@@ -347,16 +377,18 @@ async function bigMessage(env: BenchEnv): Promise<void> {
   });
 }
 
-const SCENARIOS: [string, (env: BenchEnv) => Promise<void>][] = [
+/** Scenarios marked `once` run with the first engine only: their figures are the relay's, whatever the client. */
+const SCENARIOS: [string, (env: BenchEnv, engine: Engine) => Promise<void>, { once?: boolean }?][] = [
   ['pooled-8x4k', pooledScenario('pooled-8x4k', 8, 4096, false)],
   ['pooled-32x4k', pooledScenario('pooled-32x4k', 32, 4096, false)],
   ['pooled-8x50k', pooledScenario('pooled-8x50k', 8, 50 * 1024, false)],
   ['pooled-8x4k-465', pooledScenario('pooled-8x4k-465', 8, 4096, true)],
-  ['conn-per-msg-8x4k', connectionPerMessage],
+  ['conn-per-msg-8x4k', connectionPerMessage('conn-per-msg-8x4k', false)],
+  ['conn-per-msg-resumed-8x4k', connectionPerMessage('conn-per-msg-resumed-8x4k', true)],
   ['rate-500', pooledScenario('rate-500', 8, 4096, false, 500)],
-  ['backlog', backlog],
-  ['big-25mb', bigMessage],
-  ['nodes', nodes],
+  ['backlog', backlog, { once: true }],
+  ['big-25mb', bigMessage, { once: true }],
+  ['nodes', nodes, { once: true }],
 ];
 
 function printTable(): void {
@@ -370,6 +402,7 @@ function printTable(): void {
     'e2e_per_s',
     'cpu_ms_per_msg',
     'peak_rss_mb',
+    'load_cpu_ms_per_msg',
     'bench_cpu_ms_per_msg',
     'db_statements_per_msg',
     'db_commits_per_msg',
@@ -393,10 +426,12 @@ const env = await startBenchEnv();
 try {
   for (const current of STORES) {
     store = current;
-    for (const [name, scenario] of SCENARIOS) {
+    for (const [name, scenario, options] of SCENARIOS) {
       if (only && !only.includes(name)) continue;
-      console.error(`-- ${name} (${store})`);
-      await scenario(env);
+      for (const engine of options?.once ? ENGINES.slice(0, 1) : ENGINES) {
+        console.error(`-- ${name} (${store}, ${engine})`);
+        await scenario(env, engine);
+      }
     }
   }
 } finally {

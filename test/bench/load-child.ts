@@ -1,0 +1,17 @@
+/** The child process of load-process.ts: runs the one load it is sent, reports, exits. */
+import { runConnectionPerMessage, runPooled } from './load.js';
+import type { LoadSpec } from './load-process.js';
+import { messageSource } from './messages.js';
+
+process.once('message', (spec: LoadSpec) => {
+  const source = messageSource(spec.size);
+  const before = process.cpuUsage();
+  const load = spec.kind === 'pooled' ? runPooled({ ...spec, source }) : runConnectionPerMessage({ ...spec, source });
+  load.then(
+    (result) => {
+      const cpu = process.cpuUsage(before);
+      process.send!({ result: { ...result, cpuMs: (cpu.user + cpu.system) / 1000 } }, () => process.exit(0));
+    },
+    (err: Error) => process.send!({ error: err.message }, () => process.exit(1)),
+  );
+});

@@ -3,9 +3,9 @@
  * rest, run against each backend by contract.test.ts like contract.ts.
  */
 import { createHash } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { NewAuditEntry, Storage } from '../../src/queue/storage.js';
-import { T0, type OpenedStorage } from './contract.js';
+import { T0, storagePerTest, type OpenedStorage } from './contract.js';
 
 const entry = (n: number, overrides: Partial<NewAuditEntry> = {}): NewAuditEntry => ({
   at: T0 + n * 1000,
@@ -22,20 +22,8 @@ const hash = (prevHash: string, row: NewAuditEntry & { seq: number }) =>
 
 export function governanceContract(name: string, open: () => Promise<OpenedStorage>): void {
   describe(`storage contract (audit, rotation, secrets): ${name}`, () => {
-    let opened: OpenedStorage | undefined;
     let s: Storage;
-
-    beforeEach(async () => {
-      opened = undefined;
-      opened = await open();
-      s = opened.storage;
-    });
-
-    afterEach(async () => {
-      if (!opened) return;
-      await s.close();
-      await opened.cleanup();
-    });
+    storagePerTest(open, (storage) => (s = storage));
 
     describe('audit log', () => {
       it('appends rows in sequence, each chained to the one before', async () => {

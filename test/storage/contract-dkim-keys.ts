@@ -2,10 +2,10 @@
  * The DKIM key store's contract (DkimKeyStore in src/queue/storage.ts), run against each backend
  * by contract.test.ts. Key material is opaque to storage, so short stand-ins are used.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { NewDkimKey, Storage } from '../../src/queue/storage.js';
 import type { OpenedStorage } from './contract.js';
-import { T0 } from './contract.js';
+import { storagePerTest, T0 } from './contract.js';
 
 const DAY = 86_400_000;
 
@@ -30,20 +30,8 @@ const key = (overrides: Partial<NewDkimKey> & Pick<NewDkimKey, 'selector'>): New
 
 export function dkimKeysContract(name: string, open: () => Promise<OpenedStorage>): void {
   describe(`storage contract, DKIM keys: ${name}`, () => {
-    let opened: OpenedStorage | undefined;
     let s: Storage;
-
-    beforeEach(async () => {
-      opened = undefined;
-      opened = await open();
-      s = opened.storage;
-    });
-
-    afterEach(async () => {
-      if (!opened) return;
-      await s.close();
-      await opened.cleanup();
-    });
+    storagePerTest(open, (storage) => (s = storage));
 
     it("a new domain's key is its first, active key", async () => {
       await s.domains.add(domain('Acme.Test'));

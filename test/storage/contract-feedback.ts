@@ -3,26 +3,14 @@
  * by contract.test.ts: the shared token key, finding a report's message and recipient, async
  * events with their webhook outbox rows and suppressions, the credential's unsubscribe setting.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Storage } from '../../src/queue/storage.js';
-import { newMessage, T0, type OpenedStorage } from './contract.js';
+import { newMessage, T0, storagePerTest, type OpenedStorage } from './contract.js';
 
 export function feedbackContract(name: string, open: () => Promise<OpenedStorage>): void {
   describe(`feedback store contract: ${name}`, () => {
-    let opened: OpenedStorage | undefined;
     let s: Storage;
-
-    beforeEach(async () => {
-      opened = undefined;
-      opened = await open();
-      s = opened.storage;
-    });
-
-    afterEach(async () => {
-      if (!opened) return;
-      await s.close();
-      await opened.cleanup();
-    });
+    storagePerTest(open, (storage) => (s = storage));
 
     it('makes the token key once and hands out the same one after', async () => {
       const [a, b] = await Promise.all([s.feedback.secret(), s.feedback.secret()]);

@@ -3,11 +3,11 @@
  * Reply-To domains, sandbox allowlists), message tags carried onto events, stats by tag, and
  * reading a window of events in pages. Run against each backend by contract.test.ts.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { text } from 'node:stream/consumers';
 import { exportEvents } from '../../src/exports/events.js';
 import { OPEN_POLICY, type EventRecord, type Storage } from '../../src/queue/storage.js';
-import { newMessage, T0, type OpenedStorage } from './contract.js';
+import { newMessage, T0, storagePerTest, type OpenedStorage } from './contract.js';
 
 const collect = async (pages: AsyncIterable<EventRecord[]>) => {
   const sizes: number[] = [];
@@ -21,20 +21,8 @@ const collect = async (pages: AsyncIterable<EventRecord[]>) => {
 
 export function governanceContract(name: string, open: () => Promise<OpenedStorage>): void {
   describe(`storage contract, governance: ${name}`, () => {
-    let opened: OpenedStorage | undefined;
     let s: Storage;
-
-    beforeEach(async () => {
-      opened = undefined;
-      opened = await open();
-      s = opened.storage;
-    });
-
-    afterEach(async () => {
-      if (!opened) return;
-      await s.close();
-      await opened.cleanup();
-    });
+    storagePerTest(open, (storage) => (s = storage));
 
     describe('credential policies', () => {
       it('are open until set, and a change keeps the fields it does not name', async () => {

@@ -2,26 +2,14 @@
  * The storage contract for operator tokens and template removal, run against each backend by
  * contract.test.ts like contract.ts.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Storage } from '../../src/queue/storage.js';
-import { T0, type OpenedStorage } from './contract.js';
+import { T0, storagePerTest, type OpenedStorage } from './contract.js';
 
 export function operatorContract(name: string, open: () => Promise<OpenedStorage>): void {
   describe(`storage contract, operators: ${name}`, () => {
-    let opened: OpenedStorage | undefined;
     let s: Storage;
-
-    beforeEach(async () => {
-      opened = undefined;
-      opened = await open();
-      s = opened.storage;
-    });
-
-    afterEach(async () => {
-      if (!opened) return;
-      await s.close();
-      await opened.cleanup();
-    });
+    storagePerTest(open, (storage) => (s = storage));
 
     it('adds an operator once, finds it by name and by token id, and lists every operator by name', async () => {
       expect(await s.operators.add({ name: 'zoe', role: 'viewer', tokenId: 'id-z', tokenHash: 'h-z' }, T0)).toBe(true);

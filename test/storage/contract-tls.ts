@@ -2,9 +2,9 @@
  * The storage contract for outbound TLS: MTA-STS policies, TLS-RPT counts, and the TLS facts
  * events carry. Run against each backend by contract.test.ts.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { StsPolicyRecord, Storage, TlsInfo, TlsResultCount } from '../../src/queue/storage.js';
-import { newMessage, T0, type OpenedStorage } from './contract.js';
+import { newMessage, T0, storagePerTest, type OpenedStorage } from './contract.js';
 
 const policy = (overrides: Partial<StsPolicyRecord> = {}): StsPolicyRecord => ({
   domain: 'example.org',
@@ -32,20 +32,8 @@ const byKey = (counts: TlsResultCount[]) => [...counts].sort((a, b) => JSON.stri
 
 export function tlsPolicyContract(name: string, open: () => Promise<OpenedStorage>): void {
   describe(`storage contract, outbound TLS: ${name}`, () => {
-    let opened: OpenedStorage | undefined;
     let s: Storage;
-
-    beforeEach(async () => {
-      opened = undefined;
-      opened = await open();
-      s = opened.storage;
-    });
-
-    afterEach(async () => {
-      if (!opened) return;
-      await s.close();
-      await opened.cleanup();
-    });
+    storagePerTest(open, (storage) => (s = storage));
 
     it('keeps one MTA-STS policy per domain, the latest saved', async () => {
       expect(await s.tlsPolicies.stsPolicy('example.org')).toBeUndefined();

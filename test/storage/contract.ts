@@ -63,6 +63,21 @@ function event(overrides: Partial<NewEvent> = {}): NewEvent {
 const ids = (events: EventRecord[]) => events.map((e) => e.id);
 const sorted = <T>(list: T[], key: (item: T) => string) => [...list].sort((a, b) => key(a).localeCompare(key(b)));
 
+/** Opens a fresh storage before each test (handing it to `use`), and closes and removes it after. */
+export function storagePerTest(open: () => Promise<OpenedStorage>, use: (storage: Storage) => void): void {
+  let opened: OpenedStorage | undefined;
+  beforeEach(async () => {
+    opened = undefined;
+    opened = await open();
+    use(opened.storage);
+  });
+  afterEach(async () => {
+    if (!opened) return; // open() failed: that is the error to see
+    await opened.storage.close();
+    await opened.cleanup();
+  });
+}
+
 export function storageContract(name: string, open: () => Promise<OpenedStorage>): void {
   describe(`storage contract: ${name}`, () => {
     let opened: OpenedStorage | undefined;

@@ -73,6 +73,7 @@ describe('audit trail through the CLI and the HTTP API', { timeout: 300_000 }, (
     const rotated = JSON.parse((await ok('credential', 'rotate', 'app', '--grace', '1h', '--json')).stdout) as { password: string };
     await ok('webhook', 'add', 'https://user:pw@hooks.example/relay');
     await ok('webhook', 'remove', '1');
+    expect((await admin('POST', '/v1/webhooks', { url: 'https://user:apipw@hooks.example/api', events: ['bounced'] })).status).toBe(201);
     await ok('template', 'add', 'welcome', '--subject', 'Hi {{name}}', '--text-file', relay.configFile);
     await relay.reload(loadConfig(relay.configFile));
     await ok('credential', 'revoke', 'app');
@@ -92,6 +93,7 @@ describe('audit trail through the CLI and the HTTP API', { timeout: 300_000 }, (
       [me, 'credential.rotate', 'app'],
       [me, 'webhook.add', '1'],
       [me, 'webhook.remove', '1'],
+      ['admin-token', 'webhook.add', 'https://user:***@hooks.example/api'],
       [me, 'template.add', 'welcome'],
       ['signal:SIGHUP', 'config.reload', relay.configFile],
       [me, 'credential.revoke', 'app'],
@@ -106,12 +108,14 @@ describe('audit trail through the CLI and the HTTP API', { timeout: 300_000 }, (
       expect(raw).not.toContain(secret);
     }
     expect(raw).not.toContain(':pw@');
+    expect(raw).not.toContain('apipw');
 
     expect((JSON.parse((await ok('audit', '--actor', 'admin-token', '--json')).stdout) as Listed[]).map((e) => e.target)).toEqual([
       'gone@example.org',
       'gone@example.org',
+      'https://user:***@hooks.example/api',
     ]);
-    expect(JSON.parse((await ok('audit', '--since', '1h', '--json')).stdout)).toHaveLength(16);
+    expect(JSON.parse((await ok('audit', '--since', '1h', '--json')).stdout)).toHaveLength(17);
     expect(JSON.parse((await ok('audit', '--since', '2999-01-01T00:00:00Z', '--json')).stdout)).toHaveLength(0);
     expect((await ok('audit')).stdout).toMatch(/credential\.rotate\s+app\s+\{"api_key":false,"grace_until":"/);
 
@@ -124,7 +128,7 @@ describe('audit trail through the CLI and the HTTP API', { timeout: 300_000 }, (
     expect((await apiClient(relay.ports.http!)('GET', '/v1/audit')).status).toBe(401);
 
     const verified = await ok('audit', 'verify');
-    expect(verified.stdout).toMatch(/intact: 16 rows, head hash [0-9a-f]{64}/);
+    expect(verified.stdout).toMatch(/intact: 17 rows, head hash [0-9a-f]{64}/);
 
     // Edited in the database directly: the row is named, exit 1.
     const db = new Database(relay.config.database);

@@ -9,6 +9,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { bindError } from '../bind-error.js';
 import { ManagementError } from '../management/error.js';
+import { displayUrl } from '../webhooks/manage.js';
 import { actorOf, authenticate, describeAccess, type RouteAccess } from './auth.js';
 import { ApiError, RETRY_AFTER_SECONDS } from './errors.js';
 import { registerCredentialRoutes } from './routes/credentials.js';
@@ -194,11 +195,13 @@ function toApiError(err: FastifyError | ApiError | ManagementError): ApiError {
 
 /**
  * What the audit trail records of a management call: its target (the path's name or id, else the
- * body's) and its body, long texts (template parts) by length; AuditTrail drops secret-like keys.
+ * body's) and its body, long texts (template parts) by length and a URL's password masked;
+ * AuditTrail drops secret-like keys.
  */
 function auditEntry(action: string, request: FastifyRequest) {
   const params = (request.params ?? {}) as Record<string, string>;
-  const body = (request.body && typeof request.body === 'object' ? request.body : {}) as Record<string, unknown>;
+  const raw = (request.body && typeof request.body === 'object' ? request.body : {}) as Record<string, unknown>;
+  const body: Record<string, unknown> = { ...raw, ...(typeof raw.url === 'string' && { url: displayUrl(raw.url) }) };
   const target = params.domain ?? params.name ?? params.id ?? params.address ?? body.domain ?? body.name ?? body.url ?? body.address ?? '';
   const change = Object.fromEntries(
     Object.entries(body).map(([key, value]) => [key, typeof value === 'string' && value.length > 200 ? { length: value.length } : value]),

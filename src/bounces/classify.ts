@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { regexSource } from '../config/regex.js';
 
 export const BOUNCE_CATEGORIES = ['bad_mailbox', 'bad_domain', 'mailbox_full', 'policy', 'rate_limited', 'content', 'other'] as const;
 export type BounceCategory = (typeof BOUNCE_CATEGORIES)[number];
@@ -30,18 +31,6 @@ export interface Classification {
 const statusPattern = z
   .string()
   .regex(/^([245*])\.(\d{1,3}|\*)\.(\d{1,3}|\*)$/, 'expected an enhanced status code pattern like "5.1.1" or "5.7.*"');
-
-const regexSource = z
-  .string()
-  .min(1)
-  .transform((source, ctx) => {
-    try {
-      return new RegExp(source, 'i');
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
-      return z.NEVER;
-    }
-  });
 
 const ruleSchema = z
   .strictObject({

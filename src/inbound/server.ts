@@ -6,9 +6,8 @@
  * size limit and a per-IP message rate apply. What it takes is handed to the feedback stage;
  * the reply after DATA waits for that, so a storage fault is a 451 the sender retries.
  */
-import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
-import { bindError } from '../bind-error.js';
+import { listenSmtp } from '../bind-error.js';
 import type { RelayConfig } from '../config/schema.js';
 import { domainOf, localPartOf, normaliseAddress } from '../envelope/address.js';
 import type { FeedbackProcessor } from '../feedback/apply.js';
@@ -108,16 +107,7 @@ export class InboundServer {
   }
 
   listen(): Promise<number> {
-    const { name, host, port } = this.listener;
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(bindError(err, this.listener));
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        this.server.on('error', (err) => this.deps.logger.error({ listener: name, err }, 'listener error'));
-        resolve((this.server.server.address() as AddressInfo).port);
-      });
-    });
+    return listenSmtp(this.server, this.listener, this.deps.logger);
   }
 
   close(timeoutMs = 30_000): Promise<void> {

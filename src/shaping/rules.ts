@@ -14,6 +14,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
+import { regexSource } from '../config/regex.js';
 import { PACKAGED_CONFIG_DIR } from '../config/load.js';
 import type { RelayConfig } from '../config/schema.js';
 
@@ -79,18 +80,6 @@ const duration = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
 });
-
-const regexSource = z
-  .string()
-  .min(1)
-  .transform((source, ctx) => {
-    try {
-      return new RegExp(source, 'i');
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
-      return z.NEVER;
-    }
-  });
 
 const hostName = z
   .string()

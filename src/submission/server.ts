@@ -3,7 +3,6 @@
  * then each SMTP step handed to the acceptance pipeline (sender policy at MAIL FROM, recipient
  * checks at RCPT TO, cleanup, signing and the durable enqueue at the end of DATA).
  */
-import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -18,7 +17,7 @@ import { reply, SmtpReply, useExactEnhancedCodes } from './replies.js';
 import type { TlsMaterial } from './tls.js';
 import { drainListener, shuttingDown } from './drain.js';
 import { StepDeadlines } from './step-deadline.js';
-import { bindError } from '../bind-error.js';
+import { listenSmtp } from '../bind-error.js';
 import { SESSION_TIMEOUT_S } from './session-tickets.js';
 
 type Listener = RelayConfig['listeners'][number];
@@ -133,16 +132,7 @@ export class SubmissionServer {
   }
 
   listen(): Promise<number> {
-    const { name, host, port } = this.listener;
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(bindError(err, this.listener));
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        this.server.on('error', (err) => this.deps.logger.error({ listener: name, err }, 'listener error'));
-        resolve((this.server.server.address() as AddressInfo).port);
-      });
-    });
+    return listenSmtp(this.server, this.listener, this.deps.logger);
   }
 
   /** Stops taking sessions and waits up to timeoutMs for the transactions in progress (see drain.ts). */

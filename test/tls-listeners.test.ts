@@ -4,10 +4,12 @@
  * served beside the RSA one (`tls: self_signed` makes both; the config may list several pairs),
  * each client getting the one its signature algorithms accept.
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createEcdsaCertificate } from '../src/submission/ecdsa-certificate.js';
 import { createSelfSignedCertificate } from '../src/submission/tls.js';
 import { startTestRelay, type TestRelay } from './helpers/relay.js';
 
@@ -112,5 +114,15 @@ describe('ECDSA and RSA certificates side by side', { timeout: 30_000 }, () => {
     const port = relay.ports.smtps!;
     expect((await implicitTls(port, { sigalgs: ECDSA_ONLY })).keyType).toBe('ec');
     expect((await implicitTls(port, { sigalgs: RSA_ONLY })).keyType).toBe('rsa');
+  });
+});
+
+describe('the generated ECDSA certificate', () => {
+  it('is valid DER every time: a serial whose first byte would be zero made OpenSSL refuse one in 256', () => {
+    const notAfter = new Date(Date.now() + 86_400_000);
+    for (let i = 0; i < 3000; i++) {
+      const { cert, private: key } = createEcdsaCertificate('relay.test', notAfter);
+      expect(new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))).toBe(true);
+    }
   });
 });

@@ -40,9 +40,9 @@ const ECDSA_WITH_SHA256 = sequence(oid('1.2.840.10045.4.3.2'));
 
 export function createEcdsaCertificate(hostname: string, notAfter: Date): { cert: string; private: string } {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  // A positive serial: the top bit of the first byte clear.
+  // DER wants a positive, minimal INTEGER: first byte 0x40-0x7f (top bit clear, never a leading zero).
   const serial = randomBytes(16);
-  serial[0]! &= 0x7f;
+  serial[0] = (serial[0]! & 0x3f) | 0x40;
   const name = sequence(tlv(0x31, sequence(oid('2.5.4.3'), utf8(hostname))));
   const subjectAltName = sequence(oid('2.5.29.17'), tlv(0x04, sequence(tlv(0x82, Buffer.from(hostname)))));
   const tbs = sequence(

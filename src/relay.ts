@@ -16,7 +16,8 @@ import { DkimSigner } from './signing/dkim.js';
 import { SubmissionPipeline } from './submission/pipeline.js';
 import { SubmissionServer } from './submission/server.js';
 import { ConnectionLimiter } from './submission/connection-limiter.js';
-import { loadCertificate } from './submission/tls.js';
+import { loadCertificate, type TlsMaterial } from './submission/tls.js';
+import { WorkerSupervisor } from './workers/supervisor.js';
 import { SessionTicketKeys } from './submission/session-tickets.js';
 import { applyConfig } from './config/reload.js';
 import { HttpServer } from './http/server.js';
@@ -39,7 +40,17 @@ export interface RunningRelay {
   reload(next: RelayConfig): Promise<string[]>;
 }
 
-export async function startRelay(config: RelayConfig, options: { logger?: Logger } = {}): Promise<RunningRelay> {
+export interface RelayOptions {
+  logger?: Logger;
+  /**
+   * Submission workers (src/workers): above 1, the SMTP listeners run in that many forked
+   * processes and this one keeps delivery, the HTTP API and the rest. Only `relay serve` asks
+   * for them (node:cluster forks the running script).
+   */
+  workers?: number;
+}
+
+export async function startRelay(config: RelayConfig, options: RelayOptions = {}): Promise<RunningRelay> {
   const logger = options.logger ?? createLogger(config.log.level, { redactRecipients: config.log.redact_recipients });
   const rules = loadBounceRules(config.bounces.rules!);
   const tls = await loadCertificate(config.tls, config.hostname, logger);
@@ -76,29 +87,22 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
   };
   const stopListening = storage.onWork?.(hint);
   const pipeline = new SubmissionPipeline({ config, storage, signer: new DkimSigner(), logger, onQueued: wake, observer: metrics });
-  const connections = new ConnectionLimiter(config);
-  const tickets = new SessionTicketKeys((keys) => servers.forEach((s) => s.setTicketKeys(keys)));
-  const servers = config.listeners.map(
-    (listener) => new SubmissionServer(listener, { config, logger, tls, ticketKeys: tickets.current, pipeline, connections }),
-  );
-  for (const server of servers) {
-    server.server.server.on('connection', () => metrics.smtpSessions.inc({ listener: server.listener.name }));
-  }
-  const listenersDown = () => servers.filter((s) => !s.server.server.listening).map((s) => s.listener.name);
+  const submission = (options.workers ?? 1) > 1 ? inWorkers(options.workers!) : inProcess();
+  const listenersDown = () => submission.listenersDown();
   const http = new HttpServer({ config, storage, pipeline, metrics, logger, listenersDown });
   const webhooks = new WebhookDispatcher({ webhooks: storage.webhooks, config, logger, node });
   const retention = new RetentionPurger({ storage, config, logger });
   const ports: Record<string, number> = {};
   try {
-    for (const server of servers) ports[server.listener.name] = await server.listen();
+    Object.assign(ports, await submission.listen());
     ports.http = await http.listen();
   } catch (err) {
-    await Promise.all([...servers.map((s) => s.close()), http.close()]);
+    await Promise.all([submission.close(), http.close()]);
     await membership.leave();
     await storage.close();
     throw err;
   }
-  tickets.start();
+  submission.tickets.start();
   delivery.start();
   webhooks.start();
   retention.start();
@@ -107,16 +111,65 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     'relay started',
   );
 
+  /** The SMTP listeners in this process. */
+  function inProcess(): Submission {
+    const connections = new ConnectionLimiter(config);
+    const tickets = new SessionTicketKeys((keys) => servers.forEach((s) => s.setTicketKeys(keys)));
+    const servers = config.listeners.map(
+      (listener) => new SubmissionServer(listener, { config, logger, tls, ticketKeys: tickets.current, pipeline, connections }),
+    );
+    for (const server of servers) {
+      server.server.server.on('connection', () => metrics.smtpSessions.inc({ listener: server.listener.name }));
+    }
+    return {
+      tickets,
+      async listen() {
+        const ports: Record<string, number> = {};
+        for (const server of servers) ports[server.listener.name] = await server.listen();
+        return ports;
+      },
+      listenersDown: () => servers.filter((s) => !s.server.server.listening).map((s) => s.listener.name),
+      reload: (renewed) => servers.forEach((s) => s.reload(renewed, config.limits.max_message_bytes)),
+      close: () => Promise.all(servers.map((s) => s.close())).then(() => {}),
+    };
+  }
+
+  /** The SMTP listeners in forked workers, which commit to storage themselves and tell this process. */
+  function inWorkers(count: number): Submission {
+    const tickets = new SessionTicketKeys((keys) => supervisor.broadcast({ t: 'tickets', keys: keys.toString('base64') }));
+    const supervisor = new WorkerSupervisor(count, {
+      logger,
+      ticketKeys: () => tickets.current,
+      events: {
+        queued: () => {
+          metrics.queued();
+          wake();
+        },
+        refused: (refusal) => metrics.refused(refusal),
+        loginFailed: () => metrics.loginFailed(),
+        session: (listener) => metrics.smtpSessions.inc({ listener }),
+      },
+    });
+    return {
+      tickets,
+      listen: () => supervisor.start(),
+      listenersDown: () => (supervisor.listening ? [] : config.listeners.map((l) => l.name)),
+      // Each worker re-reads the config file and the certificates itself.
+      reload: () => supervisor.broadcast({ t: 'reload' }),
+      close: () => supervisor.stop(),
+    };
+  }
+
   return {
     config,
     storage,
     node,
     ports,
     async stop() {
-      await Promise.all([...servers.map((s) => s.close()), http.close()]);
+      await Promise.all([submission.close(), http.close()]);
       stopListening?.();
       clearTimeout(hinted);
-      tickets.stop();
+      submission.tickets.stop();
       await Promise.all([delivery.stop(), webhooks.stop(), retention.stop()]);
       await membership.leave();
       await storage.close();
@@ -125,12 +178,21 @@ export async function startRelay(config: RelayConfig, options: { logger?: Logger
     async reload(next) {
       const renewed = await loadCertificate(next.tls, next.hostname, logger);
       const needRestart = applyConfig(config, next);
-      for (const server of servers) server.reload(renewed, config.limits.max_message_bytes);
+      submission.reload(renewed);
       logger.level = config.log.level;
       logger.info({ config: next.source, needRestart }, 'configuration and certificate reloaded');
       return needRestart;
     },
   };
+}
+
+/** The SMTP listeners, in this process or in workers. */
+interface Submission {
+  tickets: SessionTicketKeys;
+  listen(): Promise<Record<string, number>>;
+  listenersDown(): string[];
+  reload(renewed: TlsMaterial): void;
+  close(): Promise<void>;
 }
 
 /** The database setting for logs: a URL's password masked. */

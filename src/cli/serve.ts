@@ -1,9 +1,12 @@
 /** `relay serve`: runs the relay until SIGINT or SIGTERM, then shuts it down cleanly; SIGHUP reloads. */
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
 import type { RunningRelay } from '../relay.js';
 import type { Cli } from './context.js';
+import { workerCount } from '../workers/messages.js';
 
 export function registerServeCommand(program: Command, cli: Cli): void {
   program
@@ -12,6 +15,11 @@ export function registerServeCommand(program: Command, cli: Cli): void {
     .action(async () => {
       const config = cli.config();
       const logger = createLogger(config.log.level, { redactRecipients: config.log.redact_recipients });
+      // node:cluster runs this same command line in each submission worker.
+      if (cluster.isWorker) {
+        const { runSubmissionWorker } = await import('../workers/worker.js');
+        return runSubmissionWorker(config, logger);
+      }
       // The handlers go in before the relay starts: its listeners accept connections before
       // startRelay() returns, and a signal without a handler would kill the process (SIGTERM
       // must drain and exit 0 whenever the listener answers). One that arrives during the start
@@ -53,7 +61,7 @@ export function registerServeCommand(program: Command, cli: Cli): void {
 
       // Imported here so the other commands do not load the whole server stack.
       const { startRelay } = await import('../relay.js');
-      relay = await startRelay(config, { logger });
+      relay = await startRelay(config, { logger, workers: workerCount(config.workers, availableParallelism()) });
       if (stopping) void stop(relay);
       else if (reloadPending) reload(relay);
     });

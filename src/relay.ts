@@ -20,7 +20,8 @@ import { DkimSigner } from './signing/dkim.js';
 import { SubmissionPipeline } from './submission/pipeline.js';
 import { SubmissionServer } from './submission/server.js';
 import { ConnectionLimiter } from './submission/connection-limiter.js';
-import { loadCertificate } from './submission/tls.js';
+import { loadCertificate, type TlsMaterial } from './submission/tls.js';
+import { WorkerSupervisor } from './workers/supervisor.js';
 import { SessionTicketKeys } from './submission/session-tickets.js';
 import { applyConfig } from './config/reload.js';
 import { HttpServer } from './http/server.js';
@@ -60,6 +61,12 @@ export interface RelayOptions {
   logger?: Logger;
   /** The time rates, quotas, lockouts, retries, TLS policies and TLS reports are counted in; tests move it. */
   clock?: Clock;
+  /**
+   * Submission workers (src/workers): above 1, the submission listeners run in that many forked
+   * processes and this one keeps delivery, the HTTP API, the inbound listeners and the rest. Only
+   * `relay serve` asks for them (node:cluster forks the running script).
+   */
+  workers?: number;
 }
 
 export async function startRelay(config: RelayConfig, options: RelayOptions = {}): Promise<RunningRelay> {
@@ -117,18 +124,17 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
   const stopListening = storage.onWork?.(hint);
   const pipeline = new SubmissionPipeline({ config, storage, signer, logger, onQueued: wake, observer: metrics, clock });
   const connections = new ConnectionLimiter(config);
-  const tickets = new SessionTicketKeys((keys) => {
-    for (const server of servers) if (server instanceof SubmissionServer) server.setTicketKeys(keys);
-  });
-  const servers: (SubmissionServer | InboundServer)[] = config.listeners.map((listener) =>
-    listener.kind === 'inbound'
-      ? new InboundServer(listener, { config, logger, tls, processor: feedback, connections })
-      : new SubmissionServer(listener, { config, logger, tls, ticketKeys: tickets.current, pipeline, connections }),
-  );
-  for (const server of servers) {
+  const inbound = config.listeners
+    .filter((listener) => listener.kind === 'inbound')
+    .map((listener) => new InboundServer(listener, { config, logger, tls, processor: feedback, connections }));
+  for (const server of inbound) {
     server.server.server.on('connection', () => metrics.smtpSessions.inc({ listener: server.listener.name }));
   }
-  const listenersDown = () => servers.filter((s) => !s.server.server.listening).map((s) => s.listener.name);
+  const submission = (options.workers ?? 1) > 1 ? inWorkers(options.workers!) : inProcess();
+  const listenersDown = () => [
+    ...inbound.filter((s) => !s.server.server.listening).map((s) => s.listener.name),
+    ...submission.listenersDown(),
+  ];
   const audit = new AuditTrail(storage.audit);
   const http = new HttpServer({
     config,
@@ -157,15 +163,16 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
   });
   const ports: Record<string, number> = {};
   try {
-    for (const server of servers) ports[server.listener.name] = await server.listen();
+    Object.assign(ports, await submission.listen());
+    for (const server of inbound) ports[server.listener.name] = await server.listen();
     ports.http = await http.listen();
   } catch (err) {
-    await Promise.all([...servers.map((s) => s.close()), http.close()]);
+    await Promise.all([submission.close(), ...inbound.map((s) => s.close()), http.close()]);
     await membership.leave();
     await storage.close();
     throw err;
   }
-  tickets.start();
+  submission.tickets.start();
   delivery.start();
   webhooks.start();
   retention.start();
@@ -176,6 +183,55 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
     'relay started',
   );
 
+  /** The submission listeners in this process. */
+  function inProcess(): Submission {
+    const tickets = new SessionTicketKeys((keys) => servers.forEach((s) => s.setTicketKeys(keys)));
+    const servers = config.listeners
+      .filter((listener) => listener.kind !== 'inbound')
+      .map((listener) => new SubmissionServer(listener, { config, logger, tls, ticketKeys: tickets.current, pipeline, connections }));
+    for (const server of servers) {
+      server.server.server.on('connection', () => metrics.smtpSessions.inc({ listener: server.listener.name }));
+    }
+    return {
+      tickets,
+      async listen() {
+        const ports: Record<string, number> = {};
+        for (const server of servers) ports[server.listener.name] = await server.listen();
+        return ports;
+      },
+      listenersDown: () => servers.filter((s) => !s.server.server.listening).map((s) => s.listener.name),
+      reload: (renewed) => servers.forEach((s) => s.reload(renewed, config.limits.max_message_bytes)),
+      close: () => Promise.all(servers.map((s) => s.close())).then(() => {}),
+    };
+  }
+
+  /** The submission listeners in forked workers, which commit to storage themselves and tell this process. */
+  function inWorkers(count: number): Submission {
+    const tickets = new SessionTicketKeys((keys) => supervisor.broadcast({ t: 'tickets', keys: keys.toString('base64') }));
+    const supervisor = new WorkerSupervisor(count, {
+      logger,
+      configSource: config.source,
+      ticketKeys: () => tickets.current,
+      events: {
+        queued: () => {
+          metrics.queued();
+          wake();
+        },
+        refused: (refusal) => metrics.refused(refusal),
+        loginFailed: () => metrics.loginFailed(),
+        session: (listener) => metrics.smtpSessions.inc({ listener }),
+      },
+    });
+    return {
+      tickets,
+      listen: () => supervisor.start(),
+      listenersDown: () => (supervisor.listening ? [] : config.listeners.filter((l) => l.kind !== 'inbound').map((l) => l.name)),
+      // Each worker re-reads the config file and the certificates itself.
+      reload: () => supervisor.broadcast({ t: 'reload' }),
+      close: () => supervisor.stop(),
+    };
+  }
+
   return {
     config,
     storage,
@@ -183,10 +239,10 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
     ports,
     tlsReports,
     async stop() {
-      await Promise.all([...servers.map((s) => s.close()), http.close()]);
+      await Promise.all([submission.close(), ...inbound.map((s) => s.close()), http.close()]);
       stopListening?.();
       clearTimeout(hinted);
-      tickets.stop();
+      submission.tickets.stop();
       await Promise.all([delivery.stop(), webhooks.stop(), retention.stop(), keyActivation.stop(), tlsReports.stop()]);
       await membership.leave();
       await storage.close();
@@ -202,7 +258,8 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
       );
       const needRestart = applyConfig(config, next);
       shaper.update(shaping);
-      for (const server of servers) server.reload(renewed, config.limits.max_message_bytes);
+      submission.reload(renewed);
+      for (const server of inbound) server.reload(renewed);
       logger.level = config.log.level;
       logger.info({ config: next.source, needRestart }, 'configuration and certificate reloaded');
       // The reload has taken effect: a failure to record it must not report it as failed.
@@ -212,6 +269,15 @@ export async function startRelay(config: RelayConfig, options: RelayOptions = {}
       return needRestart;
     },
   };
+}
+
+/** The submission listeners, in this process or in workers. */
+interface Submission {
+  tickets: SessionTicketKeys;
+  listen(): Promise<Record<string, number>>;
+  listenersDown(): string[];
+  reload(renewed: TlsMaterial): void;
+  close(): Promise<void>;
 }
 
 /** The database setting for logs: a URL's password masked. */

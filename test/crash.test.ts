@@ -1,7 +1,7 @@
 /**
  * Nothing that got a 250 is lost, whenever the relay dies: `relay serve` runs as a real process
- * and is killed with SIGKILL about twenty times at random moments (during submission and
- * during delivery) and restarted each time, while several client apps with pooled connections
+ * with two submission workers (src/workers), and its primary is killed with SIGKILL about twenty
+ * times at random moments (during submission and during delivery) and restarted each time, while several client apps with pooled connections
  * submit a few thousand messages, retrying whatever did not get a 250. Every acknowledged
  * message must reach the sink. Duplicates are counted and reported: a relay duplicate (one
  * queue id delivered twice) can only come from a kill between the remote 250 and our commit;
@@ -31,6 +31,7 @@ beforeAll(async () => {
     'mx.example.net': { a: ['127.0.0.2'] },
   });
   setup = await prepareServe({
+    workers: 2,
     delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port, lease: '2s', retry_schedule: ['500ms'] },
     log: { level: 'error' },
   });
@@ -49,7 +50,7 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('SIGKILL at any moment', () => {
-  it(`loses no acknowledged message over ${KILLS} kills and restarts`, { timeout: 240_000 }, async () => {
+  it(`loses no acknowledged message over ${KILLS} kills and restarts`, { timeout: 360_000 }, async () => {
     serve = await startServe(setup);
     let kills = 0;
     const killer = (async () => {

@@ -12,12 +12,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createEcdsaCertificate } from '../src/submission/ecdsa-certificate.js';
 import { createSelfSignedCertificate } from '../src/submission/tls.js';
 import { startTestRelay, type TestRelay } from './helpers/relay.js';
+import { assertBuilt } from './helpers/cli.js';
+import { kill, prepareServe, startServe, type ServeProcess } from './helpers/serve.js';
 
 let relay: TestRelay | undefined;
+let serve: ServeProcess | undefined;
 
 afterEach(async () => {
   await relay?.stop();
   relay = undefined;
+  if (serve && serve.child.exitCode === null) await kill(serve);
+  serve = undefined;
 });
 
 const ECDSA_ONLY = 'ecdsa_secp256r1_sha256';
@@ -90,6 +95,17 @@ describe('TLS session resumption', { timeout: 20_000 }, () => {
       expect(plain.reused).toBe(false);
       expect((await startTls(relay.ports.submission!, { ...pinned, session: plain.session })).reused).toBe(true);
     }
+  });
+});
+
+describe('TLS session resumption with submission workers', { timeout: 150_000 }, () => {
+  it('resumes a session on whichever worker the connection reaches: the workers share the ticket key', async () => {
+    assertBuilt();
+    const setup = await prepareServe({ workers: 2, log: { level: 'warn' } });
+    serve = await startServe(setup);
+    const first = await implicitTls(setup.port);
+    // Connections go to the workers in turn: of four, at least two reach the worker that did not issue the ticket.
+    for (let i = 0; i < 4; i++) expect((await implicitTls(setup.port, { session: first.session })).reused).toBe(true);
   });
 });
 

@@ -1,9 +1,11 @@
 /** `relay serve`: runs the relay until SIGINT or SIGTERM, then shuts it down cleanly; SIGHUP reloads. */
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
+import { rereadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
 import type { RunningRelay } from '../relay.js';
 import type { Cli } from './context.js';
+import { workerCount } from '../workers/messages.js';
 
 export function registerServeCommand(program: Command, cli: Cli): void {
   program
@@ -37,7 +39,7 @@ export function registerServeCommand(program: Command, cli: Cli): void {
       const reload = (running: RunningRelay) => {
         let next;
         try {
-          next = loadConfig(config.source === '(embedded default)' ? undefined : config.source);
+          next = rereadConfig(config);
         } catch (err) {
           logger.error({ err: (err as Error).message }, 'reload failed; keeping the running configuration');
           return;
@@ -53,7 +55,7 @@ export function registerServeCommand(program: Command, cli: Cli): void {
 
       // Imported here so the other commands do not load the whole server stack.
       const { startRelay } = await import('../relay.js');
-      relay = await startRelay(config, { logger });
+      relay = await startRelay(config, { logger, workers: workerCount(config.workers, availableParallelism()) });
       if (stopping) void stop(relay);
       else if (reloadPending) reload(relay);
     });

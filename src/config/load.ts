@@ -44,6 +44,11 @@ export function loadConfig(explicit?: string, cwd = process.cwd()): RelayConfig 
   return parseConfig(raw, file);
 }
 
+/** The config `config` was read from, read again (SIGHUP; a submission worker's start). */
+export function rereadConfig(config: RelayConfig): RelayConfig {
+  return loadConfig(config.source === '(embedded default)' ? undefined : config.source);
+}
+
 export function parseConfig(raw: unknown, file?: string): RelayConfig {
   const source = file ?? '(embedded default)';
   const result = configSchema.safeParse(raw);

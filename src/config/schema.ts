@@ -69,6 +69,11 @@ export const configSchema = z.strictObject({
       error: 'expected self_signed, { cert: FILE, key: FILE } or a list of them',
     })
     .default('self_signed'),
+  /**
+   * Processes serving the SMTP listeners under `relay serve`: `auto` is one per core, 1 keeps
+   * everything in one process. Delivery, the HTTP API and the scheduler stay in the primary.
+   */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
   listeners: z
     .array(listener)
     .min(1)

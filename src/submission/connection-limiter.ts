@@ -11,15 +11,29 @@ export class ConnectionLimiter {
   private total = 0;
   private readonly perIp = new Map<string, number>();
 
-  constructor(private readonly config: RelayConfig) {}
+  /**
+   * `share`: the number of submission workers the listeners' connections are spread over, round
+   * robin; each holds its share of the limits, so that together they hold about the limits.
+   */
+  constructor(
+    private readonly config: RelayConfig,
+    private readonly share = 1,
+  ) {}
 
   /** A release function when the connection may proceed (and now counts), else the refusal. */
   admit(ip: string): { release: () => void } | { refusal: SmtpReply } {
-    const { max_clients, max_clients_per_ip } = this.config.limits;
+    const max_clients = Math.ceil(this.config.limits.max_clients / this.share);
+    const max_clients_per_ip = Math.ceil(this.config.limits.max_clients_per_ip / this.share);
     if (this.total >= max_clients) return { refusal: reply(421, '4.7.0', 'too many connections: try again in a moment') };
     const fromIp = this.perIp.get(ip) ?? 0;
     if (fromIp >= max_clients_per_ip) {
-      return { refusal: reply(421, '4.7.0', `too many connections from ${ip} (at most ${max_clients_per_ip}): try again in a moment`) };
+      return {
+        refusal: reply(
+          421,
+          '4.7.0',
+          `too many connections from ${ip} (at most ${this.config.limits.max_clients_per_ip}): try again in a moment`,
+        ),
+      };
     }
     this.total++;
     this.perIp.set(ip, fromIp + 1);

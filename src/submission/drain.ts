@@ -16,6 +16,12 @@ const SHUTTING_DOWN = shuttingDown().message;
 const inTransaction = (connection: ServerConnection) => Boolean(connection.session?.envelope?.mailFrom);
 
 export async function drainListener(server: SMTPServer, timeoutMs: number): Promise<void> {
+  await drainSessions(server, timeoutMs);
+  await closeListener(server);
+}
+
+/** Waits up to timeoutMs for the transactions in progress, closing each session as it comes between transactions. */
+export async function drainSessions(server: SMTPServer, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     for (const connection of [...server.connections]) {
@@ -24,6 +30,10 @@ export async function drainListener(server: SMTPServer, timeoutMs: number): Prom
     if (server.connections.size === 0 || Date.now() >= deadline) break;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** Cuts whatever sessions are left and closes the listening socket. */
+export async function closeListener(server: SMTPServer): Promise<void> {
   for (const connection of [...server.connections]) closeWith421(connection, SHUTTING_DOWN);
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }

@@ -15,7 +15,7 @@ import type { SubmissionPipeline } from './pipeline.js';
 import { internalFailureReply } from './faults.js';
 import { reply, SmtpReply, useExactEnhancedCodes } from './replies.js';
 import type { TlsMaterial } from './tls.js';
-import { drainListener, shuttingDown } from './drain.js';
+import { closeListener, drainListener, drainSessions, shuttingDown } from './drain.js';
 import { StepDeadlines } from './step-deadline.js';
 import { listenSmtp } from '../bind-error.js';
 import { SESSION_TIMEOUT_S } from './session-tickets.js';
@@ -139,6 +139,20 @@ export class SubmissionServer {
   close(timeoutMs = 30_000): Promise<void> {
     this.draining = true;
     return drainListener(this.server, timeoutMs);
+  }
+
+  /**
+   * close() in two steps, for a submission worker: the sessions drain while the listening socket
+   * keeps answering 421, until the primary says every worker has drained (node:cluster would
+   * otherwise hand a new connection to a worker that is exiting).
+   */
+  async drain(timeoutMs = 30_000): Promise<void> {
+    this.draining = true;
+    await drainSessions(this.server, timeoutMs);
+  }
+
+  closeDrained(): Promise<void> {
+    return closeListener(this.server);
   }
 
   /** SIGHUP: a renewed certificate for new sessions and a new size limit, without a restart. */

@@ -66,7 +66,13 @@ export type BenchDatabase = { kind: 'sqlite' } | { kind: 'postgres'; url: string
  * A new relay directory: config (production-like: info logs, fsync'd queue), domain, credential.
  * A PostgreSQL database is set up once: later nodes on it pass the credential they share.
  */
-export async function newRelayDir(env: BenchEnv, name: string, paused: boolean, db: BenchDatabase = { kind: 'sqlite' }): Promise<RelayDir> {
+export async function newRelayDir(
+  env: BenchEnv,
+  name: string,
+  paused: boolean,
+  db: BenchDatabase = { kind: 'sqlite' },
+  workers: number | 'auto' = 'auto',
+): Promise<RelayDir> {
   const dir = mkdtempSync(path.join(env.root, `${name}-`));
   const configFile = path.join(dir, 'relay.yaml');
   const write = (paused: boolean) =>
@@ -77,6 +83,7 @@ export async function newRelayDir(env: BenchEnv, name: string, paused: boolean, 
         database: db.kind === 'sqlite' ? './relay.db' : db.url,
         ...(db.kind === 'postgres' && db.node ? { node_name: db.node } : {}),
         tls: env.cert,
+        workers,
         listeners: [
           { name: 'smtps', host: '127.0.0.1', port: 0, tls: 'implicit' },
           { name: 'submission', host: '127.0.0.1', port: 0, tls: 'starttls' },

@@ -2,9 +2,10 @@
  * The relay under test, as a child process (`node bin/relay.js serve`), so its own CPU time and
  * memory can be read from /proc: utime+stime from /proc/PID/stat, VmRSS and VmHWM (peak RSS)
  * from /proc/PID/status. Writing 5 to /proc/PID/clear_refs resets the peak between phases.
+ * With submission workers every figure is summed over the primary and its children.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BIN } from '../helpers/cli.js';
 
@@ -43,21 +44,36 @@ export async function startRelayProcess(options: RelayProcessOptions): Promise<R
   closeSync(logFd);
   const ports = await waitForStart(child, logFile);
   const pid = child.pid!;
+  /** The primary and its workers; a worker that has exited meanwhile reads as 0. */
+  const processes = () => [pid, ...childrenOf(pid)];
+  const read = (p: number, file: string) => {
+    try {
+      return readFileSync(`/proc/${p}/${file}`, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
   const status = (field: string) =>
-    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    processes().reduce((sum, p) => {
+      const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(read(p, 'status') ?? '');
+      return sum + (match ? Number(match[1]) / 1024 : 0);
+    }, 0);
+  // A worker that exits takes its CPU time along; the bench never stops workers mid-run.
+  const cpuOf = (p: number) => {
+    const stat = read(p, 'stat');
+    if (!stat) return 0;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+  };
 
   return {
     pid,
     ports,
-    cpuMs() {
-      // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
-    },
+    cpuMs: () => processes().reduce((sum, p) => sum + cpuOf(p), 0),
     rssMb: () => status('VmRSS'),
     peakRssMb: () => status('VmHWM'),
-    resetPeak: () => writeFileSync(`/proc/${pid}/clear_refs`, '5'),
+    resetPeak: () => processes().forEach((p) => writeFileSync(`/proc/${p}/clear_refs`, '5')),
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -69,7 +85,7 @@ export async function startRelayProcess(options: RelayProcessOptions): Promise<R
 
 /** Polls the log for pino's "relay started" line, which carries the bound ports. */
 async function waitForStart(child: ChildProcess, logFile: string): Promise<Record<string, number>> {
-  for (let waited = 0; waited < 30_000; waited += 50) {
+  for (let waited = 0; waited < 120_000; waited += 50) {
     if (child.exitCode !== null) throw new Error(`relay exited with ${child.exitCode} before it started; see ${logFile}`);
     const line = readFileSync(logFile, 'utf8')
       .split('\n')
@@ -78,5 +94,20 @@ async function waitForStart(child: ChildProcess, logFile: string): Promise<Recor
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   child.kill('SIGKILL');
-  throw new Error(`relay did not start within 30 s; see ${logFile}`);
+  throw new Error(`relay did not start within 120 s; see ${logFile}`);
+}
+
+/** Child processes of `pid` (the relay's submission workers), from /proc/PID/stat's ppid field. */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(name));
+    } catch {
+      // Gone since the listing.
+    }
+  }
+  return children;
 }

@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- --quick] [-- --only NAME,NAME] [-- --store sqlite|postgres|both] [-- --engine raw|nodemailer|both] [-- --profile DIR]`:
+ * `npm run bench [-- --quick] [-- --only NAME,NAME] [-- --store sqlite|postgres|both] [-- --engine raw|nodemailer|both] [-- --workers 1,2] [-- --profile DIR]`:
  * the relay's throughput, latency, CPU and memory under load, one scenario at a time, each on a
  * fresh relay process and a fresh database (see README "Benchmark"). With PostgreSQL, each row
  * also gives the database's statements, commits and WAL bytes per message, and the `nodes`
  * scenario runs 1, 2 and 3 nodes on one database. The load generator runs in a child process
  * (load-process.ts) with either engine; with both, each scenario runs once per engine, one after
- * the other, so the two rows share the machine's conditions. Prints a table at the end and a
+ * the other, so the two rows share the machine's conditions; `--workers` likewise runs each
+ * scenario once per count of submission workers (default: the config's default, auto). Prints a table at the end and a
  * `BENCH {json}` line per scenario as it finishes. Not a test: nothing here passes or fails on speed.
  */
 import { createTestDatabase } from '../helpers/postgres.js';
@@ -26,6 +27,10 @@ const profileDir = flag('--profile');
 const engineFlag = flag('--engine') ?? 'both';
 if (!['raw', 'nodemailer', 'both'].includes(engineFlag)) throw new Error(`--engine takes raw, nodemailer or both, not "${engineFlag}"`);
 const ENGINES: Engine[] = engineFlag === 'both' ? ['raw', 'nodemailer'] : [engineFlag as Engine];
+const WORKERS: (number | 'auto')[] = (flag('--workers') ?? 'auto').split(',').map((w) => (w === 'auto' ? 'auto' : Number(w)));
+/** The submission workers of the scenarios now running, and the suffix their rows get when several counts are compared. */
+let workers: number | 'auto' = 'auto';
+const workersLabel = () => (WORKERS.length > 1 ? `/w${workers}` : '');
 const storeFlag = flag('--store') ?? 'sqlite';
 if (!['sqlite', 'postgres', 'both'].includes(storeFlag)) throw new Error(`--store takes sqlite, postgres or both, not "${storeFlag}"`);
 const STORES = storeFlag === 'both' ? (['sqlite', 'postgres'] as const) : [storeFlag as 'sqlite' | 'postgres'];
@@ -66,6 +71,7 @@ interface Row {
 const rows: Row[] = [];
 
 function report(row: Row): void {
+  row = { ...row, scenario: `${row.scenario}${workersLabel()}` };
   if (store === 'postgres') row = { ...row, scenario: `${row.scenario}@pg` };
   rows.push(row);
   console.log(`BENCH ${JSON.stringify(row)}`);
@@ -147,7 +153,7 @@ async function withRelay<T>(
 ): Promise<T> {
   const database = await scenarioDatabase();
   try {
-    const dir = await newRelayDir(env, name, paused, database.db);
+    const dir = await newRelayDir(env, name, paused, database.db, workers);
     const relay = await startRelay(dir);
     try {
       env.sink.reset();
@@ -235,7 +241,7 @@ async function backlog(env: BenchEnv, engine: Engine): Promise<void> {
   for (const queued of [0, SIZES.backlog]) {
     const label = queued === 0 ? 'empty queue' : `${queued} queued`;
     const database = await scenarioDatabase();
-    const dir = await newRelayDir(env, `backlog-${queued}`, true, database.db);
+    const dir = await newRelayDir(env, `backlog-${queued}`, true, database.db, workers);
     let relay = await startRelay(dir);
     let pending = 0;
     try {
@@ -429,8 +435,11 @@ try {
     for (const [name, scenario, options] of SCENARIOS) {
       if (only && !only.includes(name)) continue;
       for (const engine of options?.once ? ENGINES.slice(0, 1) : ENGINES) {
-        console.error(`-- ${name} (${store}, ${engine})`);
-        await scenario(env, engine);
+        for (const count of WORKERS) {
+          workers = count;
+          console.error(`-- ${name} (${store}, ${engine}, workers ${count})`);
+          await scenario(env, engine);
+        }
       }
     }
   }

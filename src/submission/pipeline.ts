@@ -221,7 +221,7 @@ export class SubmissionPipeline {
     const replyToRefusal = checkReplyTo(await this.policies.get(credential.name), credential, prepared.replyTo);
     if (replyToRefusal) throw replyToRefusal;
     const signingDomain = (await this.domains.get(domainOf(prepared.from[0]!)))!;
-    const signed = await signer.signAllAsync(prepared.bytes, await this.signingKeys.get(signingDomain));
+    const signed = await signer.signAllAsync({ head: prepared.bytes, rest: [] }, await this.signingKeys.get(signingDomain));
     const now = this.now();
     const result = await storage.queue.enqueue({
       queueId,

@@ -1,14 +1,14 @@
 /**
- * A message given to the DKIM signer in parts (MessageParts) must come out byte for byte, and
- * signed, exactly as the same message in one Buffer would: the header block found wherever the
- * chunks cut it, the DKIM body hash unchanged.
+ * A message kept in the chunks it arrived in (MessageParts) must come out byte for byte, and
+ * signed, exactly as the same message in one Buffer would: line endings normalised across chunk
+ * boundaries, the header block found wherever the chunks cut it, the DKIM body hash unchanged.
  */
 import fc from 'fast-check';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { blankLineAt, splitHead } from '../src/envelope/header.js';
 import { DkimSigner, generateDkimKey } from '../src/signing/dkim.js';
-import { normaliseLineEndings } from '../src/submission/message.js';
+import { normaliseChunks, normaliseLineEndings } from '../src/submission/message.js';
 
 /** The message cut at the given offsets (sorted, repeats giving empty chunks). */
 function cut(message: Buffer, offsets: number[]): Buffer[] {
@@ -21,6 +21,24 @@ const messages = fc
   .array(fc.constantFrom('\r', '\n', '\r\n', '\r\n\r\n', ' ', '\t', 'a', 'From: a@acme.test', ':', '.'), { maxLength: 40 })
   .map((pieces) => Buffer.from(pieces.join('')));
 const chunked = fc.tuple(messages, fc.array(fc.nat(), { maxLength: 8 }));
+
+describe('normaliseChunks', () => {
+  it('rewrites each bare CR and bare LF as CRLF, wherever the chunks are cut', () => {
+    fc.assert(
+      fc.property(chunked, ([message, offsets]) => {
+        const expected = Buffer.from(message.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
+        expect(normaliseLineEndings(message).equals(expected)).toBe(true);
+        expect(Buffer.concat(normaliseChunks(cut(message, offsets))).equals(expected)).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('hands back the chunks themselves when they have no bare CR or LF', () => {
+    const chunks = [Buffer.from('From: a@acme.test\r'), Buffer.from('\n\r\nbody\r\n')];
+    expect(normaliseChunks(chunks).every((chunk, i) => chunk === chunks[i])).toBe(true);
+  });
+});
 
 describe('splitHead', () => {
   it('ends the head just after the first blank line, wherever the chunks are cut, and keeps every byte', () => {

@@ -361,13 +361,12 @@ async function submit(
       const first = results[0]!;
       throw new ApiError(422, `no recipient was accepted: ${first.address} (${first.reason})`, 'to', first.smtp_reply);
     }
-    const raw = await options.build();
     const id = await pipeline.accept({
       queueId,
       credential,
       mailFrom: options.mailFrom,
       recipients: accepted,
-      raw,
+      chunks: [await options.build()],
       trace: { heloName: 'api', clientAddress: request.ip, clientHostname: request.ip, tls: request.protocol === 'https' },
     });
     return { id, recipients: results };

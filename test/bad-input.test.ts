@@ -4,6 +4,7 @@
  * leaves Relay has no bare CR or LF, and each kind of malformed message gets a clear refusal or
  * is relayed intact, the session still answering afterwards.
  */
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normaliseLineEndings } from '../src/submission/message.js';
 import { startDeliveringRelay, type DeliveringRelay } from './helpers/delivering-relay.js';
@@ -78,7 +79,7 @@ describe('SMTP smuggling', { timeout: 30_000 }, () => {
 
 describe('bad input', { timeout: 60_000 }, () => {
   /** Submits, expects 250, and checks the sink got the (line-ending normalised) bytes unchanged after Relay's added headers. */
-  async function relayedIntact(token: string, message: Buffer, options: { added?: string } = {}) {
+  async function relayedIntact(token: string, message: Buffer, options: { added?: string } = {}): Promise<Buffer> {
     const client = await env.session();
     const reply = await transaction(client, message);
     expect(reply.code).toBe(250);
@@ -89,6 +90,7 @@ describe('bad input', { timeout: 60_000 }, () => {
     const sent = normaliseLineEndings(Buffer.concat([message, Buffer.from('\r\n' + (options.added ?? ''))]));
     expect(delivered!.raw.subarray(delivered!.raw.length - sent.length).equals(sent)).toBe(true);
     expect(BARE.test(delivered!.raw.toString('latin1'))).toBe(false);
+    return delivered!.raw;
   }
 
   it('relays malformed MIME intact (Relay does not parse MIME)', async () => {
@@ -146,5 +148,16 @@ describe('bad input', { timeout: 60_000 }, () => {
     await relayedIntact(token, Buffer.from(`From: app@acme.test\r\nSubject: ${token}\r\nX-Note: no blank line, no body`), {
       added: '\r\n',
     });
+  });
+
+  it('relays a 5 MB message with bare CR and LF throughout intact, its signature valid', async () => {
+    const token = 'big-bare';
+    // Bare line ends every few bytes, so that some fall on the boundaries of the chunks DATA arrives in.
+    const lines = ['plain\n', 'two  spaces \r', '\ttab\r\n', '\n', '.dot\r', 'x'.repeat(70) + '\n'];
+    const body = Array.from({ length: 300_000 }, (_, i) => lines[i % lines.length]).join('');
+    const delivered = await relayedIntact(token, Buffer.from(`From: app@acme.test\r\nSubject: ${token}\r\n\r\n${body}`));
+    expect(delivered.length).toBeGreaterThan(5_000_000);
+    const { results } = await dkimVerify(delivered, { resolver: async (name: string) => [[env.dkim.get(name.replace(/\.$/, '')) ?? '']] });
+    expect(results.map((result) => result.status.result)).toEqual(['pass']);
   });
 });

@@ -145,7 +145,7 @@ describe('address and header injection', () => {
       clientHostname: 'host (fake) \nX-Injected: 1',
       tls: true,
     });
-    const lines = prepared.bytes.toString().split('\r\n\r\n')[0]!.split('\r\n');
+    const lines = prepared.head.toString().split('\r\n\r\n')[0]!.split('\r\n');
     expect(lines[0]).toBe('Received: from evil.test??Bcc:?victim?other.test (host??fake???X-Injected:?1 [127.0.0.1])');
     expect(lines.filter((line) => /^(Bcc|X-Injected):/i.test(line))).toEqual([]);
   });

@@ -17,6 +17,7 @@ import { SMTPConnection as ServerSideConnection } from 'smtp-server/lib/smtp-con
 import { afterEach, describe, expect, it } from 'vitest';
 import { offeredExtensions, rcptRefusals, tlsSocketOf } from '../src/delivery/smtp-connection-internals.js';
 import { closeWith421, isGreeted, useExactEnhancedCodes, type ServerConnection } from '../src/submission/smtp-server-internals.js';
+import { dkimBody, generateCanonicalizedHeader, tools } from '../src/signing/mailauth.js';
 import { ROOT } from './helpers/cli.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
 import { waitFor } from './helpers/wait.js';
@@ -75,10 +76,36 @@ const onlyConnection = (server: SMTPServer): ServerConnection => {
 
 describe('pinned versions', () => {
   const manifest = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as { version: string; dependencies: Record<string, string> };
-  it.each(['smtp-server', 'nodemailer'])('%s is pinned to one exact version, the one installed', (name) => {
+  it.each(['smtp-server', 'nodemailer', 'mailauth'])('%s is pinned to one exact version, the one installed', (name) => {
     const pinned = manifest(path.join(ROOT, 'package.json')).dependencies[name];
     expect(pinned, `package.json must pin ${name} exactly (Relay uses its internals)`).toMatch(/^\d+\.\d+\.\d+$/);
     expect(manifest(path.join(ROOT, 'node_modules', name, 'package.json')).version).toBe(pinned);
+  });
+});
+
+describe('mailauth: the DKIM building blocks src/signing/mailauth.ts loads', () => {
+  it('exports the header tools, the header canonicalization and the body hasher', () => {
+    expect(typeof tools.defaultDKIMFieldNames).toBe('string');
+    expect([tools.parseHeaders, tools.getSigningHeaderLines, tools.formatSignatureHeaderLine].map((f) => typeof f)).toEqual([
+      'function',
+      'function',
+      'function',
+    ]);
+    expect(typeof generateCanonicalizedHeader).toBe('function');
+    expect(typeof dkimBody).toBe('function');
+  });
+
+  it('the relaxed body hasher gives one hash whether the body comes whole or in pieces of whole lines (dkim.ts feeds it so)', () => {
+    const body = Buffer.from('Hi  there \r\n\tindented\r\n\r\nlast line without end');
+    const hash = (pieces: Buffer[]) => {
+      const hasher = dkimBody('relaxed', 'sha256', false);
+      for (const piece of pieces) hasher.update(piece);
+      return hasher.digest('base64');
+    };
+    const lineEnds = [12, 23, 25];
+    const pieces = [0, ...lineEnds].map((start, i) => body.subarray(start, [...lineEnds, body.length][i]));
+    expect(Buffer.concat(pieces).equals(body)).toBe(true);
+    expect(hash(pieces)).toBe(hash([body]));
   });
 });
 

@@ -6,6 +6,36 @@
 /** The blank line that ends the header block: the CRLF ending the last field, then an empty line. */
 export const HEADER_END = Buffer.from('\r\n\r\n');
 
+/**
+ * A message kept in the pieces it arrived in, so that the body is joined once, when it is
+ * signed for storage: `head` is the header block with the blank line after it, `rest` the body.
+ * A message with no blank line is all head.
+ */
+export interface MessageParts {
+  head: Buffer;
+  rest: Buffer[];
+}
+
+/** A CRLF message in chunks as MessageParts; only the header block is copied (when it spans chunks). */
+export function splitHead(chunks: Buffer[]): MessageParts {
+  const seamLength = HEADER_END.length - 1;
+  // The last bytes of the chunks before chunks[i], for a blank line split between two chunks.
+  let last: Buffer = Buffer.alloc(0);
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i]!;
+    const inSeam = Buffer.concat([last, chunk.subarray(0, seamLength)]).indexOf(HEADER_END);
+    // Where the blank line starts in this chunk: negative when it started in the chunk before.
+    const at = inSeam >= 0 ? inSeam - last.length : chunk.indexOf(HEADER_END);
+    if (inSeam >= 0 || at >= 0) {
+      const end = at + HEADER_END.length;
+      const rest = [chunk.subarray(end), ...chunks.slice(i + 1)].filter((piece) => piece.length > 0);
+      return { head: i === 0 ? chunk.subarray(0, end) : Buffer.concat([...chunks.slice(0, i), chunk.subarray(0, end)]), rest };
+    }
+    last = (chunk.length >= seamLength ? chunk : Buffer.concat([last, chunk])).subarray(-seamLength);
+  }
+  return { head: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), rest: [] };
+}
+
 /** Where the header block's closing CRLF CRLF starts, or -1 when the message has no blank line. */
 export function blankLineAt(message: Buffer): number {
   return message.indexOf(HEADER_END);

@@ -4,11 +4,14 @@
  * and with the parsed private key cached: parsing the PEM per message halves throughput.
  */
 import crypto, { type KeyObject } from 'node:crypto';
-import { blankLineAt, HEADER_END, prependHeaderField } from '../envelope/header.js';
+import { blankLineAt, HEADER_END, type MessageParts } from '../envelope/header.js';
 import type { DkimAlgorithm } from './keys.js';
 import { dkimBody, generateCanonicalizedHeader, tools } from './mailauth.js';
 
 export { generateDkimKey, type DkimAlgorithm } from './keys.js';
+
+const CR = 0x0d;
+const LF = 0x0a;
 
 export interface DkimKey {
   domain: string;
@@ -28,8 +31,9 @@ export class DkimSigner {
    * header added if the message has none). `message` must use CRLF line endings.
    */
   sign(message: Buffer, key: DkimKey): Buffer {
-    const pending = this.prepare(message, key);
-    return pending.finish(crypto.sign(pending.hashAlgorithm, pending.signedData, pending.privateKey));
+    const split = splitMessage({ head: message, rest: [] });
+    const pending = this.prepare(split.headers, bodyHash(split.body), key);
+    return withFields([pending.headerLine(crypto.sign(pending.hashAlgorithm, pending.signedData, pending.privateKey))], split.message);
   }
 
   /**
@@ -37,16 +41,20 @@ export class DkimSigner {
    * RSA-2048) run on libuv's thread pool, so it uses the other cores and leaves the event loop free.
    */
   signAsync(message: Buffer, key: DkimKey): Promise<Buffer> {
-    return this.signAllAsync(message, [key]);
+    return this.signAllAsync({ head: message, rest: [] }, [key]);
   }
 
   /**
    * Signs with every key (dual signing: RSA for receivers that verify only RSA, Ed25519 beside
    * it), each signature over the message as given, one DKIM-Signature header per key in order;
-   * the private-key operations run on the thread pool as in signAsync().
+   * the private-key operations run on the thread pool as in signAsync(). The message's parts are
+   * joined once, into the Buffer returned.
    */
-  async signAllAsync(message: Buffer, keys: DkimKey[]): Promise<Buffer> {
-    const pending = keys.map((key) => this.prepare(message, key));
+  async signAllAsync(message: MessageParts, keys: DkimKey[]): Promise<Buffer> {
+    if (keys.length === 0) return Buffer.concat([message.head, ...message.rest]);
+    const split = splitMessage(message);
+    const hash = bodyHash(split.body);
+    const pending = keys.map((key) => this.prepare(split.headers, hash, key));
     const headerLines = await Promise.all(
       pending.map(
         (p) =>
@@ -57,17 +65,12 @@ export class DkimSigner {
           ),
       ),
     );
-    return headerLines.reduceRight((signed, line) => prependHeaderField(signed, line), pending[0]?.message ?? message);
+    return withFields(headerLines, split.message);
   }
 
-  /** Body hash and canonicalized header; what remains is the signature over `signedData`. */
-  private prepare(message: Buffer, key: DkimKey) {
+  /** The canonicalized header for a key; what remains is the signature over `signedData`. */
+  private prepare(headers: Buffer, bodyHash: string, key: DkimKey) {
     const privateKey = this.privateKey(key);
-    const { message: complete, headers, body } = splitMessage(message);
-
-    const bodyHasher = dkimBody('relaxed', 'sha256', false);
-    bodyHasher.update(body);
-
     const algorithm = `${key.algorithm}-sha256`;
     const signingHeaderLines = tools.getSigningHeaderLines(tools.parseHeaders(headers).parsed, SIGNED_FIELDS);
     const { canonicalizedHeader, dkimHeaderOpts } = generateCanonicalizedHeader('DKIM', signingHeaderLines, {
@@ -75,23 +78,20 @@ export class DkimSigner {
       selector: key.selector,
       algorithm,
       canonicalization: 'relaxed/relaxed',
-      bodyHash: bodyHasher.digest('base64'),
+      bodyHash,
       // An explicit time keeps t= identical in the signed and the emitted header; left unset,
       // mailauth takes the clock twice and a second boundary in between breaks the signature.
       signTime: new Date(),
     });
 
     const rsa = key.algorithm === 'rsa';
-    const headerLine = (signature: Buffer) =>
-      tools.formatSignatureHeaderLine('DKIM', { ...dkimHeaderOpts, b: signature.toString('base64') }, true);
     return {
       privateKey,
       hashAlgorithm: rsa ? algorithm : null,
       // RFC 8463: ed25519 signs the SHA-256 digest of the canonicalized header.
       signedData: rsa ? canonicalizedHeader : crypto.createHash('sha256').update(canonicalizedHeader).digest(),
-      message: complete,
-      headerLine,
-      finish: (signature: Buffer): Buffer => prependHeaderField(complete, headerLine(signature)),
+      headerLine: (signature: Buffer) =>
+        tools.formatSignatureHeaderLine('DKIM', { ...dkimHeaderOpts, b: signature.toString('base64') }, true),
     };
   }
 
@@ -108,17 +108,51 @@ export class DkimSigner {
   }
 }
 
+/** The message with the DKIM-Signature fields on top, joined into one Buffer. */
+function withFields(fieldLines: string[], { head, rest }: MessageParts): Buffer {
+  return Buffer.concat([Buffer.from(fieldLines.map((line) => `${line}\r\n`).join('')), head, ...rest]);
+}
+
 /**
- * Header block (with its terminating blank line) and body. A message with no body may lack the
- * blank line; mailauth's verifier (and others) then see no header at all, so the blank line is added.
+ * The message (with the blank line that ends the header added if it has none), its header block
+ * with that blank line, and its body in pieces. A message with no blank line is all header:
+ * mailauth's verifier (and others) would see no header at all without one.
  */
-function splitMessage(message: Buffer): { message: Buffer; headers: Buffer; body: Buffer } {
-  let end = blankLineAt(message);
+function splitMessage({ head, rest }: MessageParts): { message: MessageParts; headers: Buffer; body: Buffer[] } {
+  if (rest.length && blankLineAt(head) < 0) [head, rest] = [Buffer.concat([head, ...rest]), []];
+  let end = blankLineAt(head);
   if (end < 0) {
-    const endsWithCrlf = message.length >= 2 && message[message.length - 2] === 0x0d && message[message.length - 1] === 0x0a;
-    message = Buffer.concat([message, Buffer.from(endsWithCrlf ? '\r\n' : '\r\n\r\n')]);
-    end = message.length - HEADER_END.length;
+    const endsWithCrlf = head.length >= 2 && head[head.length - 2] === CR && head[head.length - 1] === LF;
+    head = Buffer.concat([head, Buffer.from(endsWithCrlf ? '\r\n' : '\r\n\r\n')]);
+    end = head.length - HEADER_END.length;
   }
   const bodyStart = end + HEADER_END.length;
-  return { message, headers: message.subarray(0, bodyStart), body: message.subarray(bodyStart) };
+  return { message: { head, rest }, headers: head.subarray(0, bodyStart), body: [head.subarray(bodyStart), ...rest] };
+}
+
+/**
+ * The relaxed/sha256 body hash of a body in pieces. mailauth's hasher joins each update to the
+ * unfinished line left from the one before (copying the update), so it is given whole lines:
+ * each piece up to its last LF, the unfinished line carried over to the next.
+ */
+function bodyHash(pieces: Buffer[]): string {
+  const hasher = dkimBody('relaxed', 'sha256', false);
+  let carried: Buffer[] = [];
+  for (const piece of pieces) {
+    const lastLf = piece.lastIndexOf(LF);
+    if (lastLf < 0) {
+      carried.push(piece);
+      continue;
+    }
+    let from = 0;
+    if (carried.length) {
+      from = piece.indexOf(LF) + 1;
+      hasher.update(Buffer.concat([...carried, piece.subarray(0, from)]));
+      carried = [];
+    }
+    if (from <= lastLf) hasher.update(piece.subarray(from, lastLf + 1));
+    if (lastLf + 1 < piece.length) carried.push(piece.subarray(lastLf + 1));
+  }
+  if (carried.length) hasher.update(Buffer.concat(carried));
+  return hasher.digest('base64');
 }

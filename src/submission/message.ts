@@ -12,28 +12,35 @@ import { traceToken } from './trace-text.js';
 const CR = 0x0d;
 const LF = 0x0a;
 
-/** Rewrites bare CR and bare LF as CRLF; returns the input itself when it has none. */
-export function normaliseLineEndings(input: Buffer): Buffer {
+/**
+ * Rewrites bare CR and bare LF as CRLF; returns the input itself when it has none. `before` and
+ * `after` are the bytes either side of `input` when it is one chunk of a longer message.
+ */
+export function normaliseLineEndings(input: Buffer, before?: number, after?: number): Buffer {
+  const last = input.length - 1;
   let bare = 0;
-  for (let i = 0; i < input.length; i++) {
+  for (let i = 0; i <= last; i++) {
     const c = input[i];
     if (c === CR) {
-      if (input[i + 1] === LF) i++;
-      else bare++;
-    } else if (c === LF) bare++;
+      if ((i < last ? input[i + 1] : after) !== LF) bare++;
+    } else if (c === LF && (i > 0 ? input[i - 1] : before) !== CR) bare++;
   }
   if (bare === 0) return input;
   const out = Buffer.allocUnsafe(input.length + bare);
   let o = 0;
-  for (let i = 0; i < input.length; i++) {
+  for (let i = 0; i <= last; i++) {
     const c = input[i]!;
-    if (c === CR || c === LF) {
-      out[o++] = CR;
-      out[o++] = LF;
-      if (c === CR && input[i + 1] === LF) i++;
-    } else out[o++] = c;
+    if (c === LF && (i > 0 ? input[i - 1] : before) !== CR) out[o++] = CR;
+    out[o++] = c;
+    if (c === CR && (i < last ? input[i + 1] : after) !== LF) out[o++] = LF;
   }
-  return out.subarray(0, o);
+  return out;
+}
+
+/** normaliseLineEndings() over a message in chunks, each chunk rewritten only if it has a bare CR or LF. */
+export function normaliseChunks(chunks: Buffer[]): Buffer[] {
+  const nonEmpty = chunks.filter((chunk) => chunk.length > 0);
+  return nonEmpty.map((chunk, i) => normaliseLineEndings(chunk, nonEmpty[i - 1]?.at(-1), nonEmpty[i + 1]?.[0]));
 }
 
 /** Every mailbox of a From or Sender header, read strictly (header-address.ts), else 550 5.6.0. */
@@ -56,8 +63,8 @@ export function rfc5322Date(at = new Date()): string {
 }
 
 export interface PreparedMessage {
-  /** The message with Relay's headers added, ready to sign. */
-  bytes: Buffer;
+  /** The message's head (MessageParts) with Relay's headers added, ready to sign with the rest of its body. */
+  head: Buffer;
   messageId: string;
   /** Header From addresses (at least one) and Sender (required when From has several), for the sender policy. */
   from: string[];
@@ -75,10 +82,10 @@ export interface TraceInfo {
   tls: boolean;
 }
 
-/** Throws an SmtpReply when the message cannot be accepted as it is. */
-export function prepareMessage(raw: Buffer, trace: TraceInfo): PreparedMessage {
-  const message = normaliseLineEndings(raw);
-  const { fields } = readHeader(message);
+/** The head of a message (MessageParts); throws an SmtpReply when the message cannot be accepted as it is. */
+export function prepareMessage(rawHead: Buffer, trace: TraceInfo): PreparedMessage {
+  const head = normaliseLineEndings(rawHead);
+  const { fields } = readHeader(head);
   const field = (name: string) => fields.filter((f) => f.name === name);
 
   const fromFields = field('from');
@@ -109,7 +116,7 @@ export function prepareMessage(raw: Buffer, trace: TraceInfo): PreparedMessage {
   if (field('date').length === 0) added.push(`Date: ${rfc5322Date()}`);
 
   return {
-    bytes: Buffer.concat([Buffer.from(added.join('\r\n') + '\r\n'), message]),
+    head: Buffer.concat([Buffer.from(added.join('\r\n') + '\r\n'), head]),
     messageId,
     from,
     sender,

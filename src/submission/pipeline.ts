@@ -15,8 +15,8 @@ import { CredentialQuota, overQuota } from './quota.js';
 import { SigningKeyCache, VerifiedDomainCache } from './domain-cache.js';
 import { IdempotentSubmissions, idempotencyKeys, takeIdempotencyKey, type Accepted } from './idempotency.js';
 import { LoginGuard } from './login-guard.js';
-import { readHeader } from '../envelope/header.js';
-import { normaliseLineEndings, prepareMessage, type TraceInfo } from './message.js';
+import { readHeader, splitHead, type MessageParts } from '../envelope/header.js';
+import { normaliseChunks, prepareMessage, type TraceInfo } from './message.js';
 import { checkRecipientAddress } from './recipient-address.js';
 import { checkSender } from './policy.js';
 import { ActivePolicies, checkReplyTo, checkSandboxRecipient, checkSenderIdentity } from './credential-policy.js';
@@ -52,7 +52,8 @@ export interface Submission {
   credential: CredentialRecord;
   mailFrom: string;
   recipients: string[];
-  raw: Buffer;
+  /** The message as it arrived, in chunks: they are joined once, when the message is signed. */
+  chunks: Buffer[];
   trace: Omit<TraceInfo, 'queueId' | 'hostname'>;
 }
 
@@ -148,13 +149,17 @@ export class SubmissionPipeline {
     const { logger } = this.deps;
     const { queueId, credential } = submission;
     try {
-      const keyed = takeIdempotencyKey(normaliseLineEndings(submission.raw));
+      const { head: rawHead, rest } = splitHead(normaliseChunks(submission.chunks));
+      const keyed = takeIdempotencyKey(rawHead);
       const { key } = keyed;
-      const { message, tags } = takeTags(keyed.message);
+      const { message: head, tags } = takeTags(keyed.message);
+      const message = { head, rest };
       // The same limit for every door, on the message as it will be queued (SMTP's DATA is also cut at it as it arrives).
       const max = this.deps.config.limits.max_message_bytes;
-      if (message.length > max) throw reply(552, '5.3.4', `message exceeds the maximum size of ${max} bytes`);
-      const clientMessageId = readHeader(message).fields.find((f) => f.name === 'message-id')?.value;
+      if (rest.reduce((size, chunk) => size + chunk.length, head.length) > max) {
+        throw reply(552, '5.3.4', `message exceeds the maximum size of ${max} bytes`);
+      }
+      const clientMessageId = readHeader(head).fields.find((f) => f.name === 'message-id')?.value;
       const keys = idempotencyKeys({ key, clientMessageId, mailFrom: submission.mailFrom, recipients: submission.recipients });
       const result = await this.idempotent.once(credential.name, keys, () => this.enqueue(submission, message, keys, tags));
       if (result.duplicate) {
@@ -201,7 +206,7 @@ export class SubmissionPipeline {
     );
   }
 
-  private async enqueue(submission: Submission, message: Buffer, idempotencyKeys: string[], tags: string[]): Promise<Accepted> {
+  private async enqueue(submission: Submission, message: MessageParts, idempotencyKeys: string[], tags: string[]): Promise<Accepted> {
     const { storage, config, signer, logger } = this.deps;
     const { queueId, recipients } = submission;
     const credential = await this.active.get(submission.credential.name);
@@ -209,7 +214,7 @@ export class SubmissionPipeline {
     // Doors that do not check recipients one by one (the HTTP API) are held to the limits here.
     const overLimit = await this.reserve(credential, queueId, recipients);
     if (overLimit) throw overLimit;
-    const prepared = prepareMessage(message, { ...submission.trace, queueId, hostname: config.hostname });
+    const prepared = prepareMessage(message.head, { ...submission.trace, queueId, hostname: config.hostname });
     for (const address of prepared.from) {
       const refusal = await this.checkSenderAddress(credential, address, 'header From');
       if (refusal) throw refusal;
@@ -221,7 +226,7 @@ export class SubmissionPipeline {
     const replyToRefusal = checkReplyTo(await this.policies.get(credential.name), credential, prepared.replyTo);
     if (replyToRefusal) throw replyToRefusal;
     const signingDomain = (await this.domains.get(domainOf(prepared.from[0]!)))!;
-    const signed = await signer.signAllAsync(prepared.bytes, await this.signingKeys.get(signingDomain));
+    const signed = await signer.signAllAsync({ head: prepared.head, rest: message.rest }, await this.signingKeys.get(signingDomain));
     const now = this.now();
     const result = await storage.queue.enqueue({
       queueId,

@@ -111,7 +111,7 @@ export class SubmissionServer {
             this.deadlines.arm(session.id);
             callback(err, text);
           };
-          this.data(Buffer.concat(chunks), session).then((queueId) => answer(null, `2.0.0 Ok: queued as ${queueId}`), answer);
+          this.data(chunks, session).then((queueId) => answer(null, `2.0.0 Ok: queued as ${queueId}`), answer);
         });
       },
       onClose: (session) => {
@@ -224,7 +224,7 @@ export class SubmissionServer {
     return (await this.pipeline.checkRecipient(credentialOf(session), queueId, address, session.envelope.rcptTo.length)) ?? null;
   }
 
-  private async data(raw: Buffer, session: SMTPServerSession): Promise<string> {
+  private async data(chunks: Buffer[], session: SMTPServerSession): Promise<string> {
     const { queueId } = this.transactions.get(session.id)!;
     this.transactions.delete(session.id);
     return this.pipeline.accept({
@@ -232,7 +232,7 @@ export class SubmissionServer {
       credential: credentialOf(session),
       mailFrom: (session.envelope.mailFrom as { address: string }).address,
       recipients: session.envelope.rcptTo.map((r) => r.address),
-      raw,
+      chunks,
       trace: {
         heloName: session.hostNameAppearsAs,
         clientAddress: session.remoteAddress,

@@ -4,7 +4,6 @@
  * SubmissionPipeline as SMTP: sender policy, recipient checks and quotas, signing, the durable
  * queue. `GET /v1/messages/{id}` is each recipient's status with its events.
  */
-import { prependHeaderField } from '../../envelope/header.js';
 import { isoTime } from '../../envelope/time.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { newQueueId } from '../../queue/ids.js';
@@ -155,7 +154,7 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
         recipients,
         recipientFields,
         fields: FIELDS.json,
-        build: () => composeMessage({ ...body, ...content, subject: content.subject! }, request.headers['idempotency-key']),
+        build: async () => [await composeMessage({ ...body, ...content, subject: content.subject! }, request.headers['idempotency-key'])],
       });
       return replyTo.code(202).send(result);
     },
@@ -208,9 +207,10 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
         recipientFields: envelope.to.map((_, i) => `envelope.to[${i}]`),
         fields: FIELDS.raw,
         // As if the client had put the headers in the message itself; the pipeline strips them.
+        // They go as a chunk of their own, so the message is not copied to add them.
         build: async () => {
-          const keyed = key ? prependHeaderField(bytes, `Idempotency-Key: ${key}`) : bytes;
-          return tags?.length ? prependHeaderField(keyed, `${TAG_HEADER}: ${tags.join(', ')}`) : keyed;
+          const fields = [...(tags?.length ? [`${TAG_HEADER}: ${tags.join(', ')}`] : []), ...(key ? [`Idempotency-Key: ${key}`] : [])];
+          return fields.length ? [Buffer.from(fields.map((field) => `${field}\r\n`).join('')), bytes] : [bytes];
         },
       });
       return replyTo.code(202).send(result);
@@ -326,7 +326,8 @@ async function submit(
     /** The request member of each recipient (`to[0]`, `envelope.to[1]`). */
     recipientFields: string[];
     fields: Record<ReplySubject, string>;
-    build: () => Promise<Buffer>;
+    /** The message, in chunks. */
+    build: () => Promise<Buffer[]>;
   },
 ): Promise<{ id: string; recipients: RecipientResult[] }> {
   const { pipeline } = ctx;
@@ -361,13 +362,12 @@ async function submit(
       const first = results[0]!;
       throw new ApiError(422, `no recipient was accepted: ${first.address} (${first.reason})`, 'to', first.smtp_reply);
     }
-    const raw = await options.build();
     const id = await pipeline.accept({
       queueId,
       credential,
       mailFrom: options.mailFrom,
       recipients: accepted,
-      raw,
+      chunks: await options.build(),
       trace: { heloName: 'api', clientAddress: request.ip, clientHostname: request.ip, tls: request.protocol === 'https' },
     });
     return { id, recipients: results };

@@ -19,6 +19,7 @@ import { kill, prepareServe, startServe, transport, type ServeProcess, type Serv
 import { startSink, type ReceivedMessage, type Sink } from './helpers/sink.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
 import { waitFor } from './helpers/wait.js';
+import { workerCount } from '../src/workers/messages.js';
 
 let dns: TestDnsServer;
 let sink: Sink;
@@ -226,5 +227,14 @@ describe('a submission worker that dies', { timeout: 150_000 }, () => {
     for (const n of [1, 2, 3, 4]) await send(setup, `after the restart ${n}`);
     expect(events(setup, 'queued')).toHaveLength(4);
     expect(serve.child.exitCode).toBeNull();
+  });
+});
+
+describe('workers: auto', () => {
+  it('leaves one core to the primary, and is one process on two cores', () => {
+    expect(workerCount('auto', 2)).toBe(1);
+    expect(workerCount('auto', 1)).toBe(1);
+    expect(workerCount('auto', 8)).toBe(7);
+    expect(workerCount(3, 2)).toBe(3);
   });
 });

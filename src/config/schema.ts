@@ -70,8 +70,9 @@ export const configSchema = z.strictObject({
     })
     .default('self_signed'),
   /**
-   * Processes serving the SMTP listeners under `relay serve`: `auto` is one per core, 1 keeps
-   * everything in one process. Delivery, the HTTP API and the scheduler stay in the primary.
+   * Processes serving the submission listeners under `relay serve`: `auto` is one per core but
+   * one (so one process on two cores), 1 keeps everything in one process. Delivery, the HTTP
+   * API and the scheduler stay in the primary.
    */
   workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
   listeners: z

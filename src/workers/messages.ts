@@ -24,7 +24,11 @@ export type FromWorker =
   | { t: 'login-failed' }
   | { t: 'session'; listener: string };
 
-/** `workers: auto` is one per core; 1 is the relay in one process. */
+/**
+ * `workers: auto` leaves one core to the primary (delivery, the HTTP API, and the thread pool
+ * that signs and fsyncs) and gives each other core a worker; on two cores that is the relay in
+ * one process, which the benchmark measured faster there than two workers. 1 is one process.
+ */
 export function workerCount(setting: 'auto' | number, cores: number): number {
-  return setting === 'auto' ? Math.max(1, cores) : setting;
+  return setting === 'auto' ? Math.max(1, cores - 1) : setting;
 }

@@ -14,9 +14,15 @@ import path from 'node:path';
 import SMTPConnection, { type SMTPConnectionOptions, type SMTPConnectionSendInfo, type SMTPEnvelope } from 'nodemailer/lib/smtp-connection';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection as ServerSideConnection } from 'smtp-server/lib/smtp-connection.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { offeredExtensions, rcptRefusals, tlsSocketOf } from '../src/delivery/smtp-connection-internals.js';
-import { closeWith421, isGreeted, useExactEnhancedCodes, type ServerConnection } from '../src/submission/smtp-server-internals.js';
+import {
+  closeWith421,
+  greetAtOnce,
+  isGreeted,
+  useExactEnhancedCodes,
+  type ServerConnection,
+} from '../src/submission/smtp-server-internals.js';
 import { dkimBody, generateCanonicalizedHeader, tools } from '../src/signing/mailauth.js';
 import { ROOT } from './helpers/cli.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
@@ -158,6 +164,42 @@ describe('smtp-server: SMTPConnection#send and useExactEnhancedCodes (src/submis
     expect(`${policy.code} ${policy.text}`).toBe('550 5.7.1 sender domain not verified');
     const plain = await client.command('MAIL FROM:<other@acme.test>');
     expect(`${plain.code} ${plain.text}`).toBe('550 5.1.1 no such sender');
+  });
+});
+
+/** The first line a server sends on a new plain connection. */
+function firstLine(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    clients.push({ close: () => socket.destroy() });
+    let text = '';
+    socket.on('data', (chunk) => {
+      text += chunk.toString('latin1');
+      if (text.includes('\r\n')) resolve(text.slice(0, text.indexOf('\r\n')));
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('smtp-server: the early-talker pause that greetAtOnce removes (src/submission/smtp-server-internals.ts)', () => {
+  it('upstream, SMTPConnection#init holds the greeting on a 100 ms timer; a server marked by greetAtOnce greets without one', async () => {
+    const held = await listen({ disableReverseLookup: true });
+    const atOnce = await listen({ disableReverseLookup: true });
+    greetAtOnce(atOnce.server);
+    // Only the global setTimeout is faked: sockets keep their own timers.
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    try {
+      let heldGreeted = false;
+      const heldGreeting = firstLine(held.port).then((line) => ((heldGreeted = true), line));
+      expect(await firstLine(atOnce.port)).toMatch(/^220 /);
+      expect(heldGreeted).toBe(false);
+      // Its timer is set when the server takes the connection.
+      while (held.server.connections.size === 0) await new Promise((resolve) => setImmediate(resolve));
+      await vi.advanceTimersByTimeAsync(100);
+      expect(await heldGreeting).toMatch(/^220 /);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

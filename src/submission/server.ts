@@ -11,6 +11,7 @@ import type { CredentialRecord } from '../queue/storage.js';
 import type { ConnectionLimiter } from './connection-limiter.js';
 import { guardAccept, type AcceptedConnections } from './accept-guard.js';
 import { hideAuthBeforeTls } from './auth-before-tls.js';
+import { greetAtOnce } from './smtp-server-internals.js';
 import type { SubmissionPipeline } from './pipeline.js';
 import { internalFailureReply } from './faults.js';
 import { reply, SmtpReply, useExactEnhancedCodes } from './replies.js';
@@ -121,6 +122,7 @@ export class SubmissionServer {
         this.accepted.sessionClosed(session);
       },
     });
+    greetAtOnce(this.server);
     this.deadlines = new StepDeadlines(this.server, () => config.limits.command_timeout);
     this.accepted = guardAccept(this.server, {
       listener: listener.name,

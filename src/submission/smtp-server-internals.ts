@@ -57,3 +57,41 @@ export function useExactEnhancedCodes(): void {
     return send.call(this, code, data, context);
   };
 }
+
+/** A server option of ours (not smtp-server's) read by the patched SMTPConnection#init below. */
+const GREET_AT_ONCE = 'relayGreetAtOnce';
+
+let initPatched = false;
+
+/**
+ * Makes `server` greet as soon as a connection (and, for implicit TLS, its handshake) is up,
+ * through a patch of SMTPConnection#init (process-wide, once) that honours a flag on the server.
+ * smtp-server otherwise holds every greeting for 100 ms to catch early talkers, a port 25
+ * defence that on a submission port, where AUTH decides, only adds 100 ms to each new
+ * connection: the most of what a connection-per-message client waits for. What init did else
+ * (the listeners, the maxClients backstop) is kept.
+ * Upstream replacement: an option for the early-talker delay.
+ */
+export function greetAtOnce(server: SMTPServer): void {
+  (server.options as unknown as Record<string, unknown>)[GREET_AT_ONCE] = true;
+  if (initPatched) return;
+  initPatched = true;
+  const init = SMTPConnection.prototype.init;
+  SMTPConnection.prototype.init = function (this: SMTPConnection) {
+    const connection = this as unknown as {
+      _server: { options: Record<string, unknown>; connections: Set<unknown> };
+      _setListeners(callback: () => void): void;
+      connectionReady(): void;
+      name: string;
+    };
+    const { options, connections } = connection._server;
+    if (!options[GREET_AT_ONCE]) return init.call(this);
+    connection._setListeners(() => {
+      const maxClients = options.maxClients as number | undefined;
+      if (maxClients && connections.size > maxClients) {
+        return this.send(421, `${connection.name} Too many connected clients, try again in a moment`, false);
+      }
+      connection.connectionReady();
+    });
+  };
+}

@@ -1,5 +1,5 @@
 /**
- * The soak run: `npm run soak -- --minutes N [--clients C]`. Runs `relay serve` (the compiled
+ * The soak run: `npm run soak -- --minutes N [--clients C] [--workers auto|N]`. Runs `relay serve` (the compiled
  * CLI) against a loopback DNS server and sink, holds load from C pooled client apps for N
  * minutes, then waits for the queue to drain and reports throughput, the relay's memory over
  * the run and lost messages. Exits 1 if any acknowledged message was lost. Loopback only.
@@ -13,10 +13,19 @@ import { kill, prepareServe, startServe } from '../helpers/serve.js';
 import { startSink } from '../helpers/sink.js';
 import { waitFor } from '../helpers/wait.js';
 
-const { values } = parseArgs({ options: { minutes: { type: 'string', default: '1' }, clients: { type: 'string', default: '8' } } });
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '1' },
+    clients: { type: 'string', default: '8' },
+    workers: { type: 'string', default: 'auto' },
+  },
+});
 const minutes = Number(values.minutes);
 const clients = Number(values.clients);
-if (!(minutes > 0) || !(clients > 0)) throw new Error('usage: npm run soak -- --minutes N [--clients C]');
+const workers = values.workers === 'auto' ? 'auto' : Number(values.workers);
+if (!(minutes > 0) || !(clients > 0) || !(workers === 'auto' || workers >= 1)) {
+  throw new Error('usage: npm run soak -- --minutes N [--clients C] [--workers auto|N]');
+}
 
 /** Resident memory of a process in MB (Linux /proc). */
 function rssMb(pid: number): number {
@@ -30,7 +39,11 @@ const dns = await startDnsServer({
   'example.net': { mx: [{ exchange: 'mx.example.net', priority: 10 }] },
   'mx.example.net': { a: ['127.0.0.2'] },
 });
-const setup = await prepareServe({ delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port }, log: { level: 'warn' } });
+const setup = await prepareServe({
+  workers,
+  delivery: { paused: false, dns_servers: [dns.address], smtp_port: sink.port },
+  log: { level: 'warn' },
+});
 const serve = await startServe(setup);
 const pid = serve.child.pid!;
 

@@ -10,7 +10,12 @@ process.once('message', (spec: LoadSpec) => {
   load.then(
     (result) => {
       const cpu = process.cpuUsage(before);
-      process.send!({ result: { ...result, cpuMs: (cpu.user + cpu.system) / 1000 } }, () => process.exit(0));
+      // firstAt and lastAt as wall-clock times: this process's performance.now() starts at its own start.
+      const wall = (at: number) => performance.timeOrigin + at;
+      process.send!(
+        { result: { ...result, firstAt: wall(result.firstAt), lastAt: wall(result.lastAt), cpuMs: (cpu.user + cpu.system) / 1000 } },
+        () => process.exit(0),
+      );
     },
     (err: Error) => process.send!({ error: err.message }, () => process.exit(1)),
   );

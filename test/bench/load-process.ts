@@ -39,7 +39,11 @@ export function runLoad(spec: LoadSpec): Promise<LoadResult & { cpuMs: number }>
     let result: (LoadResult & { cpuMs: number }) | undefined;
     child.on('message', (message: { result?: LoadResult & { cpuMs: number }; error?: string }) => {
       if (message.error) reject(new Error(message.error));
-      else result = message.result;
+      // Into this process's performance.now(), which the sink's times are in.
+      else if (message.result) {
+        const local = (wall: number) => wall - performance.timeOrigin;
+        result = { ...message.result, firstAt: local(message.result.firstAt), lastAt: local(message.result.lastAt) };
+      }
     });
     child.on('error', reject);
     child.on('exit', (code) => (result ? resolve(result) : reject(new Error(`load generator exited with ${code}`))));

@@ -38,20 +38,7 @@ export function registerStatsCommand(program: Command, cli: Cli): void {
         }
         const oldest = queue.oldestReceivedAt ? `, oldest received ${formatTime(queue.oldestReceivedAt)}` : '';
         print(`Queue: ${count(queue.messages, 'message')}, ${count(queue.recipientsPending, 'recipient')} pending${oldest}`);
-        print();
-        printTable(
-          ['STATUS', 'RECIPIENTS'],
-          STATUSES.map((status) => [status, byStatus[status]]),
-          '',
-        );
-        print();
-        printTable(
-          ['DOMAIN', ...STATUSES.map((s) => s.toUpperCase())],
-          Object.entries(byDomain)
-            .sort(([a], [b]) => a.localeCompare(b))
-            .map(([domain, counts]) => [domain, ...STATUSES.map((status) => counts[status] ?? 0)]),
-          'No recipient domains yet.',
-        );
+        printByStatusAndDomain('RECIPIENTS', byStatus, byDomain, 'No recipient domains yet.');
         print();
         printTable(
           ['CREDENTIAL', 'RATE', 'TODAY', 'THIS MONTH'],
@@ -79,9 +66,19 @@ async function printTagStats(storage: Storage, tag: string, json?: boolean): Pro
   }
   if (json) return printJson({ tag, by_status: byStatus, by_domain: byDomain });
   print(`Events of messages tagged ${tag}:`);
+  printByStatusAndDomain('EVENTS', byStatus, byDomain, `No events with tag ${tag}.`);
+}
+
+/** A blank line, the counts by status, a blank line, then the counts by domain (one column per status). */
+function printByStatusAndDomain(
+  counted: string,
+  byStatus: Record<RecipientStatus, number>,
+  byDomain: Record<string, Partial<Record<RecipientStatus, number>>>,
+  noDomains: string,
+): void {
   print();
   printTable(
-    ['STATUS', 'EVENTS'],
+    ['STATUS', counted],
     STATUSES.map((status) => [status, byStatus[status]]),
     '',
   );
@@ -91,6 +88,6 @@ async function printTagStats(storage: Storage, tag: string, json?: boolean): Pro
     Object.entries(byDomain)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([domain, counts]) => [domain, ...STATUSES.map((status) => counts[status] ?? 0)]),
-    `No events with tag ${tag}.`,
+    noDomains,
   );
 }

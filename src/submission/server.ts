@@ -16,7 +16,7 @@ import type { SubmissionPipeline } from './pipeline.js';
 import { internalFailureReply } from './faults.js';
 import { reply, SmtpReply, useExactEnhancedCodes } from './replies.js';
 import type { TlsMaterial } from './tls.js';
-import { closeListener, drainListener, drainSessions, shuttingDown } from './drain.js';
+import { closeListener, drainSessions, shuttingDown } from './drain.js';
 import { StepDeadlines } from './step-deadline.js';
 import { listenSmtp } from '../bind-error.js';
 import { SESSION_TIMEOUT_S } from './session-tickets.js';
@@ -138,15 +138,15 @@ export class SubmissionServer {
   }
 
   /** Stops taking sessions and waits up to timeoutMs for the transactions in progress (see drain.ts). */
-  close(timeoutMs = 30_000): Promise<void> {
-    this.draining = true;
-    return drainListener(this.server, timeoutMs);
+  async close(timeoutMs = 30_000): Promise<void> {
+    await this.drain(timeoutMs);
+    await this.closeDrained();
   }
 
   /**
-   * close() in two steps, for a submission worker: the sessions drain while the listening socket
-   * keeps answering 421, until the primary says every worker has drained (node:cluster would
-   * otherwise hand a new connection to a worker that is exiting).
+   * close() in its two steps, for a submission worker: the sessions drain while the listening
+   * socket keeps answering 421, until the primary says every worker has drained (node:cluster
+   * would otherwise hand a new connection to a worker that is exiting).
    */
   async drain(timeoutMs = 30_000): Promise<void> {
     this.draining = true;

@@ -40,6 +40,8 @@ export class WorkerSupervisor {
 
   /** Forks every worker; resolves with the bound ports once all listen, rejects (and stops them) if one cannot. */
   async start(): Promise<Record<string, number>> {
+    // Every fork, replacements included, runs the worker's entry file rather than the CLI.
+    cluster.setupPrimary({ exec: fileURLToPath(new URL('./entry.js', import.meta.url)), args: [] });
     const started = Array.from({ length: this.count }, () => this.fork());
     try {
       const [ports] = await Promise.all(started);
@@ -95,7 +97,6 @@ export class WorkerSupervisor {
   }
 
   private fork(): Promise<Record<string, number>> {
-    cluster.setupPrimary({ exec: fileURLToPath(new URL('./entry.js', import.meta.url)), args: [] });
     const worker = cluster.fork({
       RELAY_WORKERS: String(this.count),
       RELAY_WORKER_CONFIG: this.deps.configSource === '(embedded default)' ? '' : this.deps.configSource,

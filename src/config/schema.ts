@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 
-const duration = z.string().transform((text, ctx) => {
+/** A duration such as `30s`, `5m`, `7d`, in milliseconds. */
+export const duration = z.string().transform((text, ctx) => {
   try {
     return parseDuration(text);
   } catch (err) {

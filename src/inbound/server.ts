@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import { guardAccept, type AcceptedConnections } from '../submission/accept-guard.js';
 import type { ConnectionLimiter } from '../submission/connection-limiter.js';
 import { drainListener, shuttingDown } from '../submission/drain.js';
+import { readDataWithin } from '../submission/data-within.js';
 import { internalFailureReply } from '../submission/faults.js';
 import { reply, useExactEnhancedCodes, type SmtpReply } from '../submission/replies.js';
 import type { TlsMaterial } from '../submission/tls.js';
@@ -73,16 +74,9 @@ export class InboundServer {
         );
       },
       onData: (stream, session, callback) => {
-        const chunks: Buffer[] = [];
         const limit = this.server.options.size!;
-        let size = 0;
-        stream.on('data', (chunk: Buffer) => {
-          // Past the limit the rest is read but not kept (smtp-server answers 552 5.3.4 at the end).
-          size += chunk.length;
-          if (size <= limit) chunks.push(chunk);
-          else chunks.length = 0;
-        });
-        stream.on('end', () => {
+        // Past the limit smtp-server answers 552 5.3.4 at the end.
+        readDataWithin(stream, limit, (chunks, size) => {
           if (stream.sizeExceeded || size > limit)
             return callback(stream.sizeExceeded ? null : reply(552, '5.3.4', `message exceeds the maximum size of ${limit} bytes`));
           const recipients = session.envelope.rcptTo.map((r) => r.address);

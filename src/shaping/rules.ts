@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { parseDuration } from '../config/duration.js';
+import { duration } from '../config/schema.js';
 import { regexSource } from '../config/regex.js';
 import { PACKAGED_CONFIG_DIR } from '../config/load.js';
 import type { RelayConfig } from '../config/schema.js';
@@ -71,15 +71,6 @@ export interface ShapingRules {
 }
 
 export class ShapingRulesError extends Error {}
-
-const duration = z.string().transform((text, ctx) => {
-  try {
-    return parseDuration(text);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
 
 const hostName = z
   .string()

@@ -12,6 +12,7 @@ import type { ConnectionLimiter } from './connection-limiter.js';
 import { guardAccept, type AcceptedConnections } from './accept-guard.js';
 import { hideAuthBeforeTls } from './auth-before-tls.js';
 import { greetAtOnce } from './smtp-server-internals.js';
+import { readDataWithin } from './data-within.js';
 import type { SubmissionPipeline } from './pipeline.js';
 import { internalFailureReply } from './faults.js';
 import { reply, SmtpReply, useExactEnhancedCodes } from './replies.js';
@@ -94,16 +95,8 @@ export class SubmissionServer {
       },
       onData: (stream, session, callback) => {
         this.deadlines.arm(session.id);
-        const chunks: Buffer[] = [];
         const limit = this.server.options.size!;
-        let size = 0;
-        stream.on('data', (chunk: Buffer) => {
-          // Past the limit the rest is read and counted but not kept: a client cannot make us hold more than the limit.
-          size += chunk.length;
-          if (size <= limit) chunks.push(chunk);
-          else chunks.length = 0;
-        });
-        stream.on('end', () => {
+        readDataWithin(stream, limit, (chunks, size) => {
           // smtp-server answers 552 5.3.4 itself for an oversized message (rejectOversized).
           if (stream.sizeExceeded) return callback();
           if (size > limit) return callback(tooBig(limit));

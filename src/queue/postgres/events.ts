@@ -158,10 +158,13 @@ export class PgEventLog implements EventLog {
   }
 
   async purge(before: number, limit: number): Promise<number> {
-    // SKIP LOCKED: retention never waits on (or deadlocks with) the writers.
-    return this.db.run(`DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)`, [
-      before,
-      limit,
-    ]);
+    // SKIP LOCKED: retention never waits on (or deadlocks with) the writers. The batch is
+    // MATERIALIZED: a LIMIT ... SKIP LOCKED subquery that the plan rescans can pick other rows
+    // each time and delete more than `limit`.
+    return this.db.run(
+      `WITH doomed AS MATERIALIZED (SELECT id FROM events WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)
+       DELETE FROM events WHERE id IN (SELECT id FROM doomed)`,
+      [before, limit],
+    );
   }
 }

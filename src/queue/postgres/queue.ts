@@ -219,10 +219,12 @@ export class PgMessageQueue implements MessageQueue {
 
   purgeFinished(before: number, limit: number): Promise<number> {
     return this.db.run(
-      `DELETE FROM messages WHERE queue_id IN (
+      // MATERIALIZED, as in events.purge(): a rescanned LIMIT ... SKIP LOCKED batch could exceed `limit`.
+      `WITH doomed AS MATERIALIZED (
          SELECT m.queue_id FROM messages m
          WHERE m.received_at < $1 AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.queue_id = m.queue_id AND r.${PENDING})
-         ORDER BY m.received_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+         ORDER BY m.received_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+       DELETE FROM messages WHERE queue_id IN (SELECT queue_id FROM doomed)`,
       [before, limit],
     );
   }

@@ -18,6 +18,7 @@ import { startDnsServer, type TestDnsServer } from './helpers/dns.js';
 import { eventsOf } from './helpers/events.js';
 import { startSinks, type Sink } from './helpers/sink.js';
 import { waitFor } from './helpers/wait.js';
+import { partsOf } from '../src/envelope/header.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'relay-delivery-faults-'));
 const HOSTS = { plain: '127.0.0.2', noUtf8: '127.0.0.3' };
@@ -92,7 +93,7 @@ async function submit(relay: Relay, to: string[], from = 'alice@sender.test'): P
     credential: 'test',
     mailFrom: from,
     recipients: to,
-    body,
+    body: partsOf(body),
     receivedAt: now,
     expiresAt: now + 3_600_000,
   });

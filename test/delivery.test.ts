@@ -23,6 +23,8 @@ import { eventsOf } from './helpers/events.js';
 import { startSinks, type Sink } from './helpers/sink.js';
 import { waitFor } from './helpers/wait.js';
 import { testClock } from './helpers/clock.js';
+import { storedBody } from './helpers/relay.js';
+import { partsOf, type MessageParts } from '../src/envelope/header.js';
 
 const logger = createLogger(process.env.LOG_LEVEL ?? 'silent');
 const dir = mkdtempSync(path.join(tmpdir(), 'relay-delivery-'));
@@ -172,7 +174,7 @@ async function submit(relay: Relay, to: string[], opts: { from?: string; expires
     credential: CREDENTIAL,
     mailFrom: opts.from ?? 'alice@sender.test',
     recipients: to,
-    body,
+    body: partsOf(body),
     receivedAt: now,
     expiresAt: now + (opts.expiresIn ?? 3_600_000),
   });
@@ -350,7 +352,7 @@ describe('DeliveryLoop', { timeout: 20_000 }, () => {
     expect((await settled(relay.storage, queueId, 1)).get('unknown@reject.test')!.status).toBe('bounced');
     await waitFor(() => relay.notified.has(queueId), 'the bounce notifier to finish with the attempt');
     const notices = (await relay.storage.queue.pending()).filter((m) => m.mailFrom === '');
-    const bodies = await Promise.all(notices.map((m) => relay.storage.queue.body(m.queueId)));
+    const bodies = await Promise.all(notices.map((m) => storedBody(relay.storage.queue, m.queueId)));
     expect(bodies.filter((b) => b?.includes(queueId))).toHaveLength(0);
     expect(sinks.plain.messages.slice(before).filter((m) => m.raw.includes(queueId))).toHaveLength(0);
   });
@@ -409,10 +411,10 @@ describe('resilience', { timeout: 20_000 }, () => {
   });
 
   it('defers with 451 4.3.0 when an attempt fails unexpectedly', async () => {
-    // Not a Buffer: the attempt throws once it reads the message.
+    // Not a message: the attempt throws once it reads it.
     const brokenBody = (queue: MessageQueue): DeliveryLoopOptions['queue'] => ({
       claimDue: (now, limit, lease) => queue.claimDue(now, limit, lease),
-      body: async () => ({}) as Buffer,
+      body: async () => ({}) as MessageParts,
       recordAttempt: (attempt) => queue.recordAttempt(attempt),
       nextDueAt: () => queue.nextDueAt(),
     });

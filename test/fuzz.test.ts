@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readHeader } from '../src/envelope/header.js';
 import { startDeliveringRelay, type DeliveringRelay } from './helpers/delivering-relay.js';
 import { waitFor } from './helpers/wait.js';
+import { storedBody } from './helpers/relay.js';
 
 const require = createRequire(import.meta.url);
 const { dkimVerify } = require('mailauth/lib/dkim/verify') as {
@@ -172,7 +173,7 @@ describe('fuzzed SMTP sessions', () => {
       const queued = await env.relay.storage.queue.pending();
       const resolver = async (name: string) => [[env.dkim.get(name.replace(/\.$/, '')) ?? '']];
       for (const entry of queued) {
-        const body = (await env.relay.storage.queue.body(entry.queueId))!;
+        const body = (await storedBody(env.relay.storage.queue, entry.queueId))!;
         const text = body.toString('latin1');
         expect(/[^\r]\n|\r(?!\n)/.test(text), `bare CR or LF in ${entry.queueId}`).toBe(false);
         const { fields } = readHeader(body);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import { startRelay, type RunningRelay } from '../src/relay.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
-import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { addCredential, addSenderDomain, startTestRelay, storedBody, type TestRelay } from './helpers/relay.js';
 
 let relay: TestRelay;
 let restarted: RunningRelay | undefined;
@@ -66,7 +66,7 @@ describe('idempotency', () => {
     const port = relay.ports.smtps!;
     const first = await send(port, withId('k-1', 'Idempotency-Key: order-4711\r\n'));
     expect(await send(port, withId('k-2', 'idempotency-key:  order-4711\r\n'))).toBe(first);
-    const body = (await relay.storage.queue.body(first))!.toString();
+    const body = (await storedBody(relay.storage.queue, first))!.toString();
     expect(body).not.toMatch(/idempotency-key/i);
     expect(body).toContain('Message-ID: <k-1@acme.test>');
   });

@@ -6,7 +6,8 @@
 import fc from 'fast-check';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { blankLineAt, splitHead } from '../src/envelope/header.js';
+import { blankLineAt, joinParts, splitHead } from '../src/envelope/header.js';
+import { pieceRuns } from '../src/queue/pieces.js';
 import { DkimSigner, generateDkimKey } from '../src/signing/dkim.js';
 import { normaliseChunks, normaliseLineEndings } from '../src/submission/message.js';
 
@@ -55,6 +56,25 @@ describe('splitHead', () => {
   });
 });
 
+describe('pieceRuns', () => {
+  it('cuts a message into runs of at most the piece size, the whole head in the first, keeping every byte', () => {
+    fc.assert(
+      fc.property(chunked, fc.integer({ min: 1, max: 16 }), ([raw, offsets], size) => {
+        const message = normaliseLineEndings(raw);
+        const parts = splitHead(cut(message, offsets));
+        const runs = pieceRuns(parts, size);
+        expect(Buffer.concat(runs.flat()).equals(message)).toBe(true);
+        expect(runs[0]![0]).toBe(parts.head);
+        const lengths = runs.map((run) => run.reduce((n, chunk) => n + chunk.length, 0));
+        lengths.forEach((length, i) => expect(length).toBeLessThanOrEqual(i === 0 ? Math.max(size, parts.head.length) : size));
+        // Every run but the last is full, so a body needs as few rows as it can.
+        lengths.slice(1, -1).forEach((length) => expect(length).toBe(size));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
 describe.each(['rsa', 'ed25519'] as const)('DkimSigner.signAllAsync over parts (%s)', (algorithm) => {
   const { privateKeyPem, publicKey } = generateDkimKey(algorithm);
   const keys = [{ domain: 'acme.test', selector: 'sel1', algorithm, privateKeyPem }];
@@ -72,7 +92,7 @@ describe.each(['rsa', 'ed25519'] as const)('DkimSigner.signAllAsync over parts (
     await fc.assert(
       fc.asyncProperty(chunked, async ([raw, offsets]) => {
         const message = normaliseLineEndings(Buffer.concat([Buffer.from('From: a@acme.test\r\n'), raw]));
-        const signed = await signer.signAllAsync(splitHead(cut(message, offsets)), keys);
+        const signed = joinParts(await signer.signAllAsync(splitHead(cut(message, offsets)), keys));
         expect(signed.toString('latin1')).toBe(signer.sign(message, keys[0]!).toString('latin1'));
         expect(await verifies(signed)).toBe(true);
       }),
@@ -85,7 +105,12 @@ describe.each(['rsa', 'ed25519'] as const)('DkimSigner.signAllAsync over parts (
     const body = Array.from({ length: 5_000_000 / 20 }, (_, i) => lines[i % lines.length]).join('\r\n');
     const message = Buffer.from(`From: a@acme.test\r\nSubject: big\r\n\r\n${body.slice(0, 5_000_000)}\r\n\r\n\r\n`);
     const chunks = Array.from({ length: Math.ceil(message.length / 65_536) }, (_, i) => message.subarray(i * 65_536, (i + 1) * 65_536));
-    const signed = await signer.signAllAsync(splitHead(chunks), keys);
+    const parts = splitHead(chunks);
+    const signedParts = await signer.signAllAsync(parts, keys);
+    // Only the head is new: the body's chunks are the very ones given.
+    expect(signedParts.rest).toHaveLength(parts.rest.length);
+    signedParts.rest.forEach((chunk, i) => expect(chunk).toBe(parts.rest[i]));
+    const signed = joinParts(signedParts);
     expect(signed.equals(signer.sign(message, keys[0]!))).toBe(true);
     expect(signed.subarray(signed.length - message.length).equals(message)).toBe(true);
     expect(await verifies(signed)).toBe(true);

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SCHEMA_VERSION } from '../src/queue/sqlite/migrations.js';
 import { openSqlite } from '../src/queue/sqlite/index.js';
+import { storedBody } from './helpers/relay.js';
 
 const FIXTURE = path.join(import.meta.dirname, 'fixtures', 'release-0.1.0.db');
 
@@ -81,7 +82,7 @@ describe('upgrading a release 0.1.0 database in place', () => {
         ['Q1PENDING', 'example.net', 'billing-app'],
         ['Q1PENDING', 'example.org', 'billing-app'],
       ]);
-      expect((await storage.queue.body('Q1PENDING'))?.toString()).toContain('Subject: pending');
+      expect((await storedBody(storage.queue, 'Q1PENDING'))?.toString()).toContain('Subject: pending');
       expect(await storage.limits.usage('billing-app', Date.UTC(2026, 10, 1, 12))).toEqual({ day: 3, month: 3 });
     } finally {
       await storage.close();

@@ -19,6 +19,7 @@ import { addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay
 import { startSinks, type Sink } from './helpers/sink.js';
 import { createTestCa, type KeyPair, type TestCa } from './helpers/test-ca.js';
 import { waitFor } from './helpers/wait.js';
+import { partsOf } from '../src/envelope/header.js';
 
 const require = createRequire(import.meta.url);
 const { dkimVerify } = require('mailauth/lib/dkim/verify') as {
@@ -154,7 +155,7 @@ async function submit(storage: Storage, to: string): Promise<string> {
     credential: 'test',
     mailFrom: 'alice@sender.test',
     recipients: [to],
-    body,
+    body: partsOf(body),
     receivedAt: now,
     expiresAt: now + 2 * 86_400_000,
   });

@@ -12,6 +12,7 @@ import { createLogger } from '../src/log.js';
 import { openSqlite } from '../src/queue/sqlite/index.js';
 import type { Storage } from '../src/queue/storage.js';
 import { RetentionPurger } from '../src/retention/purger.js';
+import { partsOf } from '../src/envelope/header.js';
 
 const DAY = 86_400_000;
 
@@ -22,7 +23,7 @@ async function message(storage: Storage, queueId: string, receivedAt: number, re
     credential: 'app',
     mailFrom: 'app@acme.test',
     recipients,
-    body: Buffer.from(`Subject: ${queueId}\r\n\r\nbody\r\n`),
+    body: partsOf(Buffer.from(`Subject: ${queueId}\r\n\r\nbody\r\n`)),
     receivedAt,
     expiresAt: receivedAt + 5 * DAY,
   });

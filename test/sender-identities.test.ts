@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, runCli } from './helpers/cli.js';
 import { apiClient } from './helpers/http.js';
-import { addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { addSenderDomain, startTestRelay, storedBody, type TestRelay } from './helpers/relay.js';
 import { RawSmtpClient, type Reply } from './helpers/smtp-client.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -241,7 +241,7 @@ describe('tags', { timeout: 60_000 }, () => {
       const queued = await client.data(message('From: shop@acme.test\r\nX-Relay-Tag: welcome, eu\r\nX-Relay-Tag:\r\n promo'));
       expect(queued.code).toBe(250);
       const queueId = /queued as (\S+)/.exec(queued.text)![1]!;
-      const body = (await relay.storage.queue.body(queueId))!.toString();
+      const body = (await storedBody(relay.storage.queue, queueId))!.toString();
       expect(body).not.toMatch(/X-Relay-Tag/i);
       expect(body).toMatch(/^DKIM-Signature:/m);
       const [event] = await relay.storage.events.query({ queueId, limit: 10 });

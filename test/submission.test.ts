@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { retainedBytes } from './helpers/memory.js';
 import { RawSmtpClient } from './helpers/smtp-client.js';
 import { eventsOf } from './helpers/events.js';
-import { addCredential, addSenderDomain, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { addCredential, addSenderDomain, startTestRelay, storedBody, type TestRelay } from './helpers/relay.js';
 
 const require = createRequire(import.meta.url);
 const { dkimVerify } = require('mailauth/lib/dkim/verify') as {
@@ -94,7 +94,7 @@ describe('submission', () => {
     const entry = (await relay.storage.queue.message(queueId))!;
     expect(entry.recipients.map((r) => r.address).sort()).toEqual(['a@example.net', 'b@example.org']);
     expect(entry.mailFrom).toBe('billing@acme.test');
-    const body = (await relay.storage.queue.body(queueId))!;
+    const body = (await storedBody(relay.storage.queue, queueId))!;
     const text = body.toString();
     expect(text.startsWith('DKIM-Signature:')).toBe(true);
     expect(text).toMatch(/\r\nReceived: from client.test|\r\nReceived: from /);
@@ -114,7 +114,7 @@ describe('submission', () => {
       tls: { rejectUnauthorized: false },
     });
     const info = await t.sendMail({ from: 'ops@edge.test', to: 'x@example.net', subject: 'hi', text: 'hello' });
-    const body = (await relay.storage.queue.body(queueIdOf(info.response)!))!;
+    const body = (await storedBody(relay.storage.queue, queueIdOf(info.response)!))!;
     const results = await verifyDkim(body);
     expect(results[0]!.status.result).toBe('pass');
     expect(body.toString()).toMatch(/a=ed25519-sha256/);
@@ -126,7 +126,7 @@ describe('submission', () => {
     await client.command('RCPT TO:<r@example.net>');
     let reply = await client.data('From: billing@acme.test\r\nSubject: bare\r\n\r\nbody');
     expect(reply.code).toBe(250);
-    let text = (await relay.storage.queue.body(queueIdOf(reply.text)!))!.toString();
+    let text = (await storedBody(relay.storage.queue, queueIdOf(reply.text)!))!.toString();
     expect(text).toMatch(/\r\nMessage-ID: <[^>]+@relay\.test>\r\n/);
     expect(text).toMatch(/\r\nDate: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r\n/);
 
@@ -135,7 +135,7 @@ describe('submission', () => {
     reply = await client.data(
       'From: billing@acme.test\r\nMessage-ID: <mine@acme.test>\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\nbody',
     );
-    text = (await relay.storage.queue.body(queueIdOf(reply.text)!))!.toString();
+    text = (await storedBody(relay.storage.queue, queueIdOf(reply.text)!))!.toString();
     expect(text.match(/^Message-ID:/gim)).toHaveLength(1);
     expect(text).toContain('Message-ID: <mine@acme.test>');
     expect(text.match(/^Date:/gim)).toHaveLength(1);
@@ -148,7 +148,7 @@ describe('submission', () => {
     await client.command('RCPT TO:<r@example.net>');
     const reply = await client.data('From: billing@acme.test\nSubject: lf\n\nline one\nline two\rline three\r\nend');
     expect(reply.code).toBe(250);
-    const body = (await relay.storage.queue.body(queueIdOf(reply.text)!))!;
+    const body = (await storedBody(relay.storage.queue, queueIdOf(reply.text)!))!;
     expect(/[^\r]\n|\r[^\n]/.test(body.toString('latin1'))).toBe(false);
     expect(body.toString()).toContain('line one\r\nline two\r\nline three\r\nend');
     expect((await verifyDkim(body))[0]!.status.result).toBe('pass');

@@ -23,6 +23,7 @@ export interface DsnInput {
   queueId: string;
   mailFrom: string;
   receivedAt: number;
+  /** The original message, or its header block: only the header is returned. */
   message: Buffer;
   recipients: FailedRecipient[];
   now?: Date;

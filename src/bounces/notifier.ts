@@ -4,6 +4,7 @@
  * is itself suppressed or was the null sender (a bounce never bounces).
  */
 import type { RelayConfig } from '../config/schema.js';
+import { partsOf } from '../envelope/header.js';
 import type { Logger } from '../log.js';
 import { newQueueId } from '../queue/ids.js';
 import type { DeliveryJob, MessageQueue, RecipientOutcome, SuppressionList } from '../queue/storage.js';
@@ -24,7 +25,8 @@ export class BounceNotifier {
     },
   ) {}
 
-  async notify(job: DeliveryJob, outcomes: RecipientOutcome[], message: Buffer): Promise<void> {
+  /** `head`: the failed message's header block, which the DSN returns. */
+  async notify(job: DeliveryJob, outcomes: RecipientOutcome[], head: Buffer): Promise<void> {
     const { config, queue, suppressions, logger } = this.deps;
     if (!config.bounces.notify_sender || job.mailFrom === '') return;
     const addressOf = new Map(job.recipients.map((r) => [r.id, r.address]));
@@ -45,7 +47,7 @@ export class BounceNotifier {
         queueId: job.queueId,
         mailFrom: job.mailFrom,
         receivedAt: job.receivedAt,
-        message,
+        message: head,
         recipients: failed,
       });
       const queueId = newQueueId();
@@ -55,7 +57,7 @@ export class BounceNotifier {
         credential: MAILER_DAEMON,
         mailFrom: '',
         recipients: [job.mailFrom],
-        body: dsn.body,
+        body: partsOf(dsn.body),
         receivedAt: now,
         expiresAt: now + config.delivery.max_queue_age,
       });

@@ -4,8 +4,10 @@
  * MAIL/RCPT.../DATA transaction, then turn each recipient's reply into an outcome.
  */
 import { isAscii } from 'node:buffer';
+import { Readable } from 'node:stream';
 import { classify, type BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
+import { joinParts, partsSize, type MessageParts } from '../envelope/header.js';
 import type { Clock } from '../envelope/time.js';
 import type { Logger } from '../log.js';
 import { tlsModeOf, type HostTls, type OutboundTls } from '../outbound-tls/policy.js';
@@ -35,7 +37,7 @@ export interface AttemptContext {
 /** `route`: the traffic shaping destination the job belongs to, when one does (its TLS mode and messages per connection). */
 export async function attemptDelivery(
   job: DeliveryJob,
-  body: Buffer,
+  body: MessageParts,
   ctx: AttemptContext,
   route?: ShapingRoute,
 ): Promise<RecipientOutcome[]> {
@@ -108,7 +110,7 @@ async function connect(
 async function transact(
   session: Session,
   job: DeliveryJob,
-  body: Buffer,
+  body: MessageParts,
   pool: ConnectionPool,
   messagesPerConnection = Infinity,
 ): Promise<Map<string, Reply>> {
@@ -128,9 +130,14 @@ async function transact(
  * reply when the server refused it there, else with the reply that decided the message
  * (the final reply after DATA, or the failure of MAIL, DATA or the connection).
  */
-async function exchange(session: Session, job: DeliveryJob, body: Buffer): Promise<Map<string, Reply>> {
+async function exchange(session: Session, job: DeliveryJob, body: MessageParts): Promise<Map<string, Reply>> {
   const to = job.recipients.map((r) => r.address);
-  const envelope = { from: job.mailFrom, to, size: body.length, use8BitMime: !isAscii(body) };
+  const envelope = {
+    from: job.mailFrom,
+    to,
+    size: partsSize(body),
+    use8BitMime: ![body.head, ...body.rest].every((piece) => isAscii(piece)),
+  };
   const replies = new Map<string, Reply>();
   try {
     const info = await send(session, envelope, body);
@@ -151,12 +158,16 @@ async function exchange(session: Session, job: DeliveryJob, body: Buffer): Promi
 
 type SendInfo = { response: string; rejectedErrors?: Error[] };
 
+/** A message up to this size is written in one go; a bigger one is streamed, so the socket's backpressure bounds what is buffered. */
+const WRITTEN_WHOLE_BYTES = 1 << 20;
+
 function send(
   session: Session,
   envelope: { from: string; to: string[]; size: number; use8BitMime: boolean },
-  body: Buffer,
+  body: MessageParts,
 ): Promise<SendInfo> {
-  return new Promise((resolve, reject) => session.connection.send(envelope, body, (err, info) => (err ? reject(err) : resolve(info))));
+  const message = envelope.size <= WRITTEN_WHOLE_BYTES ? joinParts(body) : Readable.from([body.head, ...body.rest], { objectMode: false });
+  return new Promise((resolve, reject) => session.connection.send(envelope, message, (err, info) => (err ? reject(err) : resolve(info))));
 }
 
 const recipientOf = (err: Error) => (err as Error & { recipient: string }).recipient;

@@ -11,6 +11,7 @@ import type { BounceNotifier } from '../bounces/notifier.js';
 import { suppressionsFor } from '../bounces/suppress.js';
 import type { BounceRules } from '../bounces/classify.js';
 import type { RelayConfig } from '../config/schema.js';
+import type { MessageParts } from '../envelope/header.js';
 import type { Clock } from '../envelope/time.js';
 import type { Logger } from '../log.js';
 import { OutboundTls } from '../outbound-tls/policy.js';
@@ -44,8 +45,12 @@ export interface DeliveryLoopOptions {
 
 export interface PerRecipientEnvelope {
   /** True when each recipient of the job must go in its own transaction. */
-  perRecipient(job: DeliveryJob, body: Buffer): Promise<boolean>;
-  prepare(job: DeliveryJob, recipient: DeliveryJob['recipients'][number], body: Buffer): Promise<{ mailFrom: string; body: Buffer }>;
+  perRecipient(job: DeliveryJob, body: MessageParts): Promise<boolean>;
+  prepare(
+    job: DeliveryJob,
+    recipient: DeliveryJob['recipients'][number],
+    body: MessageParts,
+  ): Promise<{ mailFrom: string; body: MessageParts }>;
 }
 
 const INTERNAL_ERROR = { code: 451, text: '451 4.3.0 internal error' };
@@ -182,7 +187,7 @@ export class DeliveryLoop {
       return;
     }
     const outcomes = await this.shaped(job, (route) => this.attempt(job, body, route));
-    if (await this.record(job, outcomes)) await this.bounces.notify(job, outcomes, body);
+    if (await this.record(job, outcomes)) await this.bounces.notify(job, outcomes, body.head);
   }
 
   /** The attempt, when shaping lets it start; recipients it holds back are deferred to when it will. */
@@ -212,7 +217,7 @@ export class DeliveryLoop {
     }
   }
 
-  private async attempt(job: DeliveryJob, body: Buffer, route?: ShapingRoute): Promise<RecipientOutcome[]> {
+  private async attempt(job: DeliveryJob, body: MessageParts, route?: ShapingRoute): Promise<RecipientOutcome[]> {
     let outcomes: RecipientOutcome[];
     let release: (() => void) | undefined;
     try {
@@ -237,7 +242,7 @@ export class DeliveryLoop {
   }
 
   /** One transaction for the job, or one per recipient (on the same pooled session) when the envelope differs per recipient. */
-  private async transactions(job: DeliveryJob, body: Buffer, route: ShapingRoute | undefined): Promise<RecipientOutcome[]> {
+  private async transactions(job: DeliveryJob, body: MessageParts, route: ShapingRoute | undefined): Promise<RecipientOutcome[]> {
     const envelopes = this.envelopes;
     if (!envelopes || !(await envelopes.perRecipient(job, body))) return attemptDelivery(job, body, this.context, route);
     const outcomes: RecipientOutcome[] = [];

@@ -36,6 +36,21 @@ export function splitHead(chunks: Buffer[]): MessageParts {
   return { head: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), rest: [] };
 }
 
+/** A whole message (a DSN, a report) as MessageParts: its header block and its body. */
+export function partsOf(message: Buffer): MessageParts {
+  return splitHead([message]);
+}
+
+/** The message's length in bytes. */
+export function partsSize({ head, rest }: MessageParts): number {
+  return rest.reduce((size, chunk) => size + chunk.length, head.length);
+}
+
+/** The message as one Buffer (a copy unless it is all head). */
+export function joinParts({ head, rest }: MessageParts): Buffer {
+  return rest.length === 0 ? head : Buffer.concat([head, ...rest]);
+}
+
 /** Where the header block's closing CRLF CRLF starts, or -1 when the message has no blank line. */
 export function blankLineAt(message: Buffer): number {
   return message.indexOf(HEADER_END);

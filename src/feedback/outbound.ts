@@ -9,7 +9,7 @@
 import { MAILER_DAEMON } from '../bounces/notifier.js';
 import type { RelayConfig } from '../config/schema.js';
 import { domainOf } from '../envelope/address.js';
-import { prependHeaderField, readHeader } from '../envelope/header.js';
+import { prependHeaderField, readHeader, type MessageParts } from '../envelope/header.js';
 import type { DeliveryJob, DomainStore, FeedbackStore } from '../queue/storage.js';
 import type { DkimSigner } from '../signing/dkim.js';
 import { parseMailboxList } from '../submission/header-address.js';
@@ -32,12 +32,16 @@ export class OutboundFeedback {
   constructor(private readonly deps: OutboundFeedbackDeps) {}
 
   /** True when the job's recipients must each get their own transaction (their own return path or headers). */
-  async perRecipient(job: DeliveryJob, body: Buffer): Promise<boolean> {
+  async perRecipient(job: DeliveryJob, body: MessageParts): Promise<boolean> {
     return this.verp(job) || (await this.unsubscribe(job, body));
   }
 
   /** The envelope sender and message for one recipient of the job. */
-  async prepare(job: DeliveryJob, recipient: DeliveryJob['recipients'][number], body: Buffer): Promise<{ mailFrom: string; body: Buffer }> {
+  async prepare(
+    job: DeliveryJob,
+    recipient: DeliveryJob['recipients'][number],
+    body: MessageParts,
+  ): Promise<{ mailFrom: string; body: MessageParts }> {
     const { config, tokens } = this.deps;
     const domain = config.bounces.return_path_domain;
     const mailFrom = this.verp(job)
@@ -47,11 +51,10 @@ export class OutboundFeedback {
     const token = tokens.unsubscribe({ queueId: job.queueId, credential: job.credential, address: recipient.address });
     const targets = unsubscribeTargets(config, token);
     if (targets.length === 0) return { mailFrom, body };
-    const fields = readHeader(body).fields;
-    let stamped = prependHeaderField(body, `List-Unsubscribe: ${targets.map((t) => `<${t}>`).join(', ')}`);
-    if (!fields.some((f) => f.name === 'list-unsubscribe-post'))
-      stamped = prependHeaderField(stamped, `List-Unsubscribe-Post: ${ONE_CLICK}`);
-    return { mailFrom, body: await this.sign(stamped, fields.find((f) => f.name === 'from')?.value) };
+    const fields = readHeader(body.head).fields;
+    let head = prependHeaderField(body.head, `List-Unsubscribe: ${targets.map((t) => `<${t}>`).join(', ')}`);
+    if (!fields.some((f) => f.name === 'list-unsubscribe-post')) head = prependHeaderField(head, `List-Unsubscribe-Post: ${ONE_CLICK}`);
+    return { mailFrom, body: await this.sign({ head, rest: body.rest }, fields.find((f) => f.name === 'from')?.value) };
   }
 
   private verp(job: DeliveryJob): boolean {
@@ -59,10 +62,10 @@ export class OutboundFeedback {
   }
 
   /** A message gets unsubscribe headers unless it carries its own List-Unsubscribe. */
-  private async unsubscribe(job: DeliveryJob, body: Buffer): Promise<boolean> {
+  private async unsubscribe(job: DeliveryJob, body: MessageParts): Promise<boolean> {
     // Relay's own notifications never get unsubscribe headers.
     if (job.credential === MAILER_DAEMON) return false;
-    const fields = readHeader(body).fields;
+    const fields = readHeader(body.head).fields;
     if (fields.some((f) => f.name === 'list-unsubscribe')) return false;
     if (fields.some((f) => f.name === 'list-unsubscribe-post' && f.value === ONE_CLICK)) return true;
     return this.credentialWants(job.credential);
@@ -77,17 +80,14 @@ export class OutboundFeedback {
   }
 
   /** Signed with the From domain's key, as at submission; the submission signature stays valid beside it. */
-  private async sign(message: Buffer, from: string | undefined): Promise<Buffer> {
+  private async sign(message: MessageParts, from: string | undefined): Promise<MessageParts> {
     const parsed = from === undefined ? undefined : parseMailboxList(from);
     const address = parsed && 'addresses' in parsed ? parsed.addresses[0] : undefined;
     const domain = address ? await this.deps.storage.domains.get(domainOf(address)) : undefined;
     if (!domain) return message;
-    return this.deps.signer.signAsync(message, {
-      domain: domain.name,
-      selector: domain.selector,
-      algorithm: domain.algorithm,
-      privateKeyPem: domain.privateKeyPem,
-    });
+    return this.deps.signer.signAllAsync(message, [
+      { domain: domain.name, selector: domain.selector, algorithm: domain.algorithm, privateKeyPem: domain.privateKeyPem },
+    ]);
   }
 }
 

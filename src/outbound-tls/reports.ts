@@ -10,6 +10,7 @@ import type { promises as dns } from 'node:dns';
 import https from 'node:https';
 import { gzipSync } from 'node:zlib';
 import type { RelayConfig } from '../config/schema.js';
+import { partsOf } from '../envelope/header.js';
 import type { Logger } from '../log.js';
 import { newQueueId } from '../queue/ids.js';
 import type { DomainStore, MessageQueue, TlsPolicyStore, TlsResultCount } from '../queue/storage.js';
@@ -166,7 +167,7 @@ export class TlsReporter {
       // The null sender: a report that cannot be delivered must not cause a bounce (RFC 8460 section 5.3 allows any).
       mailFrom: '',
       recipients: [to],
-      body,
+      body: partsOf(body),
       receivedAt: now,
       expiresAt: now + config.delivery.max_queue_age,
     });

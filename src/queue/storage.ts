@@ -5,6 +5,8 @@
  * stages. The contract every backend must meet is test/storage/contract.ts.
  */
 
+import type { MessageParts } from '../envelope/header.js';
+
 export type RecipientStatus = 'queued' | 'delivered' | 'deferred' | 'bounced' | 'expired' | 'suppressed' | 'complained' | 'unsubscribed';
 export const EVENT_STATUSES: readonly RecipientStatus[] = [
   'queued',
@@ -31,8 +33,11 @@ export interface NewMessage {
   mailFrom: string;
   /** Recipients to deliver to (suppressed ones are recorded as events, not passed here). */
   recipients: string[];
-  /** The signed message as it will leave Relay (CRLF line endings). */
-  body: Buffer;
+  /**
+   * The signed message as it will leave Relay (CRLF line endings), in the pieces it was received
+   * in: a big message is stored in pieces too (pieces.ts), never joined into one Buffer.
+   */
+  body: MessageParts;
   receivedAt: number;
   expiresAt: number;
   /** Recorded with the message; a key already recorded since `idempotencySince` (absent: ever) makes this a duplicate. */
@@ -140,8 +145,8 @@ export interface MessageQueue {
   renewLeases(owner: string, until: number): Promise<void>;
   /** Drops every lease `owner` holds (a node starting again under its name); returns how many. */
   releaseLeases(owner: string): Promise<number>;
-  /** The stored message bytes, or undefined once deleted or purged. */
-  body(queueId: string): Promise<Buffer | undefined>;
+  /** The stored message, in its stored pieces; undefined once deleted or purged. */
+  body(queueId: string): Promise<MessageParts | undefined>;
   /** Recipient state and events of finished attempts; not fsync'd (a lost outcome means one more delivery). */
   recordAttempt(attempt: AttemptRecord): Promise<void>;
   /** The earliest time a pending recipient is due or a lease runs out, for the scheduler's sleep. */

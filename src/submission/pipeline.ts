@@ -15,7 +15,7 @@ import { CredentialQuota, overQuota } from './quota.js';
 import { SigningKeyCache, VerifiedDomainCache } from './domain-cache.js';
 import { IdempotentSubmissions, idempotencyKeys, takeIdempotencyKey, type Accepted } from './idempotency.js';
 import { LoginGuard } from './login-guard.js';
-import { readHeader, splitHead, type MessageParts } from '../envelope/header.js';
+import { partsSize, readHeader, splitHead, type MessageParts } from '../envelope/header.js';
 import { normaliseChunks, prepareMessage, type TraceInfo } from './message.js';
 import { checkRecipientAddress } from './recipient-address.js';
 import { checkSender } from './policy.js';
@@ -156,7 +156,7 @@ export class SubmissionPipeline {
       const message = { head, rest };
       // The same limit for every door, on the message as it will be queued (SMTP's DATA is also cut at it as it arrives).
       const max = this.deps.config.limits.max_message_bytes;
-      if (rest.reduce((size, chunk) => size + chunk.length, head.length) > max) {
+      if (partsSize(message) > max) {
         throw reply(552, '5.3.4', `message exceeds the maximum size of ${max} bytes`);
       }
       const clientMessageId = readHeader(head).fields.find((f) => f.name === 'message-id')?.value;
@@ -252,7 +252,7 @@ export class SubmissionPipeline {
     }
     for (const domain of new Set(recipients.map(domainOf))) {
       logger.info(
-        { queueId, credential: credential.name, recipientDomain: domain, status: 'queued', size: signed.length },
+        { queueId, credential: credential.name, recipientDomain: domain, status: 'queued', size: partsSize(signed) },
         'message queued',
       );
     }

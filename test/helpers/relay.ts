@@ -13,7 +13,8 @@ import { startRelay, type RunningRelay } from '../../src/relay.js';
 import { dnsRecords, newVerificationToken } from '../../src/domains/records.js';
 import { generateDkimKey, type DkimAlgorithm } from '../../src/signing/dkim.js';
 import { hashPassword } from '../../src/submission/password.js';
-import type { Storage } from '../../src/queue/storage.js';
+import type { MessageQueue, Storage } from '../../src/queue/storage.js';
+import { joinParts } from '../../src/envelope/header.js';
 import type { Clock } from '../../src/envelope/time.js';
 
 export type ConfigOverrides = Record<string, unknown>;
@@ -94,4 +95,10 @@ export async function addCredential(
   const password = `pw-${name}-${Math.random().toString(36).slice(2)}`;
   await storage.credentials.add({ name, username: name, passwordHash: hashPassword(password), domains });
   return { username: name, password };
+}
+
+/** The stored message as one Buffer (the queue keeps it in pieces). */
+export async function storedBody(queue: Pick<MessageQueue, 'body'>, queueId: string): Promise<Buffer | undefined> {
+  const parts = await queue.body(queueId);
+  return parts && joinParts(parts);
 }

@@ -3,6 +3,7 @@
  * of them by contract.test.ts. Times are fixed (`now` arguments and stored epoch ms), so no test
  * waits for the clock. Each test gets a fresh, empty storage from `open`.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +15,9 @@ import {
   type RecipientOutcome,
   type Storage,
 } from '../../src/queue/storage.js';
+import { joinParts, partsOf, partsSize } from '../../src/envelope/header.js';
+import { PIECE_BYTES } from '../../src/queue/pieces.js';
+import { storedBody } from '../helpers/relay.js';
 
 export interface OpenedStorage {
   storage: Storage;
@@ -38,7 +42,7 @@ export function newMessage(overrides: Partial<NewMessage> = {}): NewMessage {
     mailFrom: 'sender@acme.test',
     recipients: ['rcpt@example.org'],
     // 8-bit content: the body is stored as bytes, not text.
-    body: Buffer.concat([Buffer.from(`Subject: test ${n}\r\n\r\nbody ${n} `), Buffer.from([0x00, 0xc3, 0xa9, 0xff, 0x0d, 0x0a])]),
+    body: partsOf(Buffer.concat([Buffer.from(`Subject: test ${n}\r\n\r\nbody ${n} `), Buffer.from([0x00, 0xc3, 0xa9, 0xff, 0x0d, 0x0a])])),
     receivedAt: T0,
     expiresAt: T0 + 5 * DAY,
     ...overrides,
@@ -134,7 +138,7 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
           messageId: m.messageId,
           credential: 'app',
           mailFrom: 'sender@acme.test',
-          size: m.body.length,
+          size: partsSize(m.body),
           receivedAt: T0,
           recipients: ['one@example.org', 'Two@Example.NET'].map((address) => ({
             address,
@@ -146,7 +150,7 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
             leaseOwner: null,
           })),
         });
-        expect(await s.queue.body(m.queueId)).toEqual(m.body);
+        expect(await storedBody(s.queue, m.queueId)).toEqual(joinParts(m.body));
         const events = await s.events.query({ queueId: m.queueId, limit: 10 });
         const queued = {
           queueId: m.queueId,
@@ -165,6 +169,27 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
         ]);
         expect(await s.queue.message('NOSUCHID')).toBeUndefined();
         expect(await s.queue.body('NOSUCHID')).toBeUndefined();
+      });
+
+      it('keeps a body bigger than a piece whole, and drops its pieces once the message is final or deleted', async () => {
+        // Two and a half pieces of 8-bit bytes, in the 64 KB chunks a listener reads.
+        const head = Buffer.from('Subject: big\r\n\r\n');
+        const bytes = randomBytes(Math.floor(PIECE_BYTES * 2.5));
+        const chunks = Array.from({ length: Math.ceil(bytes.length / 65_536) }, (_, i) => bytes.subarray(i * 65_536, (i + 1) * 65_536));
+        const whole = Buffer.concat([head, bytes]);
+        const m = await enqueued({ body: { head, rest: chunks } });
+        expect((await s.queue.message(m.queueId))!.size).toBe(whole.length);
+        const stored = (await s.queue.body(m.queueId))!;
+        expect(stored.head.toString()).toBe(head.toString());
+        expect(joinParts(stored).equals(whole)).toBe(true);
+
+        const job = await claimJob(m.queueId);
+        await s.queue.recordAttempt({ job, outcomes: [outcome(job, 'rcpt@example.org', 'delivered')], suppressions: [] });
+        expect(await s.queue.body(m.queueId)).toBeUndefined();
+
+        const deleted = await enqueued({ body: { head, rest: chunks } });
+        expect(await s.queue.delete(deleted.queueId)).toBe(true);
+        expect(await s.queue.body(deleted.queueId)).toBeUndefined();
       });
 
       it('claims due recipients grouped by message and domain, leased to the owner', async () => {
@@ -242,7 +267,7 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
           after('later@example.org', 'deferred', 451, T0 + 60_000),
           after('gone@example.org', 'bounced', 550, null),
         ]);
-        expect(await s.queue.body(m.queueId)).toEqual(m.body);
+        expect(await storedBody(s.queue, m.queueId)).toEqual(joinParts(m.body));
         const events = await s.events.query({ queueId: m.queueId, limit: 10 });
         const attempted = events.filter((e) => e.status !== 'queued');
         expect(attempted.map((e) => [e.recipient, e.status, e.smtpCode, e.category, e.credential])).toEqual([

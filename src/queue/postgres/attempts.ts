@@ -92,9 +92,13 @@ export async function commitAttempts(client: pg.PoolClient, attempts: AttemptRec
   // one see the other's outcome (its next statement takes a new snapshot) and drop the body.
   await client.query(`SELECT 1 FROM messages WHERE queue_id = ANY ($1::text[]) ORDER BY queue_id FOR NO KEY UPDATE`, [queueIds]);
   await client.query(
-    `UPDATE messages m SET body = NULL
-     WHERE m.queue_id = ANY ($1::text[]) AND m.body IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.queue_id = m.queue_id AND r.${PENDING})`,
+    `WITH finished AS (
+       SELECT m.queue_id FROM messages m
+       WHERE m.queue_id = ANY ($1::text[]) AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.queue_id = m.queue_id AND r.${PENDING})
+     ), whole AS (
+       UPDATE messages m SET body = NULL FROM finished f WHERE m.queue_id = f.queue_id AND m.body IS NOT NULL
+     )
+     DELETE FROM message_pieces p USING finished f WHERE p.queue_id = f.queue_id`,
     [queueIds],
   );
 }

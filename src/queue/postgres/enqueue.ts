@@ -10,6 +10,8 @@
  */
 import type pg from 'pg';
 import { domainOf } from '../../envelope/address.js';
+import { partsSize } from '../../envelope/header.js';
+import { joinRun, pieceRuns } from '../pieces.js';
 import type { EnqueueResult, NewMessage } from '../storage.js';
 import { usagePeriods } from '../usage-periods.js';
 import { NEXT_BATCH } from './batch.js';
@@ -238,7 +240,9 @@ async function insertMessages(client: pg.PoolClient, messages: NewMessage[]): Pr
     const chunk = messages.slice(start, start + MESSAGE_ROWS_PER_INSERT);
     const params: unknown[] = [];
     const values = chunk.map((m) => {
-      params.push(m.queueId, m.messageId, m.credential, m.mailFrom, m.body.length, m.body, m.receivedAt, m.expiresAt, m.tags ?? []);
+      const runs = pieceRuns(m.body);
+      const body = runs.length === 1 ? joinRun(runs[0]!) : null;
+      params.push(m.queueId, m.messageId, m.credential, m.mailFrom, partsSize(m.body), body, m.receivedAt, m.expiresAt, m.tags ?? []);
       const n = params.length;
       return `($${n - 8}, $${n - 7}, $${n - 6}, $${n - 5}, $${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::text[])`;
     });
@@ -246,6 +250,14 @@ async function insertMessages(client: pg.PoolClient, messages: NewMessage[]): Pr
       `INSERT INTO messages (queue_id, message_id, credential, mail_from, size, body, received_at, expires_at, tags) VALUES ${values.join(', ')}`,
       params,
     );
+  }
+  // One statement per piece, so no bind message holds more than a piece of a big body.
+  for (const m of messages) {
+    const runs = pieceRuns(m.body);
+    if (runs.length === 1) continue;
+    for (const [seq, run] of runs.entries()) {
+      await client.query(`INSERT INTO message_pieces (queue_id, seq, data) VALUES ($1, $2, $3)`, [m.queueId, seq, joinRun(run)]);
+    }
   }
   const recipients = messages.flatMap((m) => m.recipients.map((address) => ({ m, address })));
   if (recipients.length === 0) return;

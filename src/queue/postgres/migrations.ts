@@ -316,6 +316,19 @@ ALTER TABLE events ADD COLUMN phase TEXT;
 CREATE INDEX messages_message_id ON messages (message_id);
 `,
   },
+  {
+    version: 8,
+    name: 'message bodies in pieces',
+    sql: `
+-- A body bigger than one piece (queue/pieces.ts), with messages.body NULL.
+CREATE TABLE message_pieces (
+  queue_id TEXT NOT NULL REFERENCES messages (queue_id) ON DELETE CASCADE,
+  seq      INTEGER NOT NULL,
+  data     BYTEA NOT NULL,
+  PRIMARY KEY (queue_id, seq)
+);
+`,
+  },
 ];
 
 export async function migrate(db: Db, logger?: Logger): Promise<void> {

@@ -4,6 +4,7 @@
  * never wait for each other's claims.
  */
 import type { Logger } from 'pino';
+import { partsSize, type MessageParts } from '../../envelope/header.js';
 import type {
   AttemptRecord,
   DeliveryJob,
@@ -15,6 +16,7 @@ import type {
   RecipientStatus,
   Stats,
 } from '../storage.js';
+import { storedParts } from '../pieces.js';
 import { EVENT_STATUSES } from '../storage.js';
 import { commitAttempts } from './attempts.js';
 import { GroupCommit } from './batch.js';
@@ -45,7 +47,7 @@ export class PgMessageQueue implements MessageQueue {
           throw storageError(err);
         }
       },
-      { maxItems: 500, weight: (m) => m.body.length, maxWeight: 64 * 1024 * 1024 },
+      { maxItems: 500, weight: (m) => partsSize(m.body), maxWeight: 64 * 1024 * 1024 },
     );
     this.attempts = new GroupCommit(
       async (records) => {
@@ -130,9 +132,26 @@ export class PgMessageQueue implements MessageQueue {
     ]);
   }
 
-  async body(queueId: string): Promise<Buffer | undefined> {
-    const [row] = await this.db.query<{ body: Buffer | null }>(`SELECT body FROM messages WHERE queue_id = $1`, [queueId]);
-    return row?.body ?? undefined;
+  async body(queueId: string): Promise<MessageParts | undefined> {
+    const [row] = await this.db.query<{ body: Buffer | null; size: number }>(`SELECT body, size FROM messages WHERE queue_id = $1`, [
+      queueId,
+    ]);
+    if (!row) return undefined;
+    if (row.body) return storedParts([row.body]);
+    // One query per piece, so the client never holds the whole body twice (as a result row and as
+    // Buffers). A message deleted meanwhile comes up short, and counts as deleted.
+    const pieces: Buffer[] = [];
+    let size = 0;
+    for (let seq = 0; size < row.size; seq++) {
+      const [piece] = await this.db.query<{ data: Buffer }>(`SELECT data FROM message_pieces WHERE queue_id = $1 AND seq = $2`, [
+        queueId,
+        seq,
+      ]);
+      if (!piece) return undefined;
+      pieces.push(piece.data);
+      size += piece.data.length;
+    }
+    return storedParts(pieces);
   }
 
   async nextDueAt(): Promise<number | null> {

@@ -297,6 +297,16 @@ ALTER TABLE events ADD COLUMN phase TEXT;
 CREATE INDEX messages_message_id ON messages (message_id);
 `;
 
+const MESSAGE_PIECES = `
+-- A body bigger than one piece (queue/pieces.ts), with messages.body NULL.
+CREATE TABLE message_pieces (
+  queue_id TEXT NOT NULL REFERENCES messages(queue_id) ON DELETE CASCADE,
+  seq      INTEGER NOT NULL,
+  data     BLOB NOT NULL,
+  PRIMARY KEY (queue_id, seq)
+);
+`;
+
 const MIGRATIONS = [
   V1_RELEASE_0_1_0,
   V2_SEVERAL_NODES,
@@ -306,6 +316,7 @@ const MIGRATIONS = [
   DKIM_KEYS,
   V_OUTBOUND_TLS,
   FEEDBACK,
+  MESSAGE_PIECES,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 

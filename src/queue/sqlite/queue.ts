@@ -5,6 +5,7 @@
  * the checks made inside that transaction (a key already used, a quota reached) are atomic.
  */
 import { domainOf } from '../../envelope/address.js';
+import { partsSize, type MessageParts } from '../../envelope/header.js';
 import type {
   AttemptRecord,
   DeliveryJob,
@@ -16,6 +17,7 @@ import type {
   RecipientStatus,
   Stats,
 } from '../storage.js';
+import { joinRun, PIECE_BYTES, pieceRuns, storedParts } from '../pieces.js';
 import { EVENT_STATUSES } from '../storage.js';
 import { usagePeriods } from '../usage-periods.js';
 import type { SqliteConnection } from './connection.js';
@@ -27,6 +29,8 @@ const PENDING = `status IN ('queued','deferred')`;
 
 export class SqliteQueue implements MessageQueue {
   private readonly stmt;
+  /** Where a piece's chunks are joined for binding; SQLite copies a bound blob, so one buffer serves every piece. */
+  private readonly scratch = Buffer.allocUnsafeSlow(PIECE_BYTES);
 
   constructor(
     private readonly conn: SqliteConnection,
@@ -39,6 +43,7 @@ export class SqliteQueue implements MessageQueue {
         `INSERT INTO messages (queue_id, message_id, credential, mail_from, size, body, received_at, expires_at, tags)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      insertPiece: db.prepare(`INSERT INTO message_pieces (queue_id, seq, data) VALUES (?, ?, ?)`),
       insertRecipient: db.prepare(
         `INSERT INTO recipients (queue_id, address, domain, status, next_attempt_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?)`,
       ),
@@ -69,7 +74,9 @@ export class SqliteQueue implements MessageQueue {
       ),
       pendingCount: db.prepare(`SELECT count(*) FROM recipients WHERE queue_id = ? AND ${PENDING}`).pluck(),
       dropBody: db.prepare(`UPDATE messages SET body = NULL WHERE queue_id = ?`),
+      dropPieces: db.prepare(`DELETE FROM message_pieces WHERE queue_id = ?`),
       body: db.prepare(`SELECT body FROM messages WHERE queue_id = ?`).pluck(),
+      pieces: db.prepare(`SELECT data FROM message_pieces WHERE queue_id = ? ORDER BY seq`).pluck(),
       // The earliest unleased due time (first entry of the due index) and the earliest a leased
       // recipient comes free (the small leased index): no walk over the whole backlog.
       nextDue: db
@@ -107,17 +114,19 @@ export class SqliteQueue implements MessageQueue {
     this.stmt.addUsage.run(credential, day, n);
     this.stmt.addUsage.run(credential, month, n);
     for (const key of message.idempotencyKeys ?? []) this.stmt.saveKey.run(credential, key, queueId, receivedAt);
+    const runs = pieceRuns(message.body);
     this.stmt.insertMessage.run(
       queueId,
       message.messageId,
       credential,
       message.mailFrom,
-      message.body.length,
-      message.body,
+      partsSize(message.body),
+      runs.length === 1 ? this.joined(runs[0]!) : null,
       receivedAt,
       message.expiresAt,
       message.tags?.length ? JSON.stringify(message.tags) : null,
     );
+    if (runs.length > 1) runs.forEach((run, seq) => this.stmt.insertPiece.run(queueId, seq, this.joined(run)));
     for (const recipient of message.recipients) {
       this.stmt.insertRecipient.run(queueId, recipient, domainOf(recipient), receivedAt, receivedAt);
       this.events.insert({
@@ -177,8 +186,18 @@ export class SqliteQueue implements MessageQueue {
     return this.conn.writeNow(() => this.stmt.release.run(owner).changes);
   }
 
-  async body(queueId: string): Promise<Buffer | undefined> {
-    return (this.stmt.body.get(queueId) as Buffer | null | undefined) ?? undefined;
+  /** A run of chunks as one Buffer to bind, valid until the next call. */
+  private joined(run: Buffer[]): Buffer {
+    const length = run.reduce((n, chunk) => n + chunk.length, 0);
+    if (run.length === 1 || length > this.scratch.length) return joinRun(run);
+    let at = 0;
+    for (const chunk of run) at += chunk.copy(this.scratch, at);
+    return this.scratch.subarray(0, length);
+  }
+
+  async body(queueId: string): Promise<MessageParts | undefined> {
+    const whole = this.stmt.body.get(queueId) as Buffer | null | undefined;
+    return storedParts(whole ? [whole] : (this.stmt.pieces.all(queueId) as Buffer[]));
   }
 
   recordAttempt(attempt: AttemptRecord): Promise<void> {
@@ -206,7 +225,10 @@ export class SqliteQueue implements MessageQueue {
       });
     }
     for (const s of suppressions) this.suppressions.insert(s, now);
-    if (this.stmt.pendingCount.get(job.queueId) === 0) this.stmt.dropBody.run(job.queueId);
+    if (this.stmt.pendingCount.get(job.queueId) === 0) {
+      this.stmt.dropBody.run(job.queueId);
+      this.stmt.dropPieces.run(job.queueId);
+    }
   }
 
   async nextDueAt(): Promise<number | null> {

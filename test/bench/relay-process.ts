@@ -45,35 +45,15 @@ export async function startRelayProcess(options: RelayProcessOptions): Promise<R
   const ports = await waitForStart(child, logFile);
   const pid = child.pid!;
   /** The primary and its workers; a worker that has exited meanwhile reads as 0. */
-  const processes = () => [pid, ...childrenOf(pid)];
-  const read = (p: number, file: string) => {
-    try {
-      return readFileSync(`/proc/${p}/${file}`, 'utf8');
-    } catch {
-      return undefined;
-    }
-  };
-  const status = (field: string) =>
-    processes().reduce((sum, p) => {
-      const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(read(p, 'status') ?? '');
-      return sum + (match ? Number(match[1]) / 1024 : 0);
-    }, 0);
-  // A worker that exits takes its CPU time along; the bench never stops workers mid-run.
-  const cpuOf = (p: number) => {
-    const stat = read(p, 'stat');
-    if (!stat) return 0;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
-  };
-
+  const processes = () => processTree(pid);
   return {
     pid,
     ports,
-    cpuMs: () => processes().reduce((sum, p) => sum + cpuOf(p), 0),
-    rssMb: () => status('VmRSS'),
-    peakRssMb: () => status('VmHWM'),
-    resetPeak: () => processes().forEach((p) => writeFileSync(`/proc/${p}/clear_refs`, '5')),
+    // A worker that exits takes its CPU time along; the bench never stops workers mid-run.
+    cpuMs: () => processes().reduce((sum, p) => sum + cpuMsOf(p), 0),
+    rssMb: () => statusMb(processes(), 'VmRSS'),
+    peakRssMb: () => statusMb(processes(), 'VmHWM'),
+    resetPeak: () => clearPeaks(processes()),
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -97,17 +77,58 @@ async function waitForStart(child: ChildProcess, logFile: string): Promise<Recor
   throw new Error(`relay did not start within 120 s; see ${logFile}`);
 }
 
-/** Child processes of `pid` (the relay's submission workers), from /proc/PID/stat's ppid field. */
-function childrenOf(pid: number): number[] {
-  const children: number[] = [];
+/** `pid` and its descendants (for the relay: its submission workers), from /proc/PID/stat's ppid field. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
   for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
+    const ppid = /^\d+$/.test(name) ? Number(statFields(Number(name))?.[1]) : NaN;
+    if (ppid) children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []));
+  return tree;
+}
+
+/** /proc/PID/stat's fields after the parenthesised command name (state first, so utime is [11]); undefined once it is gone. */
+export function statFields(pid: number): string[] | undefined {
+  const stat = readProc(pid, 'stat');
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/**
+ * A process's CPU time in ms (utime + stime, fields 14 and 15), with `reaped` also that of its
+ * children it has waited for (cutime + cstime, 16 and 17); 0 once it is gone.
+ */
+export function cpuMsOf(pid: number, reaped = false): number {
+  const fields = statFields(pid);
+  if (!fields) return 0;
+  const ticks = [11, 12, ...(reaped ? [13, 14] : [])].reduce((sum, i) => sum + Number(fields[i]), 0);
+  return (ticks * 1000) / TICKS_PER_SECOND;
+}
+
+/** A /proc/PID/status memory field (VmRSS, VmHWM) summed over processes, in MB. */
+export function statusMb(pids: number[], field: string): number {
+  return pids.reduce((sum, p) => {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readProc(p, 'status') ?? '');
+    return sum + (match ? Number(match[1]) / 1024 : 0);
+  }, 0);
+}
+
+/** Resets the processes' peak RSS (VmHWM); one that has exited meanwhile is skipped. */
+export function clearPeaks(pids: number[]): void {
+  for (const p of pids) {
     try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(name));
+      writeFileSync(`/proc/${p}/clear_refs`, '5');
     } catch {
-      // Gone since the listing.
+      // Gone since it was listed.
     }
   }
-  return children;
+}
+
+function readProc(pid: number, file: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return undefined;
+  }
 }

@@ -1,12 +1,14 @@
 /**
- * `npm run bench [-- --quick] [-- --only NAME,NAME] [-- --store sqlite|postgres|both] [-- --engine raw|nodemailer|both] [-- --workers 1,2] [-- --profile DIR]`:
+ * `npm run bench [-- --quick] [-- --only NAME,NAME] [-- --store sqlite|postgres|both] [-- --engine raw|nodemailer|both] [-- --workers 1,2] [-- --server relay|postfix|both] [-- --profile DIR]`:
  * the relay's throughput, latency, CPU and memory under load, one scenario at a time, each on a
  * fresh relay process and a fresh database (see README "Benchmark"). With PostgreSQL, each row
  * also gives the database's statements, commits and WAL bytes per message, and the `nodes`
  * scenario runs 1, 2 and 3 nodes on one database. The load generator runs in a child process
  * (load-process.ts) with either engine; with both, each scenario runs once per engine, one after
  * the other, so the two rows share the machine's conditions; `--workers` likewise runs each
- * scenario once per count of submission workers (default: the config's default, auto). Prints a table at the end and a
+ * scenario once per count of submission workers (default: the config's default, auto). `--server postfix` (or both)
+ * runs the pooled and connection-per-message scenarios against Postfix + OpenDKIM + Dovecot (postfix.ts), right after
+ * the relay's run of each with `both`, for the comparison the performance targets are stated in. Prints a table at the end and a
  * `BENCH {json}` line per scenario as it finishes. Not a test: nothing here passes or fails on speed.
  */
 import { createTestDatabase } from '../helpers/postgres.js';
@@ -14,6 +16,7 @@ import { percentile, type Engine, type LoadResult, type Target } from './load.js
 import { runLoad } from './load-process.js';
 import { newRelayDir, startBenchEnv, type BenchDatabase, type BenchEnv, type RelayDir } from './env.js';
 import { PgProbe, perMessage } from './pg-probe.js';
+import { startPostfix } from './postfix.js';
 import { startRelayProcess, type RelayProcess } from './relay-process.js';
 
 const args = process.argv.slice(2);
@@ -36,6 +39,15 @@ if (!['sqlite', 'postgres', 'both'].includes(storeFlag)) throw new Error(`--stor
 const STORES = storeFlag === 'both' ? (['sqlite', 'postgres'] as const) : [storeFlag as 'sqlite' | 'postgres'];
 /** The store of the scenarios now running. */
 let store: 'sqlite' | 'postgres' = 'sqlite';
+const serverFlag = flag('--server') ?? 'relay';
+if (!['relay', 'postfix', 'both'].includes(serverFlag)) throw new Error(`--server takes relay, postfix or both, not "${serverFlag}"`);
+const SERVERS = serverFlag === 'both' ? (['relay', 'postfix'] as const) : [serverFlag as 'relay' | 'postfix'];
+/** The server the scenarios now running measure. */
+let server: 'relay' | 'postfix' = 'relay';
+
+/** What a scenario measures and sends to: a relay process or a Postfix instance. */
+type Server = Omit<RelayProcess, 'pid'>;
+type Credentials = { user: string; pass: string };
 
 /** Run lengths: --quick takes two to three minutes in all; the full run about fifteen. */
 const SIZES = quick
@@ -71,18 +83,19 @@ interface Row {
 const rows: Row[] = [];
 
 function report(row: Row): void {
-  row = { ...row, scenario: `${row.scenario}${workersLabel()}` };
-  if (store === 'postgres') row = { ...row, scenario: `${row.scenario}@pg` };
+  // Postfix has no submission workers or store of the relay's to tell apart.
+  const suffix = server === 'postfix' ? '@postfix' : `${workersLabel()}${store === 'postgres' ? '@pg' : ''}`;
+  row = { ...row, scenario: `${row.scenario}${suffix}` };
   rows.push(row);
   console.log(`BENCH ${JSON.stringify(row)}`);
 }
 
 const round = (n: number, digits = 1) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : NaN);
 
-/** The figures of one measured load on one relay. */
+/** The figures of one measured load on one server (or several relay nodes). */
 async function measure(
   env: BenchEnv,
-  relay: RelayProcess | RelayProcess[],
+  relay: Server | Server[],
   scenario: string,
   load: () => Promise<LoadResult & { cpuMs: number }>,
   options: { delivered: boolean; note?: string; probe?: PgProbe },
@@ -135,60 +148,66 @@ async function scenarioDatabase(): Promise<{ db: BenchDatabase; probe?: PgProbe;
   };
 }
 
-function target(dir: RelayDir, relay: RelayProcess, implicitTls = false): Target {
-  return { port: relay.ports[implicitTls ? 'smtps' : 'submission']!, implicitTls, user: dir.user, pass: dir.pass };
+function target(creds: Credentials, relay: Server, implicitTls = false): Target {
+  return { port: relay.ports[implicitTls ? 'smtps' : 'submission']!, implicitTls, user: creds.user, pass: creds.pass };
 }
 
 async function startRelay(dir: RelayDir): Promise<RelayProcess> {
   return startRelayProcess({ configFile: dir.configFile, cpuProfileDir: profileDir || undefined });
 }
 
-/** A fresh relay, warmed up (JIT, key cache, outbound sessions) before the measured load. */
-async function withRelay<T>(
+/**
+ * A fresh server, warmed up (JIT, key cache, outbound sessions) before the measured load: a relay
+ * on a new database, or with `server` postfix a new Postfix instance (which ignores `paused`).
+ */
+async function withServer<T>(
   env: BenchEnv,
   engine: Engine,
   name: string,
   paused: boolean,
-  fn: (dir: RelayDir, relay: RelayProcess, probe: PgProbe | undefined) => Promise<T>,
+  fn: (creds: Credentials, server: Server, probe: PgProbe | undefined) => Promise<T>,
 ): Promise<T> {
-  const database = await scenarioDatabase();
+  const database = server === 'relay' ? await scenarioDatabase() : undefined;
   try {
-    const dir = await newRelayDir(env, name, paused, database.db, workers);
-    const relay = await startRelay(dir);
+    let running: Server, creds: Credentials;
+    if (database) {
+      const dir = await newRelayDir(env, name, paused, database.db, workers);
+      [running, creds] = [await startRelay(dir), dir];
+    } else running = creds = await startPostfix(env, name);
     try {
       env.sink.reset();
       const warm = await runLoad({
         kind: 'pooled',
         engine,
-        target: target(dir, relay),
+        target: target(creds, running),
         size: 4096,
         connections: 4,
         messages: WARMUP_MESSAGES,
         durationMs: 30_000,
       });
       if (!paused) await env.sink.waitFor(warm.accepted, STALL_MS);
-      return await fn(dir, relay, database.probe);
+      return await fn(creds, running, database?.probe);
     } finally {
-      await relay.stop();
+      await running.stop();
     }
   } finally {
-    await database.drop();
+    await database?.drop();
   }
 }
 
 function pooledScenario(name: string, connections: number, size: number, implicitTls: boolean, ratePerSecond?: number) {
   return async (env: BenchEnv, engine: Engine) =>
-    withRelay(env, engine, name, false, async (dir, relay, probe) =>
+    withServer(env, engine, name, false, async (creds, server, probe) =>
       report(
         await measure(
           env,
-          relay,
+          server,
           `${name}/${engine}`,
           () =>
             runLoad({
               kind: 'pooled',
               engine,
-              target: target(dir, relay, implicitTls),
+              target: target(creds, server, implicitTls),
               size,
               connections,
               messages: Infinity,
@@ -205,17 +224,17 @@ function pooledScenario(name: string, connections: number, size: number, implici
 function connectionPerMessage(name: string, resumeTls: boolean) {
   return async (env: BenchEnv, engine: Engine) => {
     if (resumeTls && engine !== 'raw') return;
-    await withRelay(env, engine, name, false, async (dir, relay, probe) =>
+    await withServer(env, engine, name, false, async (creds, server, probe) =>
       report(
         await measure(
           env,
-          relay,
+          server,
           `${name}/${engine}`,
           () =>
             runLoad({
               kind: 'per-message',
               engine,
-              target: target(dir, relay),
+              target: target(creds, server),
               size: 4096,
               concurrency: 8,
               messages: Infinity,
@@ -365,14 +384,14 @@ async function nodes(env: BenchEnv, engine: Engine): Promise<void> {
 /** One 25 MB message through a warmed relay: its peak RSS above the idle RSS before it. */
 async function bigMessage(env: BenchEnv, engine: Engine): Promise<void> {
   const size = 25_000_000;
-  await withRelay(env, engine, 'big-25mb', false, async (dir, relay) => {
+  await withServer(env, engine, 'big-25mb', false, async (creds, relay) => {
     const fresh = relay.rssMb();
     // A relay that has been at work: SQLite's page cache (16 MB in better-sqlite3's build) is
     // full, so the figure is what the message costs, not the cache filling up once.
     const work = await runLoad({
       kind: 'pooled',
       engine,
-      target: target(dir, relay),
+      target: target(creds, relay),
       size: 4096,
       connections: 4,
       messages: 5000,
@@ -385,7 +404,7 @@ async function bigMessage(env: BenchEnv, engine: Engine): Promise<void> {
       env,
       relay,
       `big-25mb/${engine}`,
-      () => runLoad({ kind: 'pooled', engine, target: target(dir, relay), size, connections: 1, messages: 1, durationMs: 120_000 }),
+      () => runLoad({ kind: 'pooled', engine, target: target(creds, relay), size, connections: 1, messages: 1, durationMs: 120_000 }),
       { delivered: true },
     );
     const costMb = row.peak_rss_mb - idle;
@@ -396,15 +415,18 @@ async function bigMessage(env: BenchEnv, engine: Engine): Promise<void> {
   });
 }
 
-/** Scenarios marked `once` run with the first engine only: their figures are the relay's, whatever the client. */
-const SCENARIOS: [string, (env: BenchEnv, engine: Engine) => Promise<void>, { once?: boolean }?][] = [
-  ['pooled-8x4k', pooledScenario('pooled-8x4k', 8, 4096, false)],
-  ['pooled-32x4k', pooledScenario('pooled-32x4k', 32, 4096, false)],
-  ['pooled-8x50k', pooledScenario('pooled-8x50k', 8, 50 * 1024, false)],
-  ['pooled-8x4k-465', pooledScenario('pooled-8x4k-465', 8, 4096, true)],
-  ['conn-per-msg-8x4k', connectionPerMessage('conn-per-msg-8x4k', false)],
-  ['conn-per-msg-resumed-8x4k', connectionPerMessage('conn-per-msg-resumed-8x4k', true)],
-  ['rate-500', pooledScenario('rate-500', 8, 4096, false, 500)],
+/**
+ * Scenarios marked `once` run with the first engine only: their figures are the relay's, whatever the client.
+ * Those marked `postfix` also run against Postfix with `--server postfix|both`.
+ */
+const SCENARIOS: [string, (env: BenchEnv, engine: Engine) => Promise<void>, { once?: boolean; postfix?: boolean }?][] = [
+  ['pooled-8x4k', pooledScenario('pooled-8x4k', 8, 4096, false), { postfix: true }],
+  ['pooled-32x4k', pooledScenario('pooled-32x4k', 32, 4096, false), { postfix: true }],
+  ['pooled-8x50k', pooledScenario('pooled-8x50k', 8, 50 * 1024, false), { postfix: true }],
+  ['pooled-8x4k-465', pooledScenario('pooled-8x4k-465', 8, 4096, true), { postfix: true }],
+  ['conn-per-msg-8x4k', connectionPerMessage('conn-per-msg-8x4k', false), { postfix: true }],
+  ['conn-per-msg-resumed-8x4k', connectionPerMessage('conn-per-msg-resumed-8x4k', true), { postfix: true }],
+  ['rate-500', pooledScenario('rate-500', 8, 4096, false, 500), { postfix: true }],
   ['backlog', backlog, { once: true }],
   ['big-25mb', bigMessage, { once: true }],
   ['nodes', nodes, { once: true }],
@@ -447,11 +469,19 @@ try {
     store = current;
     for (const [name, scenario, options] of SCENARIOS) {
       if (only && !only.includes(name)) continue;
+      const servers = SERVERS.filter((s) => s === 'relay' || options?.postfix);
+      if (servers.length < SERVERS.length && store === STORES[0])
+        console.error(`-- ${name}: no Postfix run (only the pooled, connection-per-message and rate scenarios have one)`);
       for (const engine of options?.once ? ENGINES.slice(0, 1) : ENGINES) {
         for (const count of WORKERS) {
           workers = count;
-          console.error(`-- ${name} (${store}, ${engine}, workers ${count})`);
-          await scenario(env, engine);
+          for (const current of servers) {
+            server = current;
+            // Postfix is the same whatever the relay's store and workers: once per engine.
+            if (server === 'postfix' && (store !== STORES[0] || count !== WORKERS[0])) continue;
+            console.error(`-- ${name} (${server === 'postfix' ? 'postfix' : `${store}, workers ${count}`}, ${engine})`);
+            await scenario(env, engine);
+          }
         }
       }
     }

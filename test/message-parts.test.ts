@@ -56,6 +56,17 @@ describe('splitHead', () => {
   });
 });
 
+describe('joinParts', () => {
+  it('returns a body read back whole as the Buffer it was cut from, and joins other parts into a copy', () => {
+    const whole = Buffer.from('From: a@acme.test\r\n\r\nbody\r\n');
+    const joined = joinParts(splitHead([whole]));
+    expect(joined.equals(whole)).toBe(true);
+    expect(joined.buffer).toBe(whole.buffer);
+    const chunks = [Buffer.from('From: a@acme.test\r\n\r\nbo'), Buffer.from('dy\r\n')];
+    expect(joinParts(splitHead(chunks)).equals(whole)).toBe(true);
+  });
+});
+
 describe('pieceRuns', () => {
   it('cuts a message into runs of at most the piece size, the whole head in the first, keeping every byte', () => {
     fc.assert(

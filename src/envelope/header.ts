@@ -46,9 +46,17 @@ export function partsSize({ head, rest }: MessageParts): number {
   return rest.reduce((size, chunk) => size + chunk.length, head.length);
 }
 
-/** The message as one Buffer (a copy unless it is all head). */
+/**
+ * The message as one Buffer: a copy, unless it is all head or its parts lie side by side in one
+ * Buffer (a body read back whole from storage and split there), which is then returned as it is.
+ */
 export function joinParts({ head, rest }: MessageParts): Buffer {
-  return rest.length === 0 ? head : Buffer.concat([head, ...rest]);
+  if (rest.length === 0) return head;
+  const [body] = rest;
+  if (rest.length === 1 && body!.buffer === head.buffer && body!.byteOffset === head.byteOffset + head.length) {
+    return Buffer.from(head.buffer, head.byteOffset, head.length + body!.length);
+  }
+  return Buffer.concat([head, ...rest]);
 }
 
 /** Where the header block's closing CRLF CRLF starts, or -1 when the message has no blank line. */

@@ -156,6 +156,12 @@ async function startRelay(dir: RelayDir): Promise<RelayProcess> {
   return startRelayProcess({ configFile: dir.configFile, cpuProfileDir: profileDir || undefined });
 }
 
+/** `messages` of 4 KB on pooled connections, waited for at the sink when they are delivered. */
+async function warmUp(env: BenchEnv, engine: Engine, to: Target | Target[], messages: number, delivered: boolean, connections = 4) {
+  const warm = await runLoad({ kind: 'pooled', engine, target: to, size: 4096, connections, messages, durationMs: 60_000 });
+  if (delivered) await env.sink.waitFor(warm.accepted, STALL_MS);
+}
+
 /**
  * A fresh server, warmed up (JIT, key cache, outbound sessions) before the measured load: a relay
  * on a new database, or with `server` postfix a new Postfix instance (which ignores `paused`).
@@ -176,16 +182,7 @@ async function withServer<T>(
     } else running = creds = await startPostfix(env, name);
     try {
       env.sink.reset();
-      const warm = await runLoad({
-        kind: 'pooled',
-        engine,
-        target: target(creds, running),
-        size: 4096,
-        connections: 4,
-        messages: WARMUP_MESSAGES,
-        durationMs: 30_000,
-      });
-      if (!paused) await env.sink.waitFor(warm.accepted, STALL_MS);
+      await warmUp(env, engine, target(creds, running), WARMUP_MESSAGES, !paused);
       return await fn(creds, running, database?.probe);
     } finally {
       await running.stop();
@@ -341,16 +338,7 @@ async function nodes(env: BenchEnv, engine: Engine): Promise<void> {
       for (const dir of dirs) relays.push(await startRelay(dir));
       const targets = dirs.map((dir, i) => target(dir, relays[i]!));
       env.sink.reset();
-      const warm = await runLoad({
-        kind: 'pooled',
-        engine,
-        target: targets,
-        size: 4096,
-        connections: 4 * count,
-        messages: WARMUP_MESSAGES,
-        durationMs: 30_000,
-      });
-      await env.sink.waitFor(warm.accepted, STALL_MS);
+      await warmUp(env, engine, targets, WARMUP_MESSAGES, true, 4 * count);
       const name = `nodes-${count}/${engine}`;
       report(
         await measure(
@@ -388,16 +376,7 @@ async function bigMessage(env: BenchEnv, engine: Engine): Promise<void> {
     const fresh = relay.rssMb();
     // A relay that has been at work: SQLite's page cache (16 MB in better-sqlite3's build) is
     // full, so the figure is what the message costs, not the cache filling up once.
-    const work = await runLoad({
-      kind: 'pooled',
-      engine,
-      target: target(creds, relay),
-      size: 4096,
-      connections: 4,
-      messages: 5000,
-      durationMs: 60_000,
-    });
-    await env.sink.waitFor(work.accepted, STALL_MS);
+    await warmUp(env, engine, target(creds, relay), 5000, true);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const idle = relay.rssMb();
     const row = await measure(

@@ -235,12 +235,13 @@ async function restoreKeys(client: pg.PoolClient, undo: WrittenKey[]): Promise<v
 
 async function insertMessages(client: pg.PoolClient, messages: NewMessage[]): Promise<void> {
   if (messages.length === 0) return;
+  const runsOf = new Map(messages.map((m) => [m, pieceRuns(m.body)]));
   // Bodies as separate parameters: pg sends a Buffer parameter as binary, an array of them as escaped text.
   for (let start = 0; start < messages.length; start += MESSAGE_ROWS_PER_INSERT) {
     const chunk = messages.slice(start, start + MESSAGE_ROWS_PER_INSERT);
     const params: unknown[] = [];
     const values = chunk.map((m) => {
-      const runs = pieceRuns(m.body);
+      const runs = runsOf.get(m)!;
       const body = runs.length === 1 ? joinRun(runs[0]!) : null;
       params.push(m.queueId, m.messageId, m.credential, m.mailFrom, partsSize(m.body), body, m.receivedAt, m.expiresAt, m.tags ?? []);
       const n = params.length;
@@ -252,8 +253,7 @@ async function insertMessages(client: pg.PoolClient, messages: NewMessage[]): Pr
     );
   }
   // One statement per piece, so no bind message holds more than a piece of a big body.
-  for (const m of messages) {
-    const runs = pieceRuns(m.body);
+  for (const [m, runs] of runsOf) {
     if (runs.length === 1) continue;
     for (const [seq, run] of runs.entries()) {
       await client.query(`INSERT INTO message_pieces (queue_id, seq, data) VALUES ($1, $2, $3)`, [m.queueId, seq, joinRun(run)]);

@@ -188,8 +188,9 @@ export class SqliteQueue implements MessageQueue {
 
   /** A run of chunks as one Buffer to bind, valid until the next call. */
   private joined(run: Buffer[]): Buffer {
+    if (run.length === 1) return run[0]!;
     const length = run.reduce((n, chunk) => n + chunk.length, 0);
-    if (run.length === 1 || length > this.scratch.length) return joinRun(run);
+    if (length > this.scratch.length) return joinRun(run);
     let at = 0;
     for (const chunk of run) at += chunk.copy(this.scratch, at);
     return this.scratch.subarray(0, length);

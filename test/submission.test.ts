@@ -3,6 +3,7 @@
  * (nodemailer, and a raw client for exact bytes and replies), the real SQLite queue.
  */
 import { createRequire } from 'node:module';
+import net, { type AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,6 +80,39 @@ async function rawSession(listener: 'smtps' | 'submission', login = true) {
   }
   if (login) expect((await client.authPlain(creds.username, creds.password)).code).toBe(235);
   return client;
+}
+
+/**
+ * A loopback TCP proxy in front of `port` that counts the TLS records the server sends (each
+ * starts with a 5-byte header whose last two bytes are its length).
+ */
+async function tlsRecordCounter(port: number): Promise<{ port: number; records(): number; close(): void }> {
+  let records = 0;
+  const sockets: net.Socket[] = [];
+  const proxy = net.createServer((client) => {
+    const server = net.connect(port, '127.0.0.1');
+    sockets.push(client, server);
+    client.pipe(server);
+    let pending = Buffer.alloc(0);
+    server.on('data', (chunk: Buffer) => {
+      client.write(chunk);
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 5 && pending.length >= 5 + pending.readUInt16BE(3)) {
+        pending = pending.subarray(5 + pending.readUInt16BE(3));
+        records++;
+      }
+    });
+    for (const socket of [client, server]) socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    port: (proxy.address() as AddressInfo).port,
+    records: () => records,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
+    },
+  };
 }
 
 describe('submission', () => {
@@ -298,6 +332,24 @@ describe('submission', () => {
     await client.command('RCPT TO:<r@example.net>');
     expect((await client.data('From: billing@acme.test\r\n\r\nsmall')).code).toBe(250);
     client.close();
+  });
+
+  it('answers pipelined MAIL, RCPT and DATA (RFC 2920) in one TLS record', async () => {
+    const counter = await tlsRecordCounter(relay.ports.smtps!);
+    try {
+      const { client } = await RawSmtpClient.connect(counter.port, { implicitTls: true });
+      await client.command('EHLO client.test');
+      expect((await client.authPlain(creds.username, creds.password)).code).toBe(235);
+      const before = counter.records();
+      client.write('MAIL FROM:<billing@acme.test>\r\nRCPT TO:<r@example.net>\r\nDATA\r\n');
+      expect([(await client.read()).code, (await client.read()).code, (await client.read()).code]).toEqual([250, 250, 354]);
+      expect(counter.records() - before).toBe(1);
+      client.write('From: billing@acme.test\r\n\r\nbody\r\n.\r\n');
+      expect((await client.read()).code).toBe(250);
+      client.close();
+    } finally {
+      counter.close();
+    }
   });
 
   it('answers 451 4.3.0 when the database refuses the write, and accepts again once it recovers', async () => {

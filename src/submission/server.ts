@@ -11,7 +11,7 @@ import type { CredentialRecord } from '../queue/storage.js';
 import type { ConnectionLimiter } from './connection-limiter.js';
 import { guardAccept, type AcceptedConnections } from './accept-guard.js';
 import { hideAuthBeforeTls } from './auth-before-tls.js';
-import { greetAtOnce } from './smtp-server-internals.js';
+import { coalesceReplies, greetAtOnce } from './smtp-server-internals.js';
 import { readDataWithin } from './data-within.js';
 import type { SubmissionPipeline } from './pipeline.js';
 import { internalFailureReply } from './faults.js';
@@ -116,6 +116,7 @@ export class SubmissionServer {
       },
     });
     greetAtOnce(this.server);
+    coalesceReplies(this.server);
     this.deadlines = new StepDeadlines(this.server, () => config.limits.command_timeout);
     this.accepted = guardAccept(this.server, {
       listener: listener.name,

@@ -92,7 +92,7 @@ export async function authenticate(
   const { auth_failure_window: window, auth_lockout: lockout, auth_failures_per_ip: limit } = config.limits;
   const ipKey = `ip:${request.ip}`;
   const now = Date.now();
-  const failures = await storage.limits.loginFailures(ipKey, now - window - lockout);
+  const failures = (await storage.limits.loginFailures([ipKey], now - window - lockout))[0]!;
   if (failures.count >= limit && failures.lastAt !== null && failures.lastAt + lockout > now) {
     throw new ApiError(
       429,

@@ -478,6 +478,17 @@ export interface CredentialUsage {
   month: number;
 }
 
+export interface LoginFailures {
+  count: number;
+  lastAt: number | null;
+}
+
+/** Orders the per-key rows a login failure query returns as `keys`, a key without failures as none. */
+export function failuresByKey(keys: readonly string[], rows: { key: string; count: number; lastAt: number | null }[]): LoginFailures[] {
+  const found = new Map(rows.map((row) => [row.key, { count: row.count, lastAt: row.lastAt }]));
+  return keys.map((key) => found.get(key) ?? { count: 0, lastAt: null });
+}
+
 export interface LimitStore {
   /** All null when the credential has no limits. */
   get(credential: string): Promise<CredentialLimits>;
@@ -492,8 +503,8 @@ export interface LimitStore {
   takeTokens(credential: string, rate: { count: number; perSeconds: number }, n: number, now: number): Promise<boolean>;
   /** Records a failed login under `key` (an IP, a username and IP, a username) and returns the failures since `since`. */
   recordLoginFailure(key: string, at: number, since: number): Promise<number>;
-  /** Failures under `key` since `since`, and the latest one's time. */
-  loginFailures(key: string, since: number): Promise<{ count: number; lastAt: number | null }>;
+  /** For each key, in order, its failures since `since` and the latest one's time (one statement for all, as every AUTH asks for several). */
+  loginFailures(keys: readonly string[], since: number): Promise<LoginFailures[]>;
   clearLoginFailures(key: string): Promise<void>;
   /** Forgets login failures before `before` and idempotency keys recorded before `before`. */
   prune(before: number): Promise<void>;

@@ -10,7 +10,7 @@
 import type { RelayConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../envelope/time.js';
-import type { CredentialRecord, CredentialStore, LimitStore } from '../queue/storage.js';
+import type { CredentialRecord, CredentialStore, LimitStore, LoginFailures } from '../queue/storage.js';
 import { Authenticator } from './auth.js';
 import { reply } from './replies.js';
 
@@ -67,13 +67,15 @@ export class LoginGuard {
   }
 
   /** Failures under each key; a lockout outlives the window it was earned in, so look back over both. */
-  private failures(keys: [string, Limit][]): Promise<{ count: number; lastAt: number | null }[]> {
+  private failures(keys: [string, Limit][]): Promise<LoginFailures[]> {
     const { auth_failure_window: window, auth_lockout: lockout } = this.config.limits;
-    const since = this.now() - window - lockout;
-    return Promise.all(keys.map(([key]) => this.limits.loginFailures(key, since)));
+    return this.limits.loginFailures(
+      keys.map(([key]) => key),
+      this.now() - window - lockout,
+    );
   }
 
-  private isLocked(keys: [string, Limit][], counts: { count: number; lastAt: number | null }[]): boolean {
+  private isLocked(keys: [string, Limit][], counts: LoginFailures[]): boolean {
     const now = this.now();
     const lockout = this.config.limits.auth_lockout;
     return counts.some(({ count, lastAt }, i) => count >= this.config.limits[keys[i]![1]] && lastAt !== null && lastAt + lockout > now);

@@ -834,20 +834,26 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
         expect(taken.filter(Boolean)).toHaveLength(5);
       });
 
-      it('login failures: counted since a time, cleared, pruned', async () => {
+      it('login failures: counted since a time, per key in the order asked, cleared, pruned', async () => {
+        const failures = async (key: string, since: number) => (await s.limits.loginFailures([key], since))[0];
         expect(await s.limits.recordLoginFailure('ip:192.0.2.1', T0, T0 - 1000)).toBe(1);
         expect(await s.limits.recordLoginFailure('ip:192.0.2.1', T0 + 500, T0 - 1000)).toBe(2);
         expect(await s.limits.recordLoginFailure('ip:192.0.2.1', T0 + 2000, T0 + 1000)).toBe(1);
-        expect(await s.limits.loginFailures('ip:192.0.2.1', T0 - 1000)).toEqual({ count: 3, lastAt: T0 + 2000 });
-        expect(await s.limits.loginFailures('ip:192.0.2.1', T0 + 1)).toEqual({ count: 2, lastAt: T0 + 2000 });
-        expect(await s.limits.loginFailures('ip:198.51.100.7', T0 - 1000)).toEqual({ count: 0, lastAt: null });
+        expect(await failures('ip:192.0.2.1', T0 - 1000)).toEqual({ count: 3, lastAt: T0 + 2000 });
+        expect(await failures('ip:192.0.2.1', T0 + 1)).toEqual({ count: 2, lastAt: T0 + 2000 });
+        expect(await failures('ip:198.51.100.7', T0 - 1000)).toEqual({ count: 0, lastAt: null });
 
-        await s.limits.recordLoginFailure('user:app', T0, T0);
+        await s.limits.recordLoginFailure('user:app', T0 + 100, T0);
+        expect(await s.limits.loginFailures(['ip:198.51.100.7', 'user:app', 'ip:192.0.2.1'], T0 - 1000)).toEqual([
+          { count: 0, lastAt: null },
+          { count: 1, lastAt: T0 + 100 },
+          { count: 3, lastAt: T0 + 2000 },
+        ]);
         await s.limits.clearLoginFailures('user:app');
-        expect(await s.limits.loginFailures('user:app', 0)).toEqual({ count: 0, lastAt: null });
+        expect(await failures('user:app', 0)).toEqual({ count: 0, lastAt: null });
 
         await s.limits.prune(T0 + 1000);
-        expect(await s.limits.loginFailures('ip:192.0.2.1', 0)).toEqual({ count: 1, lastAt: T0 + 2000 });
+        expect(await failures('ip:192.0.2.1', 0)).toEqual({ count: 1, lastAt: T0 + 2000 });
       });
 
       it('prune forgets idempotency keys recorded before the cutoff', async () => {

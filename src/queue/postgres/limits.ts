@@ -2,7 +2,14 @@
  * Abuse protection shared by every node on the database: credential limits and usage, the
  * token bucket of each credential's rate, login failures, and idempotency keys.
  */
-import type { CredentialLimits, CredentialUsage, IdempotencyStore, LimitStore } from '../storage.js';
+import {
+  failuresByKey,
+  type CredentialLimits,
+  type CredentialUsage,
+  type IdempotencyStore,
+  type LimitStore,
+  type LoginFailures,
+} from '../storage.js';
 import { usagePeriods } from '../usage-periods.js';
 import type { Db } from './db.js';
 import type { LimitsRow } from './rows.js';
@@ -79,12 +86,12 @@ export class PgLimits implements LimitStore {
     return row!.n;
   }
 
-  async loginFailures(key: string, since: number): Promise<{ count: number; lastAt: number | null }> {
-    const [row] = await this.db.query<{ n: number; last: number | null }>(
-      `SELECT count(*)::int AS n, max(at) AS last FROM login_failures WHERE key = $1 AND at >= $2`,
-      [key, since],
+  async loginFailures(keys: readonly string[], since: number): Promise<LoginFailures[]> {
+    const rows = await this.db.query<{ key: string; count: number; lastAt: number | null }>(
+      `SELECT key, count(*)::int AS "count", max(at) AS "lastAt" FROM login_failures WHERE key = ANY($1::text[]) AND at >= $2 GROUP BY key`,
+      [keys, since],
     );
-    return { count: row!.n, lastAt: row!.last };
+    return failuresByKey(keys, rows);
   }
 
   async clearLoginFailures(key: string): Promise<void> {

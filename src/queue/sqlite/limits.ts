@@ -1,5 +1,12 @@
 /** Credential limits, their usage, rate buckets, login failures and idempotency keys in SQLite. */
-import type { CredentialLimits, CredentialUsage, IdempotencyStore, LimitStore } from '../storage.js';
+import {
+  failuresByKey,
+  type CredentialLimits,
+  type CredentialUsage,
+  type IdempotencyStore,
+  type LimitStore,
+  type LoginFailures,
+} from '../storage.js';
 import { usagePeriods } from '../usage-periods.js';
 import type { SqliteConnection } from './connection.js';
 
@@ -29,7 +36,10 @@ export class SqliteLimits implements LimitStore, IdempotencyStore {
          ON CONFLICT (credential) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
       ),
       addFailure: db.prepare(`INSERT INTO login_failures (key, at) VALUES (?, ?)`),
-      failures: db.prepare(`SELECT count(*) AS count, max(at) AS lastAt FROM login_failures WHERE key = ? AND at >= ?`),
+      failures: db.prepare(
+        `SELECT key, count(*) AS count, max(at) AS lastAt FROM login_failures
+         WHERE key IN (SELECT value FROM json_each(?)) AND at >= ? GROUP BY key`,
+      ),
       clearFailures: db.prepare(`DELETE FROM login_failures WHERE key = ?`),
       findKey: db.prepare(`SELECT queue_id FROM idempotency_keys WHERE credential = ? AND key = ? AND created_at >= ?`).pluck(),
     };
@@ -72,11 +82,14 @@ export class SqliteLimits implements LimitStore, IdempotencyStore {
 
   async recordLoginFailure(key: string, at: number, since: number): Promise<number> {
     this.conn.writeNow(() => this.stmt.addFailure.run(key, at));
-    return (await this.loginFailures(key, since)).count;
+    return (await this.loginFailures([key], since))[0]!.count;
   }
 
-  async loginFailures(key: string, since: number): Promise<{ count: number; lastAt: number | null }> {
-    return this.stmt.failures.get(key, since) as { count: number; lastAt: number | null };
+  async loginFailures(keys: readonly string[], since: number): Promise<LoginFailures[]> {
+    return failuresByKey(
+      keys,
+      this.stmt.failures.all(JSON.stringify(keys), since) as { key: string; count: number; lastAt: number | null }[],
+    );
   }
 
   async clearLoginFailures(key: string): Promise<void> {

@@ -63,6 +63,10 @@ const CASES: [name: string, header: string[], expected: Outcome][] = [
   ['an address literal', ['From: app@[127.0.0.1]'], '5.6.0'],
   ['an empty list member', ['From: app@acme.test,'], '5.6.0'],
   ['two From headers', ['From: app@acme.test', 'From: evil@other.test'], '5.6.0'],
+  // Relay's Received goes on top, so a first line that starts with a space or tab folds into it.
+  ['a From folded onto nothing (the first line starts with a space)', [' From: app@acme.test', 'To: someone@example.net'], '5.6.0'],
+  ['a From folded onto nothing (the first line starts with a tab)', ['\tFrom: app@acme.test', 'To: someone@example.net'], '5.6.0'],
+  ['a From after a blank first line, so in the body', ['', 'From: app@acme.test'], '5.6.0'],
   ['two Sender headers', ['From: app@acme.test', 'Sender: app@acme.test', 'Sender: evil@other.test'], '5.6.0'],
   ['a Sender with two addresses', ['From: app@acme.test', 'Sender: app@acme.test, evil@other.test'], '5.6.0'],
   ['a Sender in a comment', ['From: app@acme.test', 'Sender: evil@other.test (app@acme.test)'], '5.6.0'],

@@ -66,9 +66,11 @@ export function blankLineAt(message: Buffer): number {
 
 /**
  * Where the header block ends: just past the last field's CRLF, so the blank line (and then the
- * body) starts there. A message with no blank line is all header.
+ * body) starts there. A message with no blank line is all header; one that starts with a blank
+ * line has no header at all, whatever field-like lines its body begins with.
  */
 export function headerEndOf(message: Buffer): number {
+  if (message[0] === 0x0d && message[1] === 0x0a) return 0;
   const blank = blankLineAt(message);
   return blank === -1 ? message.length : blank + 2;
 }
@@ -91,8 +93,10 @@ export function readHeader(message: Buffer): { fields: HeaderField[]; headerEnd:
   const fields: HeaderField[] = [];
   for (const line of message.toString('utf8', 0, headerEnd).split('\r\n')) {
     if (line === '') continue;
-    if ((line[0] === ' ' || line[0] === '\t') && fields.length) {
-      fields[fields.length - 1]!.value += line;
+    // A folded line continues the field before it. One at the very top continues nothing here, but
+    // once Relay's own fields go on top it continues the last of them, so it is never a field.
+    if (line[0] === ' ' || line[0] === '\t') {
+      if (fields.length) fields[fields.length - 1]!.value += line;
       continue;
     }
     const colon = line.indexOf(':');

@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
+import { TLSSocket } from 'node:tls';
 import SMTPConnection, { type SMTPConnectionOptions, type SMTPConnectionSendInfo, type SMTPEnvelope } from 'nodemailer/lib/smtp-connection';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection as ServerSideConnection } from 'smtp-server/lib/smtp-connection.js';
@@ -200,6 +201,22 @@ describe('smtp-server: the early-talker pause that greetAtOnce removes (src/subm
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe('smtp-server: what coalesceReplies reads (src/submission/smtp-server-internals.ts)', () => {
+  it('a connection writes its replies to _socket, the TLS socket on an implicit-TLS listener, and reads its server options from _server', async () => {
+    const { server, port } = await listen({ secure: true, authOptional: true, disableReverseLookup: true });
+    server.on('error', () => {});
+    const { client } = await RawSmtpClient.connect(port, { implicitTls: true });
+    clients.push(client);
+    await client.command('EHLO client.test');
+    const connection = onlyConnection(server) as unknown as { _socket: unknown; _server: { options: unknown } };
+    expect(connection._socket).toBeInstanceOf(TLSSocket);
+    expect(connection._server.options).toBe(server.options);
+    // The session's replies go through that socket: one written there reaches the client.
+    (connection._socket as TLSSocket).write('250 2.0.0 written to _socket\r\n');
+    expect(await client.read()).toMatchObject({ code: 250, text: '2.0.0 written to _socket' });
   });
 });
 
